@@ -1,0 +1,114 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import type { Static, TSchema } from 'typebox'
+import { AppError, Codes } from '../src/errors.js'
+import {
+  ALLOW, HookBodies, HookReply, HOOK_ACTIONS, clientIdOf, redactQuery, streamKeyOf,
+  type HookAction, type OnConnect, type OnPublish
+} from '../src/srs/hooks.js'
+
+/**
+ * What SRS calls: POST <prefix>/on_<event>. Each hook is validated, answered and logged once.
+ * on_publish may wait for a takeover (bounded by TAKEOVER_TIMEOUT_MS); every other hook answers at
+ * once and never waits on on_publish, because SRS calls them while it releases a publisher.
+ */
+
+/** What the one log line per hook says besides action, status and milliseconds. */
+export interface HookLog {
+  stream?: string | undefined
+  client?: string
+  msg?: string
+  ip?: string | undefined
+  param?: string | undefined
+  outcome: string
+  code: number
+  [extra: string]: unknown
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    hookLog: HookLog | null
+  }
+}
+
+const response = { 200: HookReply, '4xx': HookReply, '5xx': HookReply }
+
+const callbacks: FastifyPluginAsyncTypebox = async (app) => {
+  // SRS sends application/json; curl -d sends a form type. Parse every body as JSON.
+  app.removeContentTypeParser('text/plain')
+  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
+
+  app.addHook('onResponse', async (req, reply) => {
+    const action = actionOf(req)
+    const line = { action, ...req.hookLog, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
+    if (reply.statusCode >= 400) req.log.warn(line, 'hook not processed')
+    else req.log.info(line, 'hook')
+  })
+
+  const hook = <S extends TSchema>(action: HookAction, body: S, handler: (req: FastifyRequest<{ Body: Static<S> }>) => Promise<HookReply>): void => {
+    app.post(`/${action}`, {
+      schema: { body, response },
+      preHandler: async (req) => {
+        const sent = (req.body as { action: string }).action
+        if (sent !== action) {
+          throw new AppError(`body.action is ${JSON.stringify(sent)} but this is the ${action} callback; check the hook URLs in srs.conf`, Codes.ACTION_MISMATCH, 400)
+        }
+      }
+    }, async (req) => await handler(req as FastifyRequest<{ Body: Static<S> }>))
+  }
+
+  hook('on_publish', HookBodies.on_publish, async (req: FastifyRequest<{ Body: OnPublish }>) => {
+    const b = req.body
+    const key = streamKeyOf(b)
+    const client = clientIdOf(b)
+    const r = await app.publishers.publish({
+      key,
+      vhost: b.vhost,
+      app: b.app,
+      stream: b.stream,
+      clientId: client,
+      serverId: b.server_id,
+      streamId: b.stream_id === '' ? undefined : b.stream_id,
+      ip: b.ip
+    }, req.log)
+    req.hookLog = { ...describe(b, key, client), outcome: r.outcome, code: r.reply.code, evicted: r.evicted, waitMs: r.release?.waitMs }
+    return r.reply
+  })
+
+  hook('on_unpublish', HookBodies.on_unpublish, async (req: FastifyRequest<{ Body: OnPublish }>) => {
+    const key = streamKeyOf(req.body)
+    const client = clientIdOf(req.body)
+    const removed = await app.publishers.unpublish(key, client)
+    req.hookLog = { ...describe(req.body, key, client), outcome: removed ? 'removed' : 'not-current-publisher', code: 0 }
+    return ALLOW
+  })
+
+  hook('on_close', HookBodies.on_close, async (req) => {
+    const client = clientIdOf(req.body)
+    const removed = await app.publishers.closed(client)
+    req.hookLog = { client, ip: req.body.ip, outcome: removed ? 'removed' : 'closed', code: 0 }
+    return ALLOW
+  })
+
+  // Allowed as they come: authorisation (issue: play auth) and indexing (on_dvr) build on these.
+  for (const action of ['on_connect', 'on_play', 'on_stop', 'on_dvr', 'on_hls'] as const) {
+    hook(action, HookBodies[action], async (req: FastifyRequest<{ Body: OnConnect }>) => {
+      const b = req.body
+      const stream = b.stream === undefined ? undefined : streamKeyOf({ ...b, stream: b.stream })
+      req.hookLog = { ...describe(b, stream, clientIdOf(b)), outcome: 'allowed', code: 0 }
+      return ALLOW
+    })
+  }
+}
+
+function describe (b: { ip?: string | undefined, param?: string | undefined }, stream: string | undefined, client: string): HookLog {
+  return { stream, client, ip: b.ip, param: redactQuery(b.param), outcome: '', code: 0 }
+}
+
+function actionOf (req: FastifyRequest): string {
+  const path = req.routeOptions.url ?? req.url
+  const action = path.slice(path.lastIndexOf('/') + 1)
+  return (HOOK_ACTIONS as readonly string[]).includes(action) ? action : 'unknown'
+}
+
+export default callbacks

@@ -1,0 +1,73 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError } from 'fastify'
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Logger } from 'pino'
+import type { Dispatcher } from 'undici'
+import callbacks from '../routes/callbacks.js'
+import type { Config } from './config.js'
+import { AppError, Codes } from './errors.js'
+import { createLogger } from './logger.js'
+import publishers from './publishers/plugin.js'
+import type { PublisherStore } from './publishers/store.js'
+import srs from './srs/plugin.js'
+
+/** Parts a test (or another embedding) may supply instead of the defaults. */
+export interface AppDeps {
+  logger?: Logger
+  /** undici dispatcher for SRS's API; by default a Pool on SRS_API_URL. */
+  dispatcher?: Dispatcher
+  now?: () => number
+  store?: PublisherStore
+}
+
+/** Where SRS's hooks arrive: directly, and through a gateway that strips `/admin-api`. */
+export const CALLBACK_PREFIXES = ['/admin-api/video/camera/callback', '/video/camera/callback'] as const
+
+export async function buildApp (config: Config, deps: AppDeps = {}) {
+  const now = deps.now ?? Date.now
+  const app = Fastify({
+    loggerInstance: (deps.logger ?? createLogger(config.LOG_LEVEL)) as FastifyBaseLogger,
+    // One line per hook is written by the callbacks' onResponse hook instead.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.BODY_LIMIT,
+    return503OnClosing: true
+  }).withTypeProvider<TypeBoxTypeProvider>()
+  app.setValidatorCompiler(TypeBoxValidatorCompiler)
+  app.decorateRequest('hookLog', null)
+
+  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
+    const { status, code, msg } = describeError(err)
+    if (status >= 500) req.log.error({ err }, 'unexpected error')
+    req.hookLog = { outcome: status >= 500 ? 'error' : 'bad-request', code, msg }
+    return reply.code(status).send({ code, msg })
+  })
+  app.setNotFoundHandler((req, reply) => {
+    return reply.code(404).send({ code: Codes.NOT_FOUND, msg: `no route ${req.method} ${req.url.split('?')[0]}` })
+  })
+
+  await app.register(srs, { config, dispatcher: deps.dispatcher, now })
+  await app.register(publishers, { config, store: deps.store, now })
+  for (const prefix of CALLBACK_PREFIXES) await app.register(callbacks, { prefix })
+  return app
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>
+
+function describeError (err: FastifyError | AppError): { status: number, code: number, msg: string } {
+  if (err instanceof AppError) return { status: err.statusCode, code: err.code, msg: err.message }
+  if (err.validation !== undefined) {
+    const where = err.validationContext ?? 'body'
+    const details = err.validation.map((v) => `${where}${v.instancePath} ${v.message ?? 'is invalid'}`).join('; ')
+    return { status: 400, code: Codes.INVALID_BODY, msg: `invalid hook ${where}: ${details}` }
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, code: Codes.INVALID_JSON, msg: `${err.message}; send the hook body as a JSON object` }
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, code: Codes.BODY_TOO_LARGE, msg: `${err.message} (BODY_LIMIT)` }
+  }
+  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+    return { status: err.statusCode, code: Codes.INVALID_BODY, msg: err.message }
+  }
+  return { status: 500, code: Codes.INTERNAL, msg: 'internal error; see the server log' }
+}
