@@ -1,5 +1,5 @@
 import type { Log } from '../logger.js'
-import { Codes, SrsApiError, type SrsErrorKind } from '../errors.js'
+import { Codes, type SrsApiError, type SrsErrorKind } from '../errors.js'
 import { ALLOW, type HookReply } from '../srs/hooks.js'
 import type { SrsApi, SrsClient } from '../srs/api.js'
 import { KeyedLock } from './lock.js'
@@ -151,7 +151,8 @@ export class PublisherService {
       }
       const via = await Promise.race([
         hook,
-        this.#pollRelease(incumbent, live, deadline, stop.signal),
+        // A conflict is always on a stream SRS listed, so its id is known.
+        this.#pollRelease(incumbent, live.id!, deadline, stop.signal),
         sleep(deadline - this.#now(), stop.signal).then(() => 'timeout' as const)
       ])
       const release = { via, waitMs: this.#now() - started }
@@ -183,18 +184,17 @@ export class PublisherService {
     return s === undefined ? { active: false } : { id: s.id, active: s.publish.active, cid: s.publish.cid }
   }
 
-  /** Polls SRS until it reports the incumbent released; never resolves otherwise. */
-  async #pollRelease (incumbent: string, live: LiveStream, deadline: number, signal: AbortSignal): Promise<'api'> {
+  /**
+   * Polls SRS until the stream is no longer actively published by the incumbent (or is gone);
+   * never resolves otherwise. The hook signal usually wins; this covers a lost on_unpublish.
+   */
+  async #pollRelease (incumbent: string, streamId: string, deadline: number, signal: AbortSignal): Promise<'api'> {
     for (let pause = POLL_FIRST_MS; ; pause = Math.min(POLL_MAX_MS, pause * 2)) {
       await sleep(Math.min(pause, deadline - this.#now()), signal)
       if (signal.aborted || this.#now() >= deadline) return await new Promise(() => {})
       try {
-        if (live.id !== undefined) {
-          const s = await this.#api.stream(live.id, { deadline })
-          if (s === null || !s.publish.active || s.publish.cid !== incumbent) return 'api'
-        } else if (await this.#api.client(incumbent, { deadline }) === null) {
-          return 'api'
-        }
+        const s = await this.#api.stream(streamId, { deadline })
+        if (s === null || !s.publish.active || s.publish.cid !== incumbent) return 'api'
       } catch {
         // A failed poll is not a release; keep waiting for the hook, the next poll or the bound.
       }
@@ -219,7 +219,8 @@ export class PublisherService {
   }
 
   #apiFailed (err: unknown, stage: string, req: PublishRequest, log: Log): PublishResult {
-    const e = err instanceof SrsApiError ? err : new SrsApiError('bad_body', String(err))
+    // SrsApi reports every failure as an SrsApiError.
+    const e = err as SrsApiError
     this.stats.apiFailures[e.kind] = (this.stats.apiFailures[e.kind] ?? 0) + 1
     log.warn({ stream: req.key, client: req.clientId, kind: e.kind, err: e.message, failMode: this.#failMode },
       `SRS API failed while trying to ${stage}`)
@@ -235,8 +236,7 @@ export class PublisherService {
 /** Whether SRS lists `client` as a publisher of this very stream. */
 function publishes (client: SrsClient | null, live: LiveStream, req: PublishRequest): boolean {
   if (client === null || !client.publish) return false
-  if (live.id !== undefined && client.stream === live.id) return true
-  return client.url === req.key
+  return client.stream === live.id || client.url === req.key
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */

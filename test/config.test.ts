@@ -1,0 +1,64 @@
+import t from 'tap'
+import { ConfigError, loadConfig } from '../src/config.js'
+
+t.test('defaults give a working server on 0.0.0.0:6000 against a local SRS', async (t) => {
+  const c = loadConfig({})
+  t.equal(c.HOST, '0.0.0.0')
+  t.equal(c.PORT, 6000)
+  t.equal(c.SRS_API_URL, 'http://127.0.0.1:1985')
+  t.equal(c.srsAuth, undefined)
+  t.equal(c.TAKEOVER_TIMEOUT_MS, 3000)
+  t.equal(c.RECONCILE_INTERVAL_MS, 30000)
+  t.equal(c.FAIL_MODE, 'open')
+  t.equal(c.LOG_LEVEL, 'info')
+})
+
+t.test('variables are read, trimmed and converted', async (t) => {
+  const c = loadConfig({ PORT: ' 7000 ', FAIL_MODE: 'closed', TAKEOVER_TIMEOUT_MS: '500', SRS_API_URL: 'http://srs:1985/', LOG_LEVEL: 'warn', EMPTY: '' })
+  t.equal(c.PORT, 7000)
+  t.equal(c.FAIL_MODE, 'closed')
+  t.equal(c.TAKEOVER_TIMEOUT_MS, 500)
+  t.equal(c.SRS_API_URL, 'http://srs:1985')
+  t.equal(c.LOG_LEVEL, 'warn')
+})
+
+t.test('an empty variable means its default', async (t) => {
+  t.equal(loadConfig({ PORT: '' }).PORT, 6000)
+})
+
+t.test('API credentials come from the URL userinfo or from their own variables', async (t) => {
+  const a = loadConfig({ SRS_API_URL: 'http://admin:s%40cret@10.0.0.5:1985' })
+  t.same(a.srsAuth, { username: 'admin', password: 's@cret' })
+  t.equal(a.SRS_API_URL, 'http://10.0.0.5:1985', 'credentials are not kept in the URL')
+  const b = loadConfig({ SRS_API_URL: 'http://u:p@h:1985', SRS_API_USERNAME: 'x', SRS_API_PASSWORD: 'y' })
+  t.same(b.srsAuth, { username: 'x', password: 'y' }, 'separate variables win')
+})
+
+t.test('a password with ":" is refused, because SRS splits Basic credentials on it', async (t) => {
+  t.throws(() => loadConfig({ SRS_API_PASSWORD: 'a:b', SRS_API_USERNAME: 'u' }), ConfigError)
+})
+
+t.test('a bad value fails at start, naming the variable and the value', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['PORT', '70000'], ['PORT', 'abc'], ['FAIL_MODE', 'maybe'], ['SRS_API_URL', 'srs:1985'],
+    ['TAKEOVER_TIMEOUT_MS', '0'], ['LOG_LEVEL', 'loud'], ['SRS_API_URL', 'http://h:1985/api']
+  ]
+  for (const [name, value] of cases) {
+    const err = catchError(() => loadConfig({ [name]: value }))
+    t.type(err, ConfigError, `${name}=${value} is refused`)
+    t.match(err?.message, `${name}=${JSON.stringify(value)}`, 'the message names the variable and value')
+  }
+})
+
+t.test('RECONCILE_INTERVAL_MS may be 0 (off)', async (t) => {
+  t.equal(loadConfig({ RECONCILE_INTERVAL_MS: '0' }).RECONCILE_INTERVAL_MS, 0)
+})
+
+function catchError (fn: () => unknown): Error | undefined {
+  try {
+    fn()
+  } catch (err) {
+    return err as Error
+  }
+  return undefined
+}

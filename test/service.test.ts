@@ -1,0 +1,184 @@
+import t, { type Test } from 'tap'
+import { pino } from 'pino'
+import { Codes } from '../src/errors.js'
+import { PublisherService, type PublishRequest } from '../src/publishers/service.js'
+import { MemoryPublisherStore } from '../src/publishers/store.js'
+import { SrsApi } from '../src/srs/api.js'
+import { LogCapture, waitFor } from './fixtures/app.js'
+import { json, StubServer } from './fixtures/stub-server.js'
+
+/**
+ * The takeover service against a scripted SRS API, for the edges the simulator does not reach:
+ * answers that change between calls, failures at each step, SRS 4's missing fields.
+ */
+interface Script {
+  stream?: Record<string, unknown> | null
+  list?: Array<Record<string, unknown>>
+  client?: Record<string, unknown> | null
+  kick?: 'release' | 'gone' | 'fail' | 'noop'
+  failOn?: RegExp
+}
+
+async function setup (t: Test, script: Script, opts: { failMode?: 'open' | 'closed', timeoutMs?: number } = {}) {
+  const env = { code: 0, server: 'vid-s', service: 'x', pid: '1' }
+  const srs = await StubServer.start((req, res) => {
+    const url = req.url ?? ''
+    if (script.failOn?.test(`${req.method} ${url}`) === true) return json(res, {}, 500)
+    if (req.method === 'DELETE') {
+      if (script.kick === 'gone') {
+        script.stream = null // it left on its own between the lookup and the kick
+        return json(res, { code: 2049 })
+      }
+      if (script.kick === 'release' && script.stream != null) script.stream = { ...script.stream, publish: { active: false, cid: 'A' } }
+      return json(res, env)
+    }
+    if (url.startsWith('/api/v1/streams/?')) return json(res, { ...env, streams: script.list ?? [] })
+    if (url.startsWith('/api/v1/streams/')) return json(res, script.stream == null ? { code: 2048 } : { ...env, stream: script.stream })
+    if (url.startsWith('/api/v1/clients/')) return json(res, script.client == null ? { code: 2049 } : { ...env, client: script.client })
+  })
+  const logs = new LogCapture()
+  const api = new SrsApi({ url: srs.url, timeoutMs: 300, retries: 0, pageSize: 10 })
+  const store = new MemoryPublisherStore(100)
+  const service = new PublisherService({
+    api, store, log: pino({ level: 'debug' }, logs.stream), now: Date.now, takeoverTimeoutMs: opts.timeoutMs ?? 1000, failMode: opts.failMode ?? 'open'
+  })
+  t.teardown(async () => { await api.close(); await srs.close() })
+  return { srs, service, store, logs, script }
+}
+
+const req = (extra: Partial<PublishRequest> = {}): PublishRequest => ({
+  key: '/live/cam1', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', clientId: 'B', streamId: 'vid-1', ip: '10.0.0.9', ...extra
+})
+const live = (cid = 'A') => ({ id: 'vid-1', name: 'cam1', app: 'live', vhost: 'vid-v', url: '/live/cam1', publish: { active: true, cid } })
+const newcomer = { id: 'B', stream: 'vid-1', url: '/live/cam1', type: 'fmle-publish', publish: true }
+
+t.test('a free stream is allowed with one API call and recorded', async (t) => {
+  const { service, store, srs } = await setup(t, { stream: null })
+  const r = await service.publish(req())
+  t.equal(r.outcome, 'allowed')
+  t.same(r.reply, { code: 0, msg: null })
+  t.equal(srs.requests.length, 1)
+  t.match(await store.get('/live/cam1'), { clientId: 'B', state: 'publishing', takeovers: 0, ip: '10.0.0.9', streamId: 'vid-1' })
+})
+
+t.test('a stream already held by the newcomer itself is allowed', async (t) => {
+  const { service } = await setup(t, { stream: live('B') })
+  t.equal((await service.publish(req())).outcome, 'allowed')
+})
+
+t.test('when SRS reports the release, the takeover completes without the hook', async (t) => {
+  const { service, srs, store, logs } = await setup(t, { stream: live(), client: newcomer, kick: 'release' })
+  const r = await service.publish(req())
+  t.equal(r.outcome, 'took-over')
+  t.equal(r.evicted, 'A')
+  t.equal(r.release?.via, 'api')
+  t.ok(srs.requests.some((x) => x.method === 'DELETE' && x.url === '/api/v1/clients/A'))
+  t.equal((await store.get('/live/cam1'))?.takeovers, 1)
+  t.equal(service.stats.takeovers, 1)
+  const line = await logs.wait((l) => l.msg?.startsWith('takeover') === true)
+  t.match(line, { level: 30, incumbent: 'A', newcomer: 'B', via: 'api' })
+})
+
+t.test('an incumbent already gone at the kick (2049) is a release too', async (t) => {
+  const { service } = await setup(t, { stream: live(), client: newcomer, kick: 'gone' })
+  const r = await service.publish(req())
+  t.equal(r.outcome, 'took-over')
+  t.equal(r.release?.via, 'api')
+})
+
+t.test('a failing poll keeps waiting; the hook signal ends the wait', async (t) => {
+  const { service, script, srs } = await setup(t, { stream: live(), client: newcomer, kick: 'noop' })
+  const done = service.publish(req())
+  // After the kick, every poll fails; only the incumbent's on_unpublish can end the wait.
+  await waitFor(() => srs.requests.some((x) => x.method === 'DELETE'), 2000, 'the kick')
+  script.failOn = /GET \/api\/v1\/streams\//
+  await service.unpublish('/live/cam1', 'A')
+  const r = await done
+  t.equal(r.outcome, 'took-over')
+  t.equal(r.release?.via, 'hook')
+})
+
+t.test('no release in time: allowed at the bound, counted, logged', async (t) => {
+  const { service, logs } = await setup(t, { stream: live(), client: newcomer, kick: 'noop' }, { timeoutMs: 200 })
+  const started = Date.now()
+  const r = await service.publish(req())
+  const took = Date.now() - started
+  t.equal(r.outcome, 'takeover-timeout')
+  t.same(r.reply, { code: 0, msg: null })
+  t.ok(took >= 190 && took < 600, `replied at the bound (${took} ms)`)
+  t.equal(service.stats.takeoverTimeouts, 1)
+  t.ok(logs.find((l) => l.level === 40 && /did not release/.test(l.msg)))
+})
+
+t.test('a newcomer SRS does not list as a publisher of this stream evicts nobody', async (t) => {
+  const cases: Array<[string, Record<string, unknown> | null]> = [
+    ['unknown client', null],
+    ['a player', { ...newcomer, type: 'rtmp-play', publish: false }],
+    ['a publisher of another stream', { ...newcomer, stream: 'vid-2', url: '/live/other' }]
+  ]
+  for (const [name, client] of cases) {
+    const { service, srs } = await setup(t, { stream: live(), client })
+    const r = await service.publish(req())
+    t.equal(r.reply.code, Codes.PUBLISHER_NOT_VERIFIED, name)
+    t.match(r.reply.msg, /nobody was evicted/)
+    t.notOk(srs.requests.some((x) => x.method === 'DELETE'), `${name}: no kick`)
+  }
+})
+
+t.test('a newcomer matched by stream url when ids differ is verified', async (t) => {
+  const { service } = await setup(t, { stream: live(), client: { ...newcomer, stream: 'vid-other' }, kick: 'release' })
+  t.equal((await service.publish(req())).outcome, 'took-over')
+})
+
+t.test('SRS 4 (no stream_id): the stream is found by app and name in the listing', async (t) => {
+  const srs4 = { id: 'vid-1', name: 'cam1', app: 'live', vhost: 'vid-v', publish: { active: true, cid: 'A' } }
+  const { service, srs } = await setup(t, { list: [{ ...srs4, name: 'cam2', publish: { active: true, cid: 'Z' } }, srs4], client: null })
+  const r = await service.publish(req({ streamId: undefined }))
+  t.equal(r.reply.code, Codes.PUBLISHER_NOT_VERIFIED, 'SRS 4 lists a pending publisher only after acquire, so it cannot be verified')
+  t.ok(srs.requests[0]?.url.startsWith('/api/v1/streams/?'))
+  const free = await setup(t, { list: [{ ...srs4, publish: { active: false, cid: 'A' } }] })
+  t.equal((await free.service.publish(req({ streamId: undefined }))).outcome, 'allowed')
+})
+
+t.test('without stream_id, a listing with urls is matched by url', async (t) => {
+  const { service } = await setup(t, { list: [{ ...live(), url: '/live/cam1' }], stream: live(), client: newcomer, kick: 'release' })
+  t.equal((await service.publish(req({ streamId: undefined }))).outcome, 'took-over')
+})
+
+for (const [stage, failOn] of [
+  ['look up the stream', /GET \/api\/v1\/streams\/vid-1/],
+  ['verify the newcomer', /GET \/api\/v1\/clients\/B/],
+  ['evict the incumbent', /DELETE/]
+] as const) {
+  t.test(`SRS API failing to ${stage}: FAIL_MODE decides, nobody waits`, async (t) => {
+    const open = await setup(t, { stream: live(), client: newcomer, kick: 'release', failOn })
+    const r = await open.service.publish(req())
+    t.equal(r.outcome, 'api-failed-open')
+    t.same(r.reply, { code: 0, msg: null })
+    t.equal(open.service.stats.apiFailures.http_status, 1)
+    t.ok(open.logs.find((l) => l.level === 40 && l.msg === `SRS API failed while trying to ${stage}`))
+    const closed = await setup(t, { stream: live(), client: newcomer, kick: 'release', failOn }, { failMode: 'closed' })
+    const c = await closed.service.publish(req())
+    t.equal(c.outcome, 'refused-api-failed')
+    t.equal(c.reply.code, Codes.SRS_API_UNAVAILABLE)
+    t.match(c.reply.msg, /FAIL_MODE=closed/)
+  })
+}
+
+t.test('a second on_publish for the same stream waits for the first, within the bound', async (t) => {
+  const { service } = await setup(t, { stream: live(), client: newcomer, kick: 'noop' }, { timeoutMs: 150 })
+  const [first, second] = await Promise.all([service.publish(req()), service.publish(req({ clientId: 'C' }))])
+  t.equal(first.outcome, 'takeover-timeout')
+  t.equal(second.outcome, 'lock-timeout')
+  t.equal(service.stats.lockTimeouts, 1)
+})
+
+t.test('on_unpublish and on_close remove only their own client\'s entry', async (t) => {
+  const { service, store } = await setup(t, { stream: null })
+  await service.publish(req())
+  t.equal(await service.unpublish('/live/cam1', 'A'), false, 'a late on_unpublish of an evicted client')
+  t.equal(await service.closed('A'), false)
+  t.equal((await store.get('/live/cam1'))?.clientId, 'B')
+  t.equal(await service.closed('B'), true)
+  t.equal(await store.get('/live/cam1'), undefined)
+})
