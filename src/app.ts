@@ -44,6 +44,14 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     return reply.code(404).send({ code: Codes.NOT_FOUND, msg: `no route ${req.method} ${req.url.split('?')[0]}` })
   })
 
+  // While closing, answer what is in flight and close its connection, so a keep-alive client
+  // (a gateway) does not hold the shutdown open.
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+  app.addHook('onSend', async (_req, reply) => {
+    if (closing) reply.header('connection', 'close')
+  })
+
   await app.register(srs, { config, dispatcher: deps.dispatcher, now })
   await app.register(publishers, { config, store: deps.store, now })
   for (const prefix of CALLBACK_PREFIXES) await app.register(callbacks, { prefix })

@@ -1,0 +1,116 @@
+import t, { type Test } from 'tap'
+import { MemoryPublisherStore } from '../src/publishers/store.js'
+import { postHook, startApp, waitFor } from './fixtures/app.js'
+import { StubServer } from './fixtures/stub-server.js'
+
+const base = { server_id: 'vid-1n7caq1', service_id: 'x6n92s02', client_id: 'og7nez71', ip: '127.0.0.1', vhost: '__defaultVhost__', app: 'live' }
+const bodies: Record<string, Record<string, unknown>> = {
+  on_connect: { ...base, action: 'on_connect', stream: 'cam1', param: '?key=k1', tcUrl: 'rtmp://127.0.0.1:1935/live', pageUrl: '' },
+  on_close: { ...base, action: 'on_close', send_bytes: 4384, recv_bytes: 130130 },
+  on_unpublish: { ...base, action: 'on_unpublish', tcUrl: 'rtmp://127.0.0.1:1935/live', stream: 'cam1', param: '', stream_url: '/live/cam1', stream_id: 'vid-m9z53n9' },
+  on_play: { ...base, action: 'on_play', stream: 'cam1', tcUrl: 'rtmp://127.0.0.1:1935/live', param: '', pageUrl: '', stream_url: '/live/cam1', stream_id: 'vid-m9z53n9' },
+  on_stop: { ...base, action: 'on_stop', tcUrl: 'rtmp://127.0.0.1:1935/live', stream: 'cam1', param: '', stream_url: '/live/cam1' },
+  on_dvr: { ...base, action: 'on_dvr', tcUrl: 'rtmp://127.0.0.1:1935/live', stream: 'cam1', param: '', cwd: '/srv/srs', file: '/srv/srs/dvr/live/cam1.1795315760536.flv', stream_url: '/live/cam1', stream_id: 'vid-m9z53n9' },
+  on_hls: { ...base, action: 'on_hls', tcUrl: 'rtmp://127.0.0.1:1935/live', stream: 'cam1', param: '', duration: 9.87, cwd: '/srv/srs', file: './objs/nginx/html/live/cam1-1.ts', url: 'live/cam1-1.ts', m3u8: './objs/nginx/html/live/cam1.m3u8', m3u8_url: 'live/cam1.m3u8', seq_no: 1, stream_url: '/live/cam1', stream_id: 'vid-m9z53n9' }
+}
+const publish = { ...base, action: 'on_publish', tcUrl: 'rtmp://127.0.0.1:1935/live', stream: 'cam1', param: '?key=k1', stream_url: '/live/cam1', stream_id: 'vid-m9z53n9' }
+
+/** An SRS API that counts requests; any request means the hook reached SRS. */
+async function deadSrs (t: Test) {
+  const srs = await StubServer.start((_req, res) => { res.writeHead(500); res.end() })
+  t.teardown(() => srs.close())
+  return srs
+}
+
+t.test('every hook SRS 5-7 sends (as observed on SRS 7.0.18) is allowed at once', async (t) => {
+  const srs = await deadSrs(t)
+  const { hookBase, logs } = await startApp(t, { SRS_API_URL: srs.url })
+  for (const [action, body] of Object.entries(bodies)) {
+    const r = await postHook(hookBase, action, body)
+    t.equal(r.status, 200, action)
+    t.same(r.reply, { code: 0, msg: null }, action)
+  }
+  t.equal(srs.requests.length, 0, 'none of them calls SRS')
+  await waitFor(() => logs.lines.filter((l) => l.msg === 'hook').length === 7, 5000, 'seven hook lines')
+  t.match(logs.find((l) => l.action === 'on_connect'), { stream: '/live/cam1', client: 'og7nez71', ip: '127.0.0.1', param: '?key=***', outcome: 'allowed', code: 0, status: 200 })
+  t.notOk(logs.lines.some((l) => JSON.stringify(l).includes('k1')), 'the key never reaches the log')
+})
+
+t.test('the callbacks also answer behind a gateway that strips /admin-api', async (t) => {
+  const { url } = await startApp(t, {})
+  const r = await postHook(`${url}/video/camera/callback`, 'on_play', bodies.on_play)
+  t.same(r.reply, { code: 0, msg: null })
+})
+
+t.test('bodies of other SRS versions are accepted', async (t) => {
+  const { hookBase } = await startApp(t, {})
+  const srs3 = { action: 'on_play', client_id: 1985, ip: '10.0.0.1', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', pageUrl: '' }
+  t.same((await postHook(hookBase, 'on_play', srs3)).reply, { code: 0, msg: null }, 'an integer client_id (SRS <= 3)')
+  const srs4 = { action: 'on_unpublish', client_id: 'a1b2c3d4', ip: '10.0.0.1', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', param: '' }
+  t.same((await postHook(hookBase, 'on_unpublish', srs4)).reply, { code: 0, msg: null }, 'no stream_url, stream_id or tcUrl (SRS 4)')
+  const future = { ...bodies.on_play, new_field: { nested: true } }
+  t.same((await postHook(hookBase, 'on_play', future)).reply, { code: 0, msg: null }, 'unknown extra fields')
+  const whip = { ...bodies.on_play, tcUrl: '', param: 'key=x&upstream=rtc' }
+  t.same((await postHook(hookBase, 'on_play', whip)).reply, { code: 0, msg: null }, 'WHIP: empty tcUrl, bare query')
+})
+
+t.test('bad input gets a 4xx with a non-zero code and a message, reaches nobody, and the server stays up', async (t) => {
+  const srs = await deadSrs(t)
+  const { app, hookBase, logs } = await startApp(t, { SRS_API_URL: srs.url, BODY_LIMIT: '2048' })
+  const cases: Array<[string, string, unknown, number, number, RegExp]> = [
+    ['malformed JSON', 'on_publish', '{"action":"on_publish",', 400, 4001, /JSON/],
+    ['empty body', 'on_publish', '', 400, 4001, /empty/],
+    ['a JSON array', 'on_publish', '[1,2]', 400, 4000, /body must be object/],
+    ['a JSON string', 'on_publish', '"on_publish"', 400, 4000, /object/],
+    ['missing stream', 'on_publish', { ...publish, stream: undefined }, 400, 4000, /stream/],
+    ['missing client_id', 'on_publish', { ...publish, client_id: undefined }, 400, 4000, /client_id/],
+    ['client_id an object', 'on_publish', { ...publish, client_id: { $ne: 1 } }, 400, 4000, /client_id/],
+    ['app a number', 'on_publish', { ...publish, app: 5 }, 400, 4000, /app/],
+    ['stream_id null', 'on_publish', { ...publish, stream_id: null }, 400, 4000, /stream_id/],
+    ['empty app', 'on_publish', { ...publish, app: '' }, 400, 4000, /app/],
+    ['a negative recv_bytes', 'on_close', { ...bodies.on_close, recv_bytes: -1 }, 400, 4000, /recv_bytes/],
+    ['on_dvr without file', 'on_dvr', { ...bodies.on_dvr, file: undefined }, 400, 4000, /file/],
+    ['another hook\'s body', 'on_publish', bodies.on_unpublish, 400, 4002, /on_unpublish.*on_publish callback/],
+    ['oversized', 'on_publish', { ...publish, param: '?x=' + 'a'.repeat(4000) }, 413, 4013, /BODY_LIMIT/],
+    ['a prototype-polluting body', 'on_publish', '{"__proto__":{"admin":true},"action":"on_publish"}', 400, 4001, /JSON/]
+  ]
+  for (const [name, action, body, status, code, msg] of cases) {
+    const r = await postHook(hookBase, action, body)
+    t.equal(r.status, status, `${name}: status`)
+    t.equal(r.reply.code, code, `${name}: code`)
+    t.match(r.reply.msg, msg, `${name}: message`)
+  }
+  t.equal(srs.requests.length, 0, 'nothing reached SRS, so nothing was evicted')
+  t.equal(await app.publishers.store.size(), 0, 'no state was written')
+  t.same((await postHook(hookBase, 'on_play', bodies.on_play)).reply, { code: 0, msg: null }, 'still serving')
+  const line = await logs.wait((l) => l.outcome === 'bad-request' && l.code === 4002)
+  t.match(line, { level: 40, action: 'on_publish', status: 400, msg: 'hook not processed' })
+})
+
+t.test('a form-encoded content type (curl -d) is parsed as JSON', async (t) => {
+  const { hookBase } = await startApp(t, {})
+  for (const type of ['application/x-www-form-urlencoded', 'text/plain']) {
+    const res = await fetch(`${hookBase}/on_play`, { method: 'POST', headers: { 'content-type': type }, body: JSON.stringify(bodies.on_play) })
+    t.same(await res.json(), { code: 0, msg: null }, type)
+  }
+})
+
+t.test('unknown routes and methods answer 404 with a code', async (t) => {
+  const { url, hookBase } = await startApp(t, {})
+  for (const [method, path] of [['POST', `${hookBase}/on_forward`], ['GET', `${hookBase}/on_publish`], ['GET', `${url}/`]]) {
+    const res = await fetch(path!, { method })
+    t.equal(res.status, 404)
+    t.match(await res.json(), { code: 4004, msg: /no route/ })
+  }
+})
+
+t.test('an unexpected failure inside answers 500 with code 5000 and is logged', async (t) => {
+  const store = new MemoryPublisherStore(10)
+  store.deleteIfClient = async () => { throw new Error('store down') }
+  const { hookBase, logs } = await startApp(t, {}, { store })
+  const r = await postHook(hookBase, 'on_unpublish', bodies.on_unpublish)
+  t.equal(r.status, 500)
+  t.same(r.reply, { code: 5000, msg: 'internal error; see the server log' })
+  const line = await logs.wait((l) => l.msg === 'unexpected error')
+  t.match(line, { level: 50, err: { message: 'store down' } })
+})

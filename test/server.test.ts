@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { postHook, waitFor } from './fixtures/app.js'
+import { json, StubServer } from './fixtures/stub-server.js'
+
+const entry = fileURLToPath(new URL('../src/server.ts', import.meta.url))
+
+interface Proc { child: ChildProcess, out: string[], err: string[], exited: Promise<number | null> }
+
+/** Runs the entry point as its own process, with the loaders tap runs this test with. */
+function run (env: Record<string, string>): Proc {
+  const child = spawn(process.execPath, [...process.execArgv, entry], {
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', RECONCILE_INTERVAL_MS: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const out: string[] = []
+  const err: string[] = []
+  child.stdout!.on('data', (c: Buffer) => out.push(...c.toString().split('\n').filter(Boolean)))
+  child.stderr!.on('data', (c: Buffer) => err.push(c.toString()))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  return { child, out, err, exited }
+}
+
+async function listening (p: Proc): Promise<string> {
+  const line = await waitFor(() => p.out.find((l) => l.includes('Server listening at http://127.0.0.1')), 20_000, 'the server to listen')
+  return JSON.parse(line).msg.replace('Server listening at ', '')
+}
+
+t.test('the entry point serves hooks and exits 0 on SIGTERM', async (t) => {
+  const p = run({ SRS_API_URL: 'http://127.0.0.1:9' })
+  t.teardown(() => { p.child.kill('SIGKILL') })
+  const url = await listening(p)
+  const r = await postHook(`${url}/admin-api/video/camera/callback`, 'on_play', { action: 'on_play', client_id: 'c1', vhost: '__defaultVhost__', app: 'live', stream: 's' })
+  t.same(r.reply, { code: 0, msg: null })
+  await waitFor(() => p.out.some((l) => l.includes('"action":"on_play"')), 5000, 'the hook\'s log line')
+  p.child.kill('SIGTERM')
+  t.equal(await p.exited, 0)
+  t.ok(p.out.some((l) => l.includes('"signal":"SIGTERM"')))
+})
+
+t.test('SIGTERM during a takeover: the waiting on_publish is answered, then a clean exit', async (t) => {
+  const env = { code: 0, server: 'vid-s', service: 'x', pid: '1' }
+  const srs = await StubServer.start((req, res) => {
+    if (req.method === 'DELETE') return json(res, env) // kicked, but never released
+    if (req.url?.startsWith('/api/v1/streams/') === true) return json(res, { ...env, stream: { id: 'vid-1', name: 'cam1', app: 'live', url: '/live/cam1', publish: { active: true, cid: 'A' } } })
+    json(res, { ...env, client: { id: 'B', stream: 'vid-1', type: 'fmle-publish', publish: true } })
+  })
+  t.teardown(() => srs.close())
+  const p = run({ SRS_API_URL: srs.url, TAKEOVER_TIMEOUT_MS: '1500' })
+  t.teardown(() => { p.child.kill('SIGKILL') })
+  const url = await listening(p)
+  const pending = postHook(`${url}/admin-api/video/camera/callback`, 'on_publish', {
+    action: 'on_publish', client_id: 'B', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', stream_url: '/live/cam1', stream_id: 'vid-1'
+  })
+  await waitFor(() => srs.requests.some((r) => r.method === 'DELETE'), 10_000, 'the kick')
+  p.child.kill('SIGTERM')
+  const r = await pending
+  t.same(r.reply, { code: 0, msg: null }, 'answered, not dropped')
+  t.equal(await p.exited, 0, p.out.slice(-5).join('\n') + p.err.join(''))
+})
+
+t.test('a bad setting stops the process at start with a message naming it', async (t) => {
+  const p = run({ PORT: 'sixthousand' })
+  t.equal(await p.exited, 1)
+  t.match(p.err.join(''), /PORT="sixthousand"/)
+})
