@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import type { Static, TSchema } from 'typebox'
 import { AppError, Codes } from '../src/errors.js'
 import {
-  ALLOW, HookBodies, HookReply, HOOK_ACTIONS, clientIdOf, redactQuery, streamKeyOf,
+  ALLOW, HookBodies, HookReply, clientIdOf, redactQuery, streamKeyOf,
   type HookAction, type OnConnect, type OnPublish
 } from '../src/srs/hooks.js'
 
@@ -105,10 +105,10 @@ function describe (b: { ip?: string | undefined, param?: string | undefined }, s
   return { stream, client, ip: b.ip, param: redactQuery(b.param), outcome: '', code: 0 }
 }
 
+/** The hook a request was routed to: the last segment of its route (only hook routes live here). */
 function actionOf (req: FastifyRequest): string {
-  const path = req.routeOptions.url ?? req.url
-  const action = path.slice(path.lastIndexOf('/') + 1)
-  return (HOOK_ACTIONS as readonly string[]).includes(action) ? action : 'unknown'
+  const route = req.routeOptions.url!
+  return route.slice(route.lastIndexOf('/') + 1)
 }
 
 export default callbacks

@@ -63,8 +63,8 @@ export type App = Awaited<ReturnType<typeof buildApp>>
 function describeError (err: FastifyError | AppError): { status: number, code: number, msg: string } {
   if (err instanceof AppError) return { status: err.statusCode, code: err.code, msg: err.message }
   if (err.validation !== undefined) {
-    const where = err.validationContext ?? 'body'
-    const details = err.validation.map((v) => `${where}${v.instancePath} ${v.message ?? 'is invalid'}`).join('; ')
+    const where = String(err.validationContext)
+    const details = err.validation.map((v) => `${where}${v.instancePath} ${String(v.message)}`).join('; ')
     return { status: 400, code: Codes.INVALID_BODY, msg: `invalid hook ${where}: ${details}` }
   }
   switch (err.code) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { ConfigError, loadConfig } from './config.js'
+import { loadConfig, type ConfigError } from './config.js'
 
 /** Entry point: read the environment, serve, and close gracefully on SIGTERM/SIGINT. */
 async function main (): Promise<void> {
@@ -9,15 +9,15 @@ async function main (): Promise<void> {
   try {
     config = loadConfig(process.env)
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err
-    process.stderr.write(`srs-hooks: ${err.message}\n`)
+    // loadConfig throws only ConfigError, whose message names the variable.
+    process.stderr.write(`srs-hooks: ${(err as ConfigError).message}\n`)
     process.exitCode = 1
     return
   }
   const app = await buildApp(config)
   closeWithGrace({ delay: config.TAKEOVER_TIMEOUT_MS + 5000 }, async ({ signal, err }) => {
-    if (err !== undefined) app.log.error({ err }, 'closing after an error')
-    else app.log.info({ signal }, 'closing: no new connections, answering hooks in flight')
+    // A signal, or an uncaught error (logged as `err`).
+    app.log.warn({ signal, err }, 'closing: no new connections, answering hooks in flight')
     await app.close()
   })
   await app.listen({ host: config.HOST, port: config.PORT })

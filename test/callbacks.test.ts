@@ -1,4 +1,7 @@
 import t, { type Test } from 'tap'
+import { pino } from 'pino'
+import { buildApp } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
 import { MemoryPublisherStore } from '../src/publishers/store.js'
 import { postHook, startApp, waitFor } from './fixtures/app.js'
 import { StubServer } from './fixtures/stub-server.js'
@@ -113,4 +116,30 @@ t.test('an unexpected failure inside answers 500 with code 5000 and is logged', 
   t.same(r.reply, { code: 5000, msg: 'internal error; see the server log' })
   const line = await logs.wait((l) => l.msg === 'unexpected error')
   t.match(line, { level: 50, err: { message: 'store down' } })
+})
+
+t.test('an empty stream_id is treated as absent: the stream is found in the listing', async (t) => {
+  const srs = await deadSrs(t)
+  const { hookBase } = await startApp(t, { SRS_API_URL: srs.url, SRS_API_RETRIES: '0' })
+  const r = await postHook(hookBase, 'on_publish', { ...publish, stream_id: '' })
+  t.same(r.reply, { code: 0, msg: null }, 'FAIL_MODE=open allows when SRS fails')
+  t.match(srs.requests[0]?.url, /^\/api\/v1\/streams\/\?start=0/)
+})
+
+t.test('an SRS 4 on_connect (no stream) is allowed and logged without a stream', async (t) => {
+  const { hookBase, logs } = await startApp(t, {})
+  const r = await postHook(hookBase, 'on_connect', { action: 'on_connect', client_id: 'a1b2c3d4', ip: '10.0.0.1', vhost: '__defaultVhost__', app: 'live', tcUrl: 'rtmp://h/live', pageUrl: '' })
+  t.same(r.reply, { code: 0, msg: null })
+  const line = await logs.wait((l) => l.action === 'on_connect')
+  t.equal(line.stream, undefined)
+  t.equal(line.client, 'a1b2c3d4')
+})
+
+t.test('a client error from Fastify itself keeps its 4xx status and gets code 4000', async (t) => {
+  const app = await buildApp(loadConfig({ RECONCILE_INTERVAL_MS: '0' }), { logger: pino({ level: 'silent' }) })
+  t.teardown(() => app.close())
+  app.post('/teapot', async () => { throw Object.assign(new Error('short and stout'), { statusCode: 418 }) })
+  const r = await app.inject({ method: 'POST', url: '/teapot' })
+  t.equal(r.statusCode, 418)
+  t.same(r.json(), { code: 4000, msg: 'short and stout' })
 })

@@ -17,6 +17,8 @@ interface Script {
   client?: Record<string, unknown> | null
   kick?: 'release' | 'gone' | 'fail' | 'noop'
   failOn?: RegExp
+  /** Stream reads after the kick fail, as if SRS's API went down mid-takeover. */
+  failPollsAfterKick?: boolean
 }
 
 async function setup (t: Test, script: Script, opts: { failMode?: 'open' | 'closed', timeoutMs?: number } = {}) {
@@ -24,6 +26,7 @@ async function setup (t: Test, script: Script, opts: { failMode?: 'open' | 'clos
   const srs = await StubServer.start((req, res) => {
     const url = req.url ?? ''
     if (script.failOn?.test(`${req.method} ${url}`) === true) return json(res, {}, 500)
+    if (script.failPollsAfterKick === true && req.method === 'GET' && srs.requests.some((r) => r.method === 'DELETE')) return json(res, {}, 500)
     if (req.method === 'DELETE') {
       if (script.kick === 'gone') {
         script.stream = null // it left on its own between the lookup and the kick
@@ -87,11 +90,11 @@ t.test('an incumbent already gone at the kick (2049) is a release too', async (t
 })
 
 t.test('a failing poll keeps waiting; the hook signal ends the wait', async (t) => {
-  const { service, script, srs } = await setup(t, { stream: live(), client: newcomer, kick: 'noop' })
+  const { service, srs } = await setup(t, { stream: live(), client: newcomer, kick: 'noop', failPollsAfterKick: true })
   const done = service.publish(req())
-  // After the kick, every poll fails; only the incumbent's on_unpublish can end the wait.
-  await waitFor(() => srs.requests.some((x) => x.method === 'DELETE'), 2000, 'the kick')
-  script.failOn = /GET \/api\/v1\/streams\//
+  const kickAt = () => srs.requests.findIndex((x) => x.method === 'DELETE')
+  // Wait until at least one poll after the kick has failed; only on_unpublish can end the wait now.
+  await waitFor(() => kickAt() !== -1 && srs.requests.length > kickAt() + 1, 2000, 'a failed poll')
   await service.unpublish('/live/cam1', 'A')
   const r = await done
   t.equal(r.outcome, 'took-over')
@@ -165,12 +168,23 @@ for (const [stage, failOn] of [
   })
 }
 
-t.test('a second on_publish for the same stream waits for the first, within the bound', async (t) => {
-  const { service } = await setup(t, { stream: live(), client: newcomer, kick: 'noop' }, { timeoutMs: 150 })
-  const [first, second] = await Promise.all([service.publish(req()), service.publish(req({ clientId: 'C' }))])
-  t.equal(first.outcome, 'takeover-timeout')
+t.test('a second on_publish waits for the first only until its own bound', async (t) => {
+  const { service, store } = await setup(t, { stream: null }, { timeoutMs: 150 })
+  // The first holder overruns its bound (a stalled shared store, say): the second must not wait on.
+  let unstall!: () => void
+  const stalled = new Promise<void>((resolve) => { unstall = resolve })
+  const set = store.set.bind(store)
+  store.set = async (p) => { await stalled; await set(p) }
+  const first = service.publish(req())
+  const started = Date.now()
+  const second = await service.publish(req({ clientId: 'C' }))
+  const took = Date.now() - started
   t.equal(second.outcome, 'lock-timeout')
+  t.same(second.reply, { code: 0, msg: null }, 'allowed: SRS decides')
+  t.ok(took >= 140 && took < 1000, `answered at its bound (${took} ms)`)
   t.equal(service.stats.lockTimeouts, 1)
+  unstall()
+  t.equal((await first).outcome, 'allowed')
 })
 
 t.test('on_unpublish and on_close remove only their own client\'s entry', async (t) => {

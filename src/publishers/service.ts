@@ -239,11 +239,10 @@ function publishes (client: SrsClient | null, live: LiveStream, req: PublishRequ
   return client.stream === live.id || client.url === req.key
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
+/** Resolves after `ms` (at once if not positive), or when `signal` aborts. */
 function sleep (ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    if (signal.aborted || ms <= 0) return resolve()
-    const timer = setTimeout(done, ms)
+    const timer = setTimeout(done, Math.max(0, ms))
     signal.addEventListener('abort', done, { once: true })
     function done (): void {
       clearTimeout(timer)

@@ -113,11 +113,12 @@ export class SrsApi {
   /** Every stream, page by page, until a page comes back short. */
   async allStreams (opts?: CallOptions): Promise<SrsStream[]> {
     const all: SrsStream[] = []
-    for (let start = 0; ; start += this.#pageSize) {
-      const page = await this.streams(start, this.#pageSize, opts)
+    let page: SrsStream[]
+    do {
+      page = await this.streams(all.length, this.#pageSize, opts)
       for (const s of page) all.push(s)
-      if (page.length < this.#pageSize) return all
-    }
+    } while (page.length === this.#pageSize)
+    return all
   }
 
   /** One stream by id, or null when SRS does not know it (2048). */
@@ -234,7 +235,7 @@ function mapNetworkError (method: string, path: string, budget: number, err: unk
   if (timedOut) {
     return new SrsApiError('timeout', `${method} ${path}: no answer from SRS within ${budget} ms`, undefined, { cause: err })
   }
-  return new SrsApiError('unreachable', `${method} ${path}: SRS's API is unreachable (${e.code ?? e.message})`, undefined, { cause: err })
+  return new SrsApiError('unreachable', `${method} ${path}: SRS's API is unreachable (${String(e.message)})`, undefined, { cause: err })
 }
 
 function isObject (v: unknown): v is Record<string, unknown> {

@@ -1,0 +1,56 @@
+import t, { type Test } from 'tap'
+import { reconcile } from '../src/publishers/reconcile.js'
+import { MemoryPublisherStore, type Publisher } from '../src/publishers/store.js'
+import { SrsApi } from '../src/srs/api.js'
+import { json, StubServer } from './fixtures/stub-server.js'
+
+/** reconcile() against a scripted listing, for the races a live SRS rarely shows. */
+async function listing (t: Test, streams: Array<Record<string, unknown>>): Promise<SrsApi> {
+  const srs = await StubServer.start((_req, res) => json(res, { code: 0, server: 'vid-s', streams }))
+  const api = new SrsApi({ url: srs.url, timeoutMs: 500, retries: 0, pageSize: 10 })
+  t.teardown(async () => { await api.close(); await srs.close() })
+  return api
+}
+
+const entry = (key: string, clientId: string, extra: Partial<Publisher> = {}): Publisher => ({
+  key, vhost: '__defaultVhost__', app: 'live', stream: key.split('/').pop()!, clientId, since: 0, state: 'publishing', takeovers: 0, ...extra
+})
+const stream = (name: string, cid: string, extra: Record<string, unknown> = {}) => ({
+  id: `vid-${name}`, name, app: 'live', vhost: 'vid-v', url: `/live/${name}`, publish: { active: true, cid }, ...extra
+})
+
+t.test('streams of another vhost and of SRS 4 (no url) get the right keys', async (t) => {
+  const api = await listing(t, [stream('a', 'c1', { url: 'example.com/live/a' }), stream('b', 'c2', { url: undefined }), stream('idle', 'c3', { publish: { active: false, cid: 'c3' } })])
+  const store = new MemoryPublisherStore(10)
+  const corrections = await reconcile(api, store, () => 1)
+  t.same(corrections.map((c) => c.key).sort(), ['/live/b', 'example.com/live/a'])
+  t.match(await store.get('example.com/live/a'), { vhost: 'example.com', app: 'live', stream: 'a', clientId: 'c1', streamId: 'vid-a' })
+  t.match(await store.get('/live/b'), { vhost: '__defaultVhost__', clientId: 'c2' })
+})
+
+t.test('a confirmed entry seen again is no correction', async (t) => {
+  const api = await listing(t, [stream('a', 'c1')])
+  const store = new MemoryPublisherStore(10)
+  await store.set(entry('/live/a', 'c1'))
+  t.same(await reconcile(api, store, () => 1), [], 'confirming a hook entry is not a correction')
+  t.equal((await store.get('/live/a'))?.state, 'confirmed')
+  t.same(await reconcile(api, store, () => 2), [])
+})
+
+t.test('an entry changed by a hook between the listing and the removal is not reported as dropped', async (t) => {
+  const api = await listing(t, [])
+  const store = new MemoryPublisherStore(10)
+  await store.set(entry('/live/a', 'c1'))
+  store.deleteIfClient = async () => false // a hook replaced it meanwhile
+  t.same(await reconcile(api, store, () => 1), [])
+})
+
+t.test('a stream a hook added during the listing is not overwritten with the older view', async (t) => {
+  const api = await listing(t, [stream('a', 'old')])
+  const store = new MemoryPublisherStore(10)
+  const fresh = entry('/live/a', 'new', { since: 5 })
+  store.list = async () => [] // the snapshot predates the hook...
+  await store.set(fresh) // ...which wrote this entry
+  t.same(await reconcile(api, store, () => 1), [])
+  t.equal((await store.get('/live/a'))?.clientId, 'new')
+})
