@@ -1,5 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
+import { AuthSettings } from './auth/settings.js'
+import { OperationsSettings } from './operations/settings.js'
 
 /**
  * Every setting, read from the environment. README.md ("Configuration") documents each one with
@@ -24,7 +26,9 @@ export const ConfigSchema = Type.Object({
   RECONCILE_INTERVAL_MS: Millis(30_000, 0),
   FAIL_MODE: Type.Union([Type.Literal('open'), Type.Literal('closed')], { default: 'open' }),
   MAX_PUBLISHERS: Type.Integer({ default: 200_000, minimum: 1 }),
-  BODY_LIMIT: Type.Integer({ default: 16_384, minimum: 1024, maximum: 10_485_760 })
+  BODY_LIMIT: Type.Integer({ default: 16_384, minimum: 1024, maximum: 10_485_760 }),
+  ...AuthSettings,
+  ...OperationsSettings
 })
 
 export type RawConfig = Static<typeof ConfigSchema>

@@ -1,18 +1,19 @@
-#!/usr/bin/env node
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { loadConfig, type ConfigError } from './config.js'
 
-/** Entry point: read the environment, serve, and close gracefully on SIGTERM/SIGINT. */
-async function main (): Promise<void> {
+/**
+ * `srs-hooks serve`: read the environment, serve, and close gracefully on SIGTERM/SIGINT.
+ * Resolves with an exit code once listening (0) or when the configuration is bad (1).
+ */
+export async function serve (env: Record<string, string | undefined>, err: (line: string) => void): Promise<number> {
   let config
   try {
-    config = loadConfig(process.env)
-  } catch (err) {
+    config = loadConfig(env)
+  } catch (e) {
     // loadConfig throws only ConfigError, whose message names the variable.
-    process.stderr.write(`srs-hooks: ${(err as ConfigError).message}\n`)
-    process.exitCode = 1
-    return
+    err(`srs-hooks: ${(e as ConfigError).message}`)
+    return 1
   }
   const app = await buildApp(config)
   closeWithGrace({ delay: config.TAKEOVER_TIMEOUT_MS + 5000 }, async ({ signal, err }) => {
@@ -22,6 +23,5 @@ async function main (): Promise<void> {
   })
   await app.listen({ host: config.HOST, port: config.PORT })
   app.log.info({ srsApi: config.SRS_API_URL, failMode: config.FAIL_MODE, takeoverTimeoutMs: config.TAKEOVER_TIMEOUT_MS }, 'srs-hooks ready')
+  return 0
 }
-
-await main()

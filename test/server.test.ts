@@ -4,13 +4,13 @@ import t from 'tap'
 import { postHook, waitFor } from './fixtures/app.js'
 import { json, StubServer } from './fixtures/stub-server.js'
 
-const entry = fileURLToPath(new URL('../src/server.ts', import.meta.url))
+const entry = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
 
 interface Proc { child: ChildProcess, out: string[], err: string[], exited: Promise<number | null> }
 
 /** Runs the entry point as its own process, with the loaders tap runs this test with. */
-function run (env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, [...process.execArgv, entry], {
+function run (env: Record<string, string>, args: string[] = []): Proc {
+  const child = spawn(process.execPath, [...process.execArgv, entry, ...args], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', RECONCILE_INTERVAL_MS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
@@ -64,4 +64,16 @@ t.test('a bad setting stops the process at start with a message naming it', asyn
   const p = run({ PORT: 'sixthousand' })
   t.equal(await p.exited, 1)
   t.match(p.err.join(''), /PORT="sixthousand"/)
+})
+
+t.test('the CLI lists its commands, explains one, and rejects an unknown one', async (t) => {
+  const help = run({}, ['help'])
+  t.equal(await help.exited, 0)
+  t.match(help.out.join('\n'), /serve\s+serve SRS hooks/)
+  const usage = run({}, ['serve', '--help'])
+  t.equal(await usage.exited, 0)
+  t.match(usage.out.join('\n'), /usage: srs-hooks \[serve\]/)
+  const unknown = run({}, ['frobnicate'])
+  t.equal(await unknown.exited, 2)
+  t.match(unknown.err.join(''), /unknown command "frobnicate"/)
 })

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { pino } from 'pino'
 import { Codes } from '../src/errors.js'
-import { PublisherService, type PublishRequest } from '../src/publishers/service.js'
+import { PublisherService, type PublisherEvent, type PublishRequest } from '../src/publishers/service.js'
 import { MemoryPublisherStore } from '../src/publishers/store.js'
 import { SrsApi } from '../src/srs/api.js'
 import { LogCapture, waitFor } from './fixtures/app.js'
@@ -21,7 +21,7 @@ interface Script {
   failPollsAfterKick?: boolean
 }
 
-async function setup (t: Test, script: Script, opts: { failMode?: 'open' | 'closed', timeoutMs?: number } = {}) {
+async function setup (t: Test, script: Script, opts: { failMode?: 'open' | 'closed', timeoutMs?: number, events?: PublisherEvent[] } = {}) {
   const env = { code: 0, server: 'vid-s', service: 'x', pid: '1' }
   const srs = await StubServer.start((req, res) => {
     const url = req.url ?? ''
@@ -43,7 +43,13 @@ async function setup (t: Test, script: Script, opts: { failMode?: 'open' | 'clos
   const api = new SrsApi({ url: srs.url, timeoutMs: 300, retries: 0, pageSize: 10 })
   const store = new MemoryPublisherStore(100)
   const service = new PublisherService({
-    api, store, log: pino({ level: 'debug' }, logs.stream), now: Date.now, takeoverTimeoutMs: opts.timeoutMs ?? 1000, failMode: opts.failMode ?? 'open'
+    api,
+    store,
+    log: pino({ level: 'debug' }, logs.stream),
+    now: Date.now,
+    takeoverTimeoutMs: opts.timeoutMs ?? 1000,
+    failMode: opts.failMode ?? 'open',
+    onEvent: opts.events === undefined ? undefined : (e) => opts.events!.push(e)
   })
   t.teardown(async () => { await api.close(); await srs.close() })
   return { srs, service, store, logs, script }
@@ -195,4 +201,58 @@ t.test('on_unpublish and on_close remove only their own client\'s entry', async 
   t.equal((await store.get('/live/cam1'))?.clientId, 'B')
   t.equal(await service.closed('B'), true)
   t.equal(await store.get('/live/cam1'), undefined)
+})
+
+t.test('takeovers, refusals and API failures are reported as events with a time', async (t) => {
+  const events: PublisherEvent[] = []
+  const ok = await setup(t, { stream: live(), client: newcomer, kick: 'release' }, { events })
+  await ok.service.publish(req())
+  const forged = await setup(t, { stream: live(), client: null }, { events })
+  await forged.service.publish(req())
+  const down = await setup(t, { stream: live(), failOn: /GET/ }, { events, failMode: 'closed' })
+  await down.service.publish(req())
+  const slow = await setup(t, { stream: live(), client: newcomer, kick: 'noop' }, { events, timeoutMs: 100 })
+  await slow.service.publish(req())
+  t.same(events.map((e) => e.type), ['takeover', 'refusal', 'api-failure', 'refusal', 'takeover-timeout'])
+  t.match(events[0], { stream: '/live/cam1', incumbent: 'A', newcomer: 'B', ip: '10.0.0.9', via: 'api' })
+  t.match(events[1], { client: 'B', code: Codes.PUBLISHER_NOT_VERIFIED })
+  t.match(events[2], { kind: 'http_status', stage: 'look up the stream' })
+  t.match(events[3], { code: Codes.SRS_API_UNAVAILABLE })
+  t.ok(events.every((e) => typeof e.at === 'number'))
+})
+
+t.test('evict() kicks the stream\'s publisher and waits for the release', async (t) => {
+  const events: PublisherEvent[] = []
+  const { service, srs, store } = await setup(t, { stream: live(), kick: 'release' }, { events })
+  await store.set({ key: '/live/cam1', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', clientId: 'A', streamId: 'vid-1', since: 1, state: 'confirmed', takeovers: 0 })
+  const r = await service.evict('/live/cam1')
+  t.match(r, { outcome: 'released', clientId: 'A', release: { via: 'api' } })
+  t.ok(srs.requests.some((x) => x.url === '/api/v1/streams/vid-1'), 'found by the stream id the table holds')
+  t.match(events, [{ type: 'eviction', stream: '/live/cam1', clientId: 'A' }])
+})
+
+t.test('evict() finds a stream the table does not know in SRS\'s listing', async (t) => {
+  const { service } = await setup(t, { list: [live()], stream: live(), kick: 'release' })
+  t.match(await service.evict('/live/cam1'), { outcome: 'released', clientId: 'A' })
+  const none = await setup(t, { list: [] })
+  t.same(await none.service.evict('/live/cam1'), { outcome: 'not-published' })
+})
+
+t.test('evict() reports a release not seen in time, and SRS failures as errors', async (t) => {
+  const slow = await setup(t, { list: [live()], stream: live(), kick: 'noop' }, { timeoutMs: 100 })
+  t.match(await slow.service.evict('/live/cam1'), { outcome: 'timeout', clientId: 'A', release: { via: 'timeout' } })
+  const down = await setup(t, { failOn: /GET/ })
+  await t.rejects(down.service.evict('/live/cam1'), { name: 'SrsApiError', kind: 'http_status' })
+})
+
+t.test('evict() gives up when an on_publish of the stream holds it for the whole bound', async (t) => {
+  const { service, store } = await setup(t, { stream: null }, { timeoutMs: 100 })
+  let unstall!: () => void
+  const stalled = new Promise<void>((resolve) => { unstall = resolve })
+  const set = store.set.bind(store)
+  store.set = async (p) => { await stalled; await set(p) }
+  const publishing = service.publish(req())
+  t.same(await service.evict('/live/cam1'), { outcome: 'busy' })
+  unstall()
+  await publishing
 })

@@ -22,6 +22,8 @@ const onPublishOf = (sim: SrsSimulator, clientId: string) =>
 for (const version of ['5-early', '5', '6', '7'] as SrsVersion[]) {
   t.test(`SRS ${version}: a stalled publisher is evicted and the newcomer is allowed on its first attempt`, async (t) => {
     const { sim, app, logs } = await world(t, {}, { version })
+    const events: string[] = []
+    app.publisherEvents.on('publisher', (e) => events.push(e.type))
     const a = await sim.publish({ app: 'live', stream: 'cam1', stalled: true })
     t.ok(a.ok, 'the first publisher got the stream')
     const b = await sim.publish({ app: 'live', stream: 'cam1', ip: '10.0.0.9' })
@@ -35,6 +37,7 @@ for (const version of ['5-early', '5', '6', '7'] as SrsVersion[]) {
     const line = await logs.wait((l) => l.msg?.startsWith('takeover') === true)
     t.match(line, { level: 30, stream: '/live/cam1', incumbent: a.clientId, newcomer: b.clientId })
     t.type(line.waitMs, 'number')
+    t.same(events, ['takeover'])
   })
 }
 
@@ -224,6 +227,8 @@ t.test('restarted while streams are live: reconciliation restores the table and 
 
 t.test('reconciliation drops what SRS no longer has and replaces what it has changed', async (t) => {
   const { sim, app, logs } = await world(t)
+  const reported: string[] = []
+  app.publisherEvents.on('correction', (c) => reported.push(`${c.kind} ${c.key}`))
   const a = await sim.publish({ app: 'live', stream: 'gone' })
   const c = await sim.publish({ app: 'live', stream: 'changed' })
   const store = app.publishers.store
@@ -239,6 +244,7 @@ t.test('reconciliation drops what SRS no longer has and replaces what it has cha
   t.match(logs.find((l) => l.correction === 'dropped'), { stream: '/live/gone', client: a.clientId })
   t.match(logs.find((l) => l.correction === 'replaced'), { stream: '/live/changed', client: c.clientId, previous: 'stale001' })
   t.equal(app.reconciler.corrections, 2)
+  t.same(reported.sort(), ['dropped /live/gone', 'replaced /live/changed'], 'and reported as events')
 })
 
 t.test('entries written by a hook while a reconciliation lists SRS are left alone', async (t) => {

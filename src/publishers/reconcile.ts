@@ -62,6 +62,8 @@ export interface ReconcilerOptions {
   log: Log
   now: () => number
   intervalMs: number
+  /** Called with every correction made. */
+  onCorrection?: (c: Correction & { at: number }) => void
 }
 
 /** Runs reconcile() at start and every RECONCILE_INTERVAL_MS, never two at once. */
@@ -103,7 +105,10 @@ export class Reconciler {
       const corrections = await reconcile(api, store, now)
       this.runs++
       this.corrections += corrections.length
-      for (const c of corrections) log.info({ correction: c.kind, stream: c.key, client: c.clientId, previous: c.previous }, 'reconciliation corrected the publisher table')
+      for (const c of corrections) {
+        log.info({ correction: c.kind, stream: c.key, client: c.clientId, previous: c.previous }, 'reconciliation corrected the publisher table')
+        this.#opts.onCorrection?.({ ...c, at: now() })
+      }
       log.debug({ ms: now() - started, corrections: corrections.length, size: await store.size() }, 'reconciled with SRS')
     } catch (err) {
       this.failures++

@@ -29,14 +29,31 @@ export type PublishOutcome =
   | 'refused-api-failed' // SRS's API failed; FAIL_MODE=closed refuses
   | 'refused-unverified' // the newcomer is not a publishing client of SRS: nobody evicted
 
+/** How a release was seen ('timeout': it was not, within the bound), and after how long. */
+export interface Release { via: 'hook' | 'api' | 'timeout', waitMs: number }
+
 export interface PublishResult {
   reply: HookReply
   outcome: PublishOutcome
   /** Set when someone was evicted. */
   evicted?: string
-  /** How the release was seen, and after how long. */
-  release?: { via: 'hook' | 'api' | 'timeout', waitMs: number }
+  release?: Release
 }
+
+export type EvictResult =
+  | { outcome: 'released' | 'timeout', clientId: string, release: Release }
+  /** SRS reports no active publisher for the stream. */
+  | { outcome: 'not-published' }
+  /** An on_publish of the stream held it for the whole bound. */
+  | { outcome: 'busy' }
+
+/** What the service did, for an events log or metrics. `at` is added when emitted. */
+export type PublisherEvent = ({ at?: number }) & (
+  | { type: 'takeover' | 'takeover-timeout', stream: string, incumbent: string, newcomer: string, ip?: string | undefined, waitMs: number, via: Release['via'] }
+  | { type: 'eviction', stream: string, clientId: string, waitMs: number, via: Release['via'] }
+  | { type: 'refusal', stream: string, client: string, ip?: string | undefined, code: number, msg: string }
+  | { type: 'api-failure', stream: string, client: string, kind: SrsErrorKind, stage: string }
+)
 
 export interface PublisherServiceOptions {
   api: SrsApi
@@ -46,6 +63,8 @@ export interface PublisherServiceOptions {
   takeoverTimeoutMs: number
   failMode: 'open' | 'closed'
   policy?: Policy
+  /** Called with every takeover, eviction, refusal and API failure. */
+  onEvent?: (event: PublisherEvent) => void
 }
 
 export interface PublisherStats {
@@ -74,6 +93,7 @@ export class PublisherService {
   readonly #timeoutMs: number
   readonly #failMode: 'open' | 'closed'
   readonly #policy: Policy
+  readonly #onEvent: (event: PublisherEvent) => void
 
   constructor (opts: PublisherServiceOptions) {
     this.store = opts.store
@@ -83,6 +103,7 @@ export class PublisherService {
     this.#timeoutMs = opts.takeoverTimeoutMs
     this.#failMode = opts.failMode
     this.#policy = opts.policy ?? 'takeover'
+    this.#onEvent = opts.onEvent ?? (() => {})
   }
 
   async publish (req: PublishRequest, log: Log = this.#log): Promise<PublishResult> {
@@ -136,44 +157,79 @@ export class PublisherService {
       this.stats.refusals++
       const msg = `client ${req.clientId} is not publishing ${req.key} on SRS (stream held by ${incumbent}); nobody was evicted`
       log.warn({ stream: req.key, client: req.clientId, incumbent }, msg)
+      this.#emit({ type: 'refusal', stream: req.key, client: req.clientId, ip: req.ip, code: Codes.PUBLISHER_NOT_VERIFIED, msg })
       return { reply: { code: Codes.PUBLISHER_NOT_VERIFIED, msg }, outcome: 'refused-unverified' }
     }
 
+    let release: Release
+    try {
+      // A conflict is always on a stream SRS listed, so its id is known.
+      release = await this.#kickAndWait(incumbent, live.id!, deadline)
+    } catch (err) {
+      return this.#apiFailed(err, 'evict the incumbent', req, log)
+    }
+    const event = { stream: req.key, incumbent, newcomer: req.clientId, ip: req.ip, waitMs: release.waitMs, via: release.via }
+    await this.#record(req, true)
+    if (release.via === 'timeout') {
+      this.stats.takeoverTimeouts++
+      log.warn(event, 'evicted the incumbent but SRS did not release the stream in time; allowing, SRS decides')
+      this.#emit({ type: 'takeover-timeout', ...event })
+      return { reply: ALLOW, outcome: 'takeover-timeout', evicted: incumbent, release }
+    }
+    this.stats.takeovers++
+    log.info(event, 'takeover: evicted the incumbent, stream released')
+    this.#emit({ type: 'takeover', ...event })
+    return { reply: ALLOW, outcome: 'took-over', evicted: incumbent, release }
+  }
+
+  /**
+   * Kicks the publisher of `key` (an operator's or a pusher's request) and waits for SRS to release
+   * the stream, with the same machinery and bound as a takeover. Failures of SRS's API are thrown
+   * as SrsApiError.
+   */
+  async evict (key: string, log: Log = this.#log): Promise<EvictResult> {
+    const deadline = this.#now() + this.#timeoutMs
+    const unlock = await this.#lock.acquire(key, this.#timeoutMs)
+    if (unlock === null) return { outcome: 'busy' }
+    try {
+      const entry = await this.store.get(key)
+      const live = await this.#liveState({ key, app: entry?.app ?? '', stream: entry?.stream ?? '', streamId: entry?.streamId }, deadline)
+      if (!live.active || live.cid === undefined) return { outcome: 'not-published' }
+      const release = await this.#kickAndWait(live.cid, live.id!, deadline)
+      const event = { stream: key, clientId: live.cid, waitMs: release.waitMs, via: release.via }
+      log.info(event, release.via === 'timeout' ? 'evicted on request; SRS did not release the stream in time' : 'evicted on request, stream released')
+      this.#emit({ type: 'eviction', ...event })
+      return { outcome: release.via === 'timeout' ? 'timeout' : 'released', clientId: live.cid, release }
+    } finally {
+      unlock()
+    }
+  }
+
+  /**
+   * Kicks `incumbent` and resolves once SRS has released it: its on_unpublish or on_close reached
+   * us, or SRS's API shows the stream no longer published by it; or at the deadline ('timeout').
+   * Throws the kick's SrsApiError.
+   */
+  async #kickAndWait (incumbent: string, streamId: string, deadline: number): Promise<Release> {
     const stop = new AbortController()
     const started = this.#now()
     try {
       // Listen before kicking: the incumbent's on_unpublish can arrive before the DELETE returns.
       const hook = this.signals.wait(incumbent, stop.signal).then(() => 'hook' as const)
-      try {
-        await this.#api.kick(incumbent, { deadline })
-      } catch (err) {
-        return this.#apiFailed(err, 'evict the incumbent', req, log)
-      }
+      await this.#api.kick(incumbent, { deadline })
       const via = await Promise.race([
         hook,
-        // A conflict is always on a stream SRS listed, so its id is known.
-        this.#pollRelease(incumbent, live.id!, deadline, stop.signal),
+        this.#pollRelease(incumbent, streamId, deadline, stop.signal),
         sleep(deadline - this.#now(), stop.signal).then(() => 'timeout' as const)
       ])
-      const release = { via, waitMs: this.#now() - started }
-      if (via === 'timeout') {
-        this.stats.takeoverTimeouts++
-        log.warn({ stream: req.key, incumbent, newcomer: req.clientId, waitMs: release.waitMs },
-          'evicted the incumbent but SRS did not release the stream in time; allowing, SRS decides')
-        await this.#record(req, true)
-        return { reply: ALLOW, outcome: 'takeover-timeout', evicted: incumbent, release }
-      }
-      this.stats.takeovers++
-      log.info({ stream: req.key, incumbent, newcomer: req.clientId, waitMs: release.waitMs, via }, 'takeover: evicted the incumbent, stream released')
-      await this.#record(req, true)
-      return { reply: ALLOW, outcome: 'took-over', evicted: incumbent, release }
+      return { via, waitMs: this.#now() - started }
     } finally {
       stop.abort()
     }
   }
 
   /** SRS's view of the stream: by stream_id when the hook carried one, else found by stream_url. */
-  async #liveState (req: PublishRequest, deadline: number): Promise<LiveStream> {
+  async #liveState (req: Pick<PublishRequest, 'key' | 'app' | 'stream' | 'streamId'>, deadline: number): Promise<LiveStream> {
     if (req.streamId !== undefined) {
       const s = await this.#api.stream(req.streamId, { deadline })
       return s === null ? { active: false } : { id: s.id, active: s.publish.active, cid: s.publish.cid }
@@ -224,12 +280,16 @@ export class PublisherService {
     this.stats.apiFailures[e.kind] = (this.stats.apiFailures[e.kind] ?? 0) + 1
     log.warn({ stream: req.key, client: req.clientId, kind: e.kind, err: e.message, failMode: this.#failMode },
       `SRS API failed while trying to ${stage}`)
+    this.#emit({ type: 'api-failure', stream: req.key, client: req.clientId, kind: e.kind, stage })
     if (this.#failMode === 'open') return { reply: ALLOW, outcome: 'api-failed-open' }
     this.stats.refusals++
-    return {
-      reply: { code: Codes.SRS_API_UNAVAILABLE, msg: `cannot ${stage}: ${e.message}; FAIL_MODE=closed refuses what it cannot check` },
-      outcome: 'refused-api-failed'
-    }
+    const msg = `cannot ${stage}: ${e.message}; FAIL_MODE=closed refuses what it cannot check`
+    this.#emit({ type: 'refusal', stream: req.key, client: req.clientId, ip: req.ip, code: Codes.SRS_API_UNAVAILABLE, msg })
+    return { reply: { code: Codes.SRS_API_UNAVAILABLE, msg }, outcome: 'refused-api-failed' }
+  }
+
+  #emit (event: PublisherEvent): void {
+    this.#onEvent({ ...event, at: this.#now() })
   }
 }
 
