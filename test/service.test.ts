@@ -55,6 +55,15 @@ async function setup (t: Test, script: Script, opts: { failMode?: 'open' | 'clos
   return { srs, service, store, logs, script }
 }
 
+/** Makes the store's writes hang until the returned function is called. */
+function stallWrites (store: MemoryPublisherStore): () => void {
+  let unstall!: () => void
+  const stalled = new Promise<void>((resolve) => { unstall = resolve })
+  const set = store.set.bind(store)
+  store.set = async (p) => { await stalled; await set(p) }
+  return unstall
+}
+
 const req = (extra: Partial<PublishRequest> = {}): PublishRequest => ({
   key: '/live/cam1', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', clientId: 'B', streamId: 'vid-1', ip: '10.0.0.9', ...extra
 })
@@ -177,10 +186,7 @@ for (const [stage, failOn] of [
 t.test('a second on_publish waits for the first only until its own bound', async (t) => {
   const { service, store } = await setup(t, { stream: null }, { timeoutMs: 150 })
   // The first holder overruns its bound (a stalled shared store, say): the second must not wait on.
-  let unstall!: () => void
-  const stalled = new Promise<void>((resolve) => { unstall = resolve })
-  const set = store.set.bind(store)
-  store.set = async (p) => { await stalled; await set(p) }
+  const unstall = stallWrites(store)
   const first = service.publish(req())
   const started = Date.now()
   const second = await service.publish(req({ clientId: 'C' }))
@@ -247,10 +253,7 @@ t.test('evict() reports a release not seen in time, and SRS failures as errors',
 
 t.test('evict() gives up when an on_publish of the stream holds it for the whole bound', async (t) => {
   const { service, store } = await setup(t, { stream: null }, { timeoutMs: 100 })
-  let unstall!: () => void
-  const stalled = new Promise<void>((resolve) => { unstall = resolve })
-  const set = store.set.bind(store)
-  store.set = async (p) => { await stalled; await set(p) }
+  const unstall = stallWrites(store)
   const publishing = service.publish(req())
   t.same(await service.evict('/live/cam1'), { outcome: 'busy' })
   unstall()
