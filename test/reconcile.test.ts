@@ -1,7 +1,9 @@
 import t, { type Test } from 'tap'
-import { reconcile } from '../src/publishers/reconcile.js'
+import { pino } from 'pino'
+import { LOGGED_CORRECTIONS, reconcile, Reconciler } from '../src/publishers/reconcile.js'
 import { MemoryPublisherStore, type Publisher } from '../src/publishers/store.js'
 import { SrsApi } from '../src/srs/api.js'
+import { LogCapture } from './fixtures/app.js'
 import { json, StubServer } from './fixtures/stub-server.js'
 
 /** reconcile() against a scripted listing, for the races a live SRS rarely shows. */
@@ -53,4 +55,28 @@ t.test('a stream a hook added during the listing is not overwritten with the old
   await store.set(fresh) // ...which wrote this entry
   t.same(await reconcile(api, store, () => 1), [])
   t.equal((await store.get('/live/a'))?.clientId, 'new')
+})
+
+t.test('a run with many corrections logs the first 100 at info, the rest at debug, and a summary', async (t) => {
+  const api = await listing(t, Array.from({ length: 130 }, (_, i) => stream(`s${i}`, `c${i}`)))
+  const logs = new LogCapture()
+  const corrections: string[] = []
+  const reconciler = new Reconciler({
+    api,
+    store: new MemoryPublisherStore(1000),
+    log: pino({ level: 'debug' }, logs.stream),
+    now: Date.now,
+    intervalMs: 0,
+    onCorrection: (c) => corrections.push(c.key)
+  })
+  reconciler.start() // interval 0: never runs by itself
+  t.equal(reconciler.runs, 0)
+  await reconciler.run()
+  const lines = logs.lines.filter((l) => l.correction === 'added')
+  t.equal(lines.length, 130, 'every correction is logged')
+  t.equal(lines.filter((l) => l.level === 30).length, LOGGED_CORRECTIONS)
+  t.equal(lines.filter((l) => l.level === 20).length, 130 - LOGGED_CORRECTIONS)
+  t.match(logs.find((l) => l.level === 30 && l.corrections === 130), { size: 130 })
+  t.equal(corrections.length, 130, 'and every one is reported as an event')
+  await reconciler.stop()
 })

@@ -56,6 +56,9 @@ function fromSrs (s: SrsStream, key: string, since: number, takeovers: number): 
   return { key, vhost, app: s.app, stream: s.name, clientId: s.publish.cid!, streamId: s.id, since, state: 'confirmed', takeovers }
 }
 
+/** Corrections of one run logged at info; the rest at debug. */
+export const LOGGED_CORRECTIONS = 100
+
 export interface ReconcilerOptions {
   api: SrsApi
   store: PublisherStore
@@ -105,11 +108,17 @@ export class Reconciler {
       const corrections = await reconcile(api, store, now)
       this.runs++
       this.corrections += corrections.length
-      for (const c of corrections) {
-        log.info({ correction: c.kind, stream: c.key, client: c.clientId, previous: c.previous }, 'reconciliation corrected the publisher table')
+      corrections.forEach((c, i) => {
+        // Each correction is logged; past the first LOGGED_CORRECTIONS of a run (a restart beside
+        // 100,000 live streams), only at debug, and the summary line counts them.
+        const line = { correction: c.kind, stream: c.key, client: c.clientId, previous: c.previous }
+        if (i < LOGGED_CORRECTIONS) log.info(line, 'reconciliation corrected the publisher table')
+        else log.debug(line, 'reconciliation corrected the publisher table')
         this.#opts.onCorrection?.({ ...c, at: now() })
-      }
-      log.debug({ ms: now() - started, corrections: corrections.length, size: await store.size() }, 'reconciled with SRS')
+      })
+      const summary = { ms: now() - started, corrections: corrections.length, size: await store.size() }
+      if (corrections.length > LOGGED_CORRECTIONS) log.info(summary, `reconciled with SRS; corrections past the first ${LOGGED_CORRECTIONS} are logged at debug`)
+      else log.debug(summary, 'reconciled with SRS')
     } catch (err) {
       this.failures++
       log.warn({ err: (err as Error).message }, 'reconciliation with SRS failed; will try again')
