@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import type { Static, TSchema } from 'typebox'
-import { AppError, Codes } from '../src/errors.js'
+import { credentialsOf } from '../src/auth/service.js'
+import { AppError, Codes, type Code } from '../src/errors.js'
 import {
-  ALLOW, HookBodies, HookReply, clientIdOf, redactQuery, streamKeyOf,
+  ALLOW, HookBodies, HookReply, clientIdOf, redactQuery, streamIdOf, streamKeyOf,
   type HookAction, type OnConnect, type OnPublish
 } from '../src/srs/hooks.js'
 
@@ -45,6 +46,13 @@ const callbacks: FastifyPluginAsyncTypebox = async (app) => {
     else req.log.info(line, 'hook')
   })
 
+  // Only SRS may call (HOOK_TOKEN, HOOK_ALLOW): checked before the body is read, so a refused
+  // caller changes nothing.
+  app.addHook('onRequest', async (req) => {
+    const refused = app.auth.checkCaller(req.ip, (req.query as Record<string, unknown>).token)
+    if (refused !== undefined) throw new AppError(refused.msg, refused.code as Code, 403)
+  })
+
   const hook = <S extends TSchema>(action: HookAction, body: S, handler: (req: FastifyRequest<{ Body: Static<S> }>) => Promise<HookReply>): void => {
     app.post(`/${action}`, {
       schema: { body, response },
@@ -68,8 +76,10 @@ const callbacks: FastifyPluginAsyncTypebox = async (app) => {
       stream: b.stream,
       clientId: client,
       serverId: b.server_id,
-      streamId: b.stream_id === '' ? undefined : b.stream_id,
-      ip: b.ip
+      streamId: streamIdOf(b),
+      ip: b.ip,
+      credentials: credentialsOf(app.auth.checkPublish({ app: b.app, stream: b.stream, param: b.param, ip: b.ip })),
+      policy: app.auth.policyFor(b.app)
     }, req.log)
     req.hookLog = { ...describe(b, key, client), outcome: r.outcome, code: r.reply.code, evicted: r.evicted, waitMs: r.release?.waitMs }
     return r.reply
@@ -90,11 +100,42 @@ const callbacks: FastifyPluginAsyncTypebox = async (app) => {
     return ALLOW
   })
 
-  // Allowed as they come: authorisation (issue: play auth) and indexing (on_dvr) build on these.
-  for (const action of ['on_connect', 'on_play', 'on_stop', 'on_dvr', 'on_hls'] as const) {
+  // on_dvr: the recording is written to the index (synchronously, durable) before the reply; the
+  // file itself is examined afterwards, off the reply's path, so SRS's DVR worker never waits on it.
+  hook('on_dvr', HookBodies.on_dvr, async (req) => {
+    const b = req.body
+    const key = streamKeyOf(b)
+    const client = clientIdOf(b)
+    let r
+    try {
+      r = app.recordings.index({
+        vhost: b.vhost,
+        app: b.app,
+        stream: b.stream,
+        streamUrl: key,
+        clientId: client,
+        serverId: b.server_id,
+        streamId: streamIdOf(b),
+        cwd: b.cwd,
+        file: b.file
+      })
+    } catch (err) {
+      throw new AppError(`recording ${JSON.stringify(b.file)} not stored: ${(err as Error).message}`, Codes.RECORDING_NOT_STORED, 503, { cause: err })
+    }
+    req.hookLog = { ...describe(b, key, client), outcome: r.created ? 'stored' : 'duplicate', code: 0, recording: r.recording.id, file: b.file }
+    return ALLOW
+  })
+
+  // Allowed as they come, except on_play under PLAY_AUTH (its body always names the stream).
+  for (const action of ['on_connect', 'on_play', 'on_stop', 'on_hls'] as const) {
     hook(action, HookBodies[action], async (req: FastifyRequest<{ Body: OnConnect }>) => {
       const b = req.body
       const stream = b.stream === undefined ? undefined : streamKeyOf({ ...b, stream: b.stream })
+      const verdict = action === 'on_play' ? app.auth.checkPlay({ app: b.app, stream: b.stream!, param: b.param, ip: b.ip }) : undefined
+      if (verdict?.ok === false) {
+        req.hookLog = { ...describe(b, stream, clientIdOf(b)), outcome: 'refused', code: verdict.code, msg: verdict.msg }
+        return { code: verdict.code, msg: verdict.msg }
+      }
       req.hookLog = { ...describe(b, stream, clientIdOf(b)), outcome: 'allowed', code: 0 }
       return ALLOW
     })

@@ -2,12 +2,20 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError } fro
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Logger } from 'pino'
 import type { Dispatcher } from 'undici'
+import admin, { ADMIN_PREFIXES } from '../routes/admin.js'
 import callbacks from '../routes/callbacks.js'
+import auth from './auth/plugin.js'
+import { trustProxyOf } from './auth/settings.js'
+import health from '../routes/health.js'
 import type { Config } from './config.js'
 import { AppError, Codes } from './errors.js'
 import { createLogger } from './logger.js'
+import operations from './operations/plugin.js'
 import publishers from './publishers/plugin.js'
 import type { PublisherStore } from './publishers/store.js'
+import recordings from './recordings/plugin.js'
+import type { StatFn } from './recordings/service.js'
+import type { RecordingStore } from './recordings/store.js'
 import srs from './srs/plugin.js'
 
 /** Parts a test (or another embedding) may supply instead of the defaults. */
@@ -17,6 +25,10 @@ export interface AppDeps {
   dispatcher?: Dispatcher
   now?: () => number
   store?: PublisherStore
+  /** The recordings index; by default SQLite in DATA_DIR. */
+  recordings?: RecordingStore
+  /** How recorded files are examined; by default fs.promises.stat. */
+  stat?: StatFn
 }
 
 /** Where SRS's hooks arrive: directly, and through a gateway that strips `/admin-api`. */
@@ -29,6 +41,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     // One line per hook is written by the callbacks' onResponse hook instead.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.BODY_LIMIT,
+    // Whose X-Forwarded-For sets request.ip (HOOK_ALLOW checks it): TRUST_PROXY's proxies only.
+    trustProxy: trustProxyOf(config.TRUST_PROXY),
     return503OnClosing: true
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.setValidatorCompiler(TypeBoxValidatorCompiler)
@@ -37,7 +51,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
     const { status, code, msg } = describeError(err)
     if (status >= 500) req.log.error({ err }, 'unexpected error')
-    req.hookLog = { outcome: status >= 500 ? 'error' : 'bad-request', code, msg }
+    req.hookLog = { outcome: status >= 500 ? 'error' : status === 403 ? 'forbidden' : 'bad-request', code, msg }
     return reply.code(status).send({ code, msg })
   })
   app.setNotFoundHandler((req, reply) => {
@@ -54,7 +68,12 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
 
   await app.register(srs, { config, dispatcher: deps.dispatcher, now })
   await app.register(publishers, { config, store: deps.store, now })
+  await app.register(auth, { config, now })
+  await app.register(recordings, { config, store: deps.recordings, stat: deps.stat, now })
+  await app.register(operations, { config, now })
   for (const prefix of CALLBACK_PREFIXES) await app.register(callbacks, { prefix })
+  for (const prefix of ADMIN_PREFIXES) await app.register(admin, { prefix, config, now })
+  await app.register(health, { config, now })
   return app
 }
 

@@ -22,7 +22,10 @@ const commands: Record<string, () => Promise<Command>> = {
     summary: 'serve SRS hooks (the default command)',
     usage: 'srs-hooks [serve]   (configured by environment variables; see README)',
     run: async (_args, io) => await (await import('./server.js')).serve(io.env, io.err)
-  })
+  }),
+  sign: async () => (await import('./cli/sign.js')).sign,
+  doctor: async () => (await import('./cli/doctor.js')).command,
+  evict: async () => (await import('./cli/evict.js')).command
 }
 
 export async function main (argv: string[], io: Io): Promise<number> {

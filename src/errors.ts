@@ -11,6 +11,32 @@ export const Codes = {
   PUBLISHER_NOT_VERIFIED: 1001,
   /** on_publish: SRS's API failed and FAIL_MODE=closed. */
   SRS_API_UNAVAILABLE: 1002,
+  /** Any callback: HOOK_TOKEN is set and the URL's ?token= is missing or wrong (HTTP 403). */
+  HOOK_TOKEN_INVALID: 1003,
+  /** Any callback: the caller's address is not in HOOK_ALLOW (HTTP 403). */
+  HOOK_CALLER_FORBIDDEN: 1004,
+  /** on_publish, PUBLISH_AUTH=keys: the publish URL carries no ?key=. */
+  PUBLISH_KEY_MISSING: 1005,
+  /** on_publish, PUBLISH_AUTH=keys: the key is not the stream's. */
+  PUBLISH_KEY_WRONG: 1006,
+  /** on_publish, PUBLISH_AUTH=keys: the key file has no entry for the stream or its app. */
+  PUBLISH_KEY_UNKNOWN_STREAM: 1007,
+  /** on_publish, PUBLISH_AUTH=keys: no key file could be loaded yet, so nothing can be checked. */
+  PUBLISH_KEYS_UNAVAILABLE: 1008,
+  /** on_publish/on_play, signed: `expires` or `sign` is missing or malformed. */
+  SIGNATURE_MISSING: 1009,
+  /** on_publish/on_play, signed: `expires` is in the past (beyond SIGN_CLOCK_SKEW_S). */
+  SIGNATURE_EXPIRED: 1010,
+  /** on_publish/on_play, signed: `sign` does not match the stream and expiry (tampered, or another secret). */
+  SIGNATURE_INVALID: 1011,
+  /** on_publish/on_play: too many failed attempts from this IP (AUTH_FAIL_MAX per AUTH_FAIL_WINDOW_MS). */
+  AUTH_RATE_LIMITED: 1012,
+  /** on_publish, TAKEOVER_POLICY=takeover-stale: the incumbent is still sending, so it keeps the stream. */
+  INCUMBENT_SENDING: 1013,
+  /** on_publish, TAKEOVER_POLICY=reject: the incumbent always keeps the stream. */
+  INCUMBENT_KEPT: 1014,
+  /** on_publish: the stream changed hands more than FLAP_MAX times in FLAP_WINDOW_MS; newcomers wait FLAP_COOLDOWN_MS. */
+  TAKEOVER_FLAPPING: 1015,
   /** Bad input. */
   INVALID_BODY: 4000,
   INVALID_JSON: 4001,
@@ -18,6 +44,26 @@ export const Codes = {
   NOT_FOUND: 4004,
   BODY_TOO_LARGE: 4013,
   UNSUPPORTED_MEDIA_TYPE: 4015,
+  /** on_dvr: the recording could not be written to the index (HTTP 503); SRS logs it and goes on. */
+  RECORDING_NOT_STORED: 1101,
+  /** /readyz: a readiness check failed (HTTP 503); `failed` names it. */
+  NOT_READY: 1102,
+  /** Operator API: a query parameter is missing, malformed or out of range (HTTP 400). */
+  INVALID_QUERY: 4100,
+  /** Operator API: ADMIN_TOKEN is set and the bearer token is missing or wrong (HTTP 401). */
+  ADMIN_UNAUTHORIZED: 4101,
+  /** Operator API: ADMIN_TOKEN is unset and the caller is not on loopback (HTTP 403). */
+  ADMIN_FORBIDDEN: 4102,
+  /** Operator API kick: SRS lists no active publisher of the stream (HTTP 404). */
+  NOTHING_TO_EVICT: 4104,
+  /** Operator API kick: an on_publish of the stream held it for the whole bound (HTTP 409). */
+  EVICTION_BUSY: 4105,
+  /** Operator API kick: kicked, but SRS did not release the stream within TAKEOVER_TIMEOUT_MS (HTTP 504). */
+  RELEASE_TIMEOUT: 4106,
+  /** Operator API: SRS's API is unreachable or timed out (HTTP 503). */
+  SRS_API_UNREACHABLE: 4110,
+  /** Operator API: SRS's API answered with an error, a 401 or an unexpected body (HTTP 502). */
+  SRS_API_FAILED: 4111,
   /** Anything unexpected inside this server. */
   INTERNAL: 5000
 } as const

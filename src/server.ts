@@ -1,21 +1,24 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { loadConfig, type ConfigError } from './config.js'
+import { loadConfig } from './config.js'
 
 /**
  * `srs-hooks serve`: read the environment, serve, and close gracefully on SIGTERM/SIGINT.
- * Resolves with an exit code once listening (0) or when the configuration is bad (1).
+ * Resolves with an exit code once listening (0), or 1 when the configuration is bad or the app
+ * cannot be built.
  */
 export async function serve (env: Record<string, string | undefined>, err: (line: string) => void): Promise<number> {
   let config
+  let app
   try {
     config = loadConfig(env)
+    // Building checks the rules between settings (a mode that needs a secret or a file).
+    app = await buildApp(config)
   } catch (e) {
-    // loadConfig throws only ConfigError, whose message names the variable.
-    err(`srs-hooks: ${(e as ConfigError).message}`)
+    // A ConfigError names the variable; anything else failing at start is said as it is.
+    err(`srs-hooks: ${(e as Error).message}`)
     return 1
   }
-  const app = await buildApp(config)
   closeWithGrace({ delay: config.TAKEOVER_TIMEOUT_MS + 5000 }, async ({ signal, err }) => {
     // A signal, or an uncaught error (logged as `err`).
     app.log.warn({ signal, err }, 'closing: no new connections, answering hooks in flight')

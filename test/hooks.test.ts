@@ -1,5 +1,5 @@
 import t from 'tap'
-import { clientIdOf, redactQuery, streamKeyOf, streamUrl } from '../src/srs/hooks.js'
+import { clientIdOf, redactQuery, streamIdOf, streamKeyOf, streamUrl } from '../src/srs/hooks.js'
 
 t.test('stream urls follow SRS: the default vhost is left out', async (t) => {
   t.equal(streamUrl('__defaultVhost__', 'live', 'cam1'), '/live/cam1')
@@ -26,4 +26,10 @@ t.test('secret-looking query values and userinfo are masked for logs', async (t)
   t.equal(redactQuery('?flag'), '?flag')
   t.equal(redactQuery(''), '')
   t.equal(redactQuery(undefined), undefined)
+})
+
+t.test('an empty stream_id counts as none', async (t) => {
+  t.equal(streamIdOf({ stream_id: '' }), undefined)
+  t.equal(streamIdOf({}), undefined)
+  t.equal(streamIdOf({ stream_id: 'vid-1' }), 'vid-1')
 })

@@ -64,6 +64,9 @@ t.test('a bad setting stops the process at start with a message naming it', asyn
   const p = run({ PORT: 'sixthousand' })
   t.equal(await p.exited, 1)
   t.match(p.err.join(''), /PORT="sixthousand"/)
+  const q = run({ PUBLISH_AUTH: 'signed' }) // a mode without the secret it needs
+  t.equal(await q.exited, 1)
+  t.match(q.err.join(''), /PUBLISH_SECRET/)
 })
 
 t.test('the CLI lists its commands, explains one, and rejects an unknown one', async (t) => {

@@ -909,7 +909,7 @@ t.test('apiDelayMs delays every answer; close() drops answers still waiting', as
 // ------------------------------------------------------------------ statistics
 
 t.test('recv_bytes grows for a live publisher and stays frozen for a stalled one', async (t) => {
-  const { sim } = await setup(t, { bytesPerSecond: 1_000_000 })
+  const { sim } = await setup(t, { bytesPerSecond: 1_000_000, statsIntervalMs: 20 })
   const live = await sim.publish({ app: 'live', stream: 'live1' })
   const stalled = await sim.publish({ app: 'live', stream: 'stalled1', stalled: true })
   const read = async (id: string): Promise<number> => (await api(sim, `/api/v1/clients/${id}`)).json.client.recv_bytes as number
@@ -922,11 +922,27 @@ t.test('recv_bytes grows for a live publisher and stays frozen for a stalled one
 
   // stall() freezes a live one
   sim.stall(live.clientId)
+  // The counters catch up at the next statistics tick (20 ms here), then stay put.
+  const stalledAt = Date.now()
+  await until('a tick after the stall', () => Date.now() > stalledAt + 40)
   const frozen = await read(live.clientId)
   const mark = Date.now()
-  await until('time passes', () => Date.now() > mark + 20)
+  await until('more ticks pass', () => Date.now() > mark + 60)
   t.equal(await read(live.clientId), frozen)
   t.throws(() => sim.stall('nobody00'), /no active publisher/)
+})
+
+t.test('recv_bytes moves only at SRS\'s 3 s statistics tick, even for a live publisher (injected clock)', async (t) => {
+  let now = 1_700_000_000_000
+  const { sim } = await setup(t, { now: () => now })
+  const live = await sim.publish({ app: 'live', stream: 'cam1' })
+  const read = async (): Promise<number> => (await api(sim, `/api/v1/clients/${live.clientId}`)).json.client.recv_bytes as number
+  now += 3000
+  const atTick = await read()
+  now += 400
+  t.equal(await read(), atTick, 'two reads 400 ms apart within one tick see the same bytes')
+  now += 2600
+  t.ok(await read() > atTick, 'the next tick shows the growth')
 })
 
 t.test('kbps.recv_30s is 0 until the first 30 s window closes, then the window rate (injected clock)', async (t) => {

@@ -1,2 +1,20 @@
-/** Settings for recordings, the operator API and diagnostics, merged into ConfigSchema. */
-export const OperationsSettings = {}
+import { Type } from 'typebox'
+
+/**
+ * Settings for recordings, the operator API and diagnostics, merged into ConfigSchema.
+ * README.md ("Configuration") documents each one with its default.
+ */
+export const OperationsSettings = {
+  /** Where the recordings index (recordings.db, SQLite) lives; created if missing. */
+  DATA_DIR: Type.String({ default: './data', minLength: 1, maxLength: 4096 }),
+  /** Recordings smaller than this many bytes are marked `tiny` (SRS reaps very short segments). */
+  DVR_MIN_BYTES: Type.Integer({ default: 8192, minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+  /** Bound on the stat() of a recorded file (it may sit on a slow mount); the row is written before it. */
+  DVR_STAT_TIMEOUT_MS: Type.Integer({ default: 2000, minimum: 1, maximum: 60_000 }),
+  /** Bearer token for the operator API. Unset: the operator API answers loopback callers only. */
+  ADMIN_TOKEN: Type.Optional(Type.String({ maxLength: 4096 })),
+  /** How many recent takeovers, evictions, refusals and corrections GET events keeps. */
+  EVENTS_MAX: Type.Integer({ default: 1000, minimum: 1, maximum: 100_000 }),
+  /** Bound on /readyz's call to SRS's API. */
+  READY_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 1, maximum: 60_000 })
+}

@@ -1,7 +1,14 @@
+import { Codes } from '../errors.js'
+import type { Policy } from '../auth/settings.js'
+
 /**
- * Who gets a stream when a newcomer publishes it: a pure function of what SRS reports, so new
- * policies (and authentication) can be added as more inputs and more cases.
+ * Who gets a stream when a newcomer publishes it: a pure function of what is known so far. The
+ * service calls it as it learns more (credentials, then SRS's live state, then a staleness
+ * sample) and does what the answer asks: look the stream up, probe the incumbent, evict, allow or
+ * refuse.
  */
+
+export type { Policy }
 
 /** What SRS's API says about the stream right now. */
 export interface LiveStream {
@@ -12,23 +19,117 @@ export interface LiveStream {
   cid?: string | undefined
 }
 
-export type Policy = 'takeover'
+/** What the publish authorisation concluded about the newcomer. */
+export type Credentials =
+  /** PUBLISH_AUTH=off: nothing to check. */
+  | { kind: 'none' }
+  | { kind: 'valid' }
+  | { kind: 'invalid', code: number, msg: string }
+
+/** The incumbent as far as known, for the words of a refusal. */
+export interface IncumbentInfo {
+  ip?: string | undefined
+  /** Epoch ms since when it publishes. */
+  since?: number | undefined
+}
+
+/**
+ * The incumbent's received bytes read twice, `ms` apart. Undefined counts: SRS did not say, which
+ * is taken as "sending" (the incumbent keeps the stream). `gone`: SRS no longer knows the client.
+ */
+export type StaleSample =
+  | { gone: true }
+  | { gone?: false, before: number | undefined, after: number | undefined, ms: number }
+
+/** The flap guard's view of the stream (see flap.ts). */
+export interface FlapState {
+  /** Epoch ms until which newcomers are refused; 0 when not cooling down. */
+  coolingUntil: number
+  /** Takeovers of the stream within FLAP_WINDOW_MS. */
+  recent: number
+  /** FLAP_MAX. */
+  max: number
+}
+
+export type RefusalReason = 'credentials' | 'policy-reject' | 'incumbent-sending' | 'flapping'
 
 export type Decision =
   /** Nobody else holds the stream: let SRS go ahead. */
   | { kind: 'allow', reason: 'free' | 'own' }
   /** Someone else holds it and the newcomer should have it: evict `incumbent` first. */
   | { kind: 'evict', incumbent: string }
+  /** SRS's state of the stream is needed. */
+  | { kind: 'lookup' }
+  /** takeover-stale: whether `incumbent` is still sending is needed. */
+  | { kind: 'probe', incumbent: string }
+  /** The newcomer is refused. `trip`: this refusal starts a flap-guard cooldown. */
+  | { kind: 'refuse', reason: RefusalReason, code: number, msg: string, trip?: boolean }
 
 export interface DecisionInput {
   policy: Policy
-  live: LiveStream
+  /** `app/stream` (with the vhost in front if not the default), for messages. */
+  stream: string
   newcomer: string
+  credentials?: Credentials
+  /** Undefined until SRS was asked. */
+  live?: LiveStream
+  incumbent?: IncumbentInfo
+  sample?: StaleSample
+  flap?: FlapState
+  now: number
 }
 
-export function decide ({ live, newcomer }: DecisionInput): Decision {
+export function decide (input: DecisionInput): Decision {
+  const { credentials, live, newcomer, policy } = input
+  // Nothing an unauthorised newcomer sends may cost an SRS call, let alone an eviction.
+  if (credentials?.kind === 'invalid') return { kind: 'refuse', reason: 'credentials', code: credentials.code, msg: credentials.msg }
+  if (live === undefined) return { kind: 'lookup' }
   if (!live.active || live.cid === undefined) return { kind: 'allow', reason: 'free' }
   if (live.cid === newcomer) return { kind: 'allow', reason: 'own' }
-  // 'takeover': the newest publisher wins. A reconnecting device replaces its own dead connection.
-  return { kind: 'evict', incumbent: live.cid }
+  const incumbent = live.cid
+  if (policy === 'reject') {
+    return refuse('policy-reject', Codes.INCUMBENT_KEPT, `${held(input)}; policy reject keeps the incumbent`)
+  }
+  const flap = input.flap
+  if (flap !== undefined && flap.coolingUntil > input.now) {
+    return refuse('flapping', Codes.TAKEOVER_FLAPPING,
+      `${held(input)}; it changed hands more than ${flap.max} times recently, so takeovers are paused until ${clock(flap.coolingUntil)} (flap guard)`)
+  }
+  if (policy === 'takeover-stale') {
+    const sample = input.sample
+    if (sample === undefined) return { kind: 'probe', incumbent }
+    if (sample.gone !== true) {
+      const { before, after } = sample
+      if (before === undefined || after === undefined || after > before) {
+        const how = before === undefined || after === undefined ? 'may be sending (SRS did not report its bytes)' : `is sending (${after - before} bytes in ${sample.ms} ms)`
+        return refuse('incumbent-sending', Codes.INCUMBENT_SENDING, `${held(input)} and ${how}; policy takeover-stale`)
+      }
+    }
+  }
+  if (flap !== undefined && flap.recent >= flap.max) {
+    return {
+      ...refuse('flapping', Codes.TAKEOVER_FLAPPING,
+        `${held(input)}; it changed hands ${flap.recent} times in a row, as when two live encoders share a stream, so the incumbent keeps it for now (flap guard)`),
+      trip: true
+    }
+  }
+  // The newest publisher wins: a reconnecting device replaces its own dead connection
+  // ('takeover'), or the incumbent has stopped sending ('takeover-stale').
+  return { kind: 'evict', incumbent }
+}
+
+function refuse (reason: RefusalReason, code: number, msg: string): Decision & { kind: 'refuse' } {
+  return { kind: 'refuse', reason, code, msg }
+}
+
+/** "stream live/cam1 is published by 10.0.0.7 since 12:01:03 UTC" */
+function held ({ stream, live, incumbent }: DecisionInput): string {
+  const by = incumbent?.ip ?? `client ${live!.cid!}`
+  const since = incumbent?.since === undefined ? '' : ` since ${clock(incumbent.since)}`
+  return `stream ${stream} is published by ${by}${since}`
+}
+
+/** HH:MM:SS UTC */
+function clock (ms: number): string {
+  return `${new Date(ms).toISOString().slice(11, 19)} UTC`
 }

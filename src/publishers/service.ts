@@ -1,9 +1,13 @@
 import type { Log } from '../logger.js'
-import { Codes, type SrsApiError, type SrsErrorKind } from '../errors.js'
+import { Codes, SrsApiError, type SrsErrorKind } from '../errors.js'
 import { ALLOW, type HookReply } from '../srs/hooks.js'
 import type { SrsApi, SrsClient } from '../srs/api.js'
+import type { FlapGuard } from './flap.js'
 import { KeyedLock } from './lock.js'
-import { decide, type LiveStream, type Policy } from './policy.js'
+import {
+  decide, type Credentials, type Decision, type DecisionInput, type IncumbentInfo, type LiveStream, type Policy,
+  type RefusalReason, type StaleSample
+} from './policy.js'
 import { ReleaseSignals } from './signals.js'
 import type { PublisherStore } from './store.js'
 
@@ -18,6 +22,10 @@ export interface PublishRequest {
   serverId?: string | undefined
   streamId?: string | undefined
   ip?: string | undefined
+  /** What publish authorisation concluded; by default nothing was required. */
+  credentials?: Credentials
+  /** The takeover policy for this stream's app; by default the service's. */
+  policy?: Policy
 }
 
 export type PublishOutcome =
@@ -28,6 +36,7 @@ export type PublishOutcome =
   | 'api-failed-open' // SRS's API failed; FAIL_MODE=open allows
   | 'refused-api-failed' // SRS's API failed; FAIL_MODE=closed refuses
   | 'refused-unverified' // the newcomer is not a publishing client of SRS: nobody evicted
+  | `refused-${RefusalReason}` // bad credentials, policy reject, a sending incumbent, the flap guard
 
 /** How a release was seen ('timeout': it was not, within the bound), and after how long. */
 export interface Release { via: 'hook' | 'api' | 'timeout', waitMs: number }
@@ -67,6 +76,13 @@ export interface PublisherServiceOptions {
   onEvent?: (event: PublisherEvent) => void
 }
 
+/** What guards takeovers besides the policy: the staleness probe's interval and the flap guard. */
+export interface TakeoverGuards {
+  /** takeover-stale reads the incumbent's recv_bytes twice, this far apart. */
+  staleProbeMs?: number
+  flap?: FlapGuard | undefined
+}
+
 export interface PublisherStats {
   takeovers: number
   takeoverTimeouts: number
@@ -77,6 +93,13 @@ export interface PublisherStats {
 
 const POLL_FIRST_MS = 10
 const POLL_MAX_MS = 200
+
+/**
+ * SRS refreshes the byte counters its API reports every 3 s (SrsServer::resample_kbps, timer tick
+ * 8), so a probe must span more than that to see a sending publisher's bytes move.
+ */
+export const SRS_STATS_INTERVAL_MS = 3000
+export const STALE_PROBE_DEFAULT_MS = 3500
 
 /**
  * The publish path: detects a conflict against SRS's live state, evicts the incumbent and waits for
@@ -94,6 +117,8 @@ export class PublisherService {
   readonly #failMode: 'open' | 'closed'
   readonly #policy: Policy
   readonly #onEvent: (event: PublisherEvent) => void
+  #staleProbeMs = STALE_PROBE_DEFAULT_MS
+  #flap: FlapGuard | undefined
 
   constructor (opts: PublisherServiceOptions) {
     this.store = opts.store
@@ -106,9 +131,18 @@ export class PublisherService {
     this.#onEvent = opts.onEvent ?? (() => {})
   }
 
+  /** Sets the takeover guards (the auth plugin does, from its settings). */
+  configure (guards: TakeoverGuards): void {
+    this.#staleProbeMs = guards.staleProbeMs ?? this.#staleProbeMs
+    this.#flap = guards.flap
+  }
+
   async publish (req: PublishRequest, log: Log = this.#log): Promise<PublishResult> {
-    const deadline = this.#now() + this.#timeoutMs
-    const unlock = await this.#lock.acquire(req.key, this.#timeoutMs)
+    // takeover-stale watches the incumbent first (it still holds the stream meanwhile, so SRS's
+    // source cleanup cannot drop it); the probe has its own time on top of the release bound.
+    const budget = this.#timeoutMs + ((req.policy ?? this.#policy) === 'takeover-stale' ? this.#staleProbeMs : 0)
+    const deadline = this.#now() + budget
+    const unlock = await this.#lock.acquire(req.key, budget)
     if (unlock === null) {
       this.stats.lockTimeouts++
       log.warn({ stream: req.key, client: req.clientId }, 'another on_publish for this stream held it until the bound; allowing, SRS decides')
@@ -134,19 +168,34 @@ export class PublisherService {
   }
 
   async #publish (req: PublishRequest, deadline: number, log: Log): Promise<PublishResult> {
+    const ctx: DecisionInput = {
+      policy: req.policy ?? this.#policy,
+      stream: req.key.replace(/^\//, ''),
+      newcomer: req.clientId,
+      credentials: req.credentials,
+      now: this.#now()
+    }
+    // Bad credentials are refused before anything reaches SRS.
+    let decision = decide(ctx)
+    if (decision.kind === 'refuse') return await this.#refuse(req, ctx, decision, deadline, log)
     let live: LiveStream
     try {
       live = await this.#liveState(req, deadline)
     } catch (err) {
       return this.#apiFailed(err, 'look up the stream', req, log)
     }
-    const decision = decide({ policy: this.#policy, live, newcomer: req.clientId })
+    ctx.live = live
+    ctx.flap = this.#flap?.state(req.key)
+    ctx.now = this.#now()
+    decision = decide(ctx)
     if (decision.kind === 'allow') {
       await this.#record(req, false)
       return { reply: ALLOW, outcome: 'allowed' }
     }
+    if (decision.kind === 'refuse') return await this.#refuse(req, ctx, decision, deadline, log)
 
-    const incumbent = decision.incumbent
+    // 'probe' or 'evict': both name the incumbent.
+    const incumbent = (decision as { incumbent: string }).incumbent
     let newcomer: SrsClient | null
     try {
       newcomer = await this.#api.client(req.clientId, { deadline })
@@ -161,6 +210,19 @@ export class PublisherService {
       return { reply: { code: Codes.PUBLISHER_NOT_VERIFIED, msg }, outcome: 'refused-unverified' }
     }
 
+    if (decision.kind === 'probe') {
+      try {
+        const probe = await this.#probe(incumbent, deadline)
+        ctx.sample = probe.sample
+        ctx.incumbent = probe.info
+      } catch (err) {
+        return this.#apiFailed(err, 'probe the incumbent', req, log)
+      }
+      ctx.now = this.#now()
+      decision = decide(ctx)
+      if (decision.kind === 'refuse') return await this.#refuse(req, ctx, decision, deadline, log)
+    }
+
     let release: Release
     try {
       // A conflict is always on a stream SRS listed, so its id is known.
@@ -168,6 +230,7 @@ export class PublisherService {
     } catch (err) {
       return this.#apiFailed(err, 'evict the incumbent', req, log)
     }
+    this.#flap?.record(req.key)
     const event = { stream: req.key, incumbent, newcomer: req.clientId, ip: req.ip, waitMs: release.waitMs, via: release.via }
     await this.#record(req, true)
     if (release.via === 'timeout') {
@@ -180,6 +243,53 @@ export class PublisherService {
     log.info(event, 'takeover: evicted the incumbent, stream released')
     this.#emit({ type: 'takeover', ...event })
     return { reply: ALLOW, outcome: 'took-over', evicted: incumbent, release }
+  }
+
+  /**
+   * Refuses the newcomer with the decision's code and words; the incumbent is described (address,
+   * since when) for those words. A flap-guard refusal that trips the guard starts its cooldown and
+   * logs a warning, once per episode.
+   */
+  async #refuse (req: PublishRequest, ctx: DecisionInput, decision: Decision & { kind: 'refuse' }, deadline: number, log: Log): Promise<PublishResult> {
+    let d = decision
+    if (d.reason !== 'credentials' && ctx.incumbent === undefined) {
+      ctx.incumbent = await this.#describe(ctx.live!.cid!, deadline)
+      d = decide(ctx) as typeof d
+    }
+    if (d.trip === true) {
+      const until = this.#flap!.trip(req.key)
+      log.warn({ stream: req.key, incumbent: ctx.live!.cid, incumbentIp: ctx.incumbent!.ip, newcomer: req.clientId, newcomerIp: req.ip, until },
+        'flap guard: two publishers keep taking this stream from each other; the incumbent keeps it and newcomers are refused during the cooldown')
+    }
+    this.stats.refusals++
+    log.info({ stream: req.key, client: req.clientId, ip: req.ip, code: d.code, reason: d.reason }, d.msg)
+    this.#emit({ type: 'refusal', stream: req.key, client: req.clientId, ip: req.ip, code: d.code, msg: d.msg })
+    return { reply: { code: d.code, msg: d.msg }, outcome: `refused-${d.reason}` }
+  }
+
+  /** The incumbent's address and start as SRS reports them; nothing if SRS cannot say. */
+  async #describe (cid: string, deadline: number): Promise<IncumbentInfo> {
+    try {
+      return infoOf(await this.#api.client(cid, { deadline }), this.#now())
+    } catch {
+      return {}
+    }
+  }
+
+  /**
+   * takeover-stale: reads the incumbent's received bytes twice, STALE_PROBE_MS apart (SRS's
+   * kbps stays 0 for a publisher's first 30 s, so only the bytes tell). Throws an SrsApiError,
+   * also when the probe cannot fit before the deadline.
+   */
+  async #probe (incumbent: string, deadline: number): Promise<{ sample: StaleSample, info: IncumbentInfo }> {
+    const first = await this.#api.client(incumbent, { deadline })
+    if (first === null) return { sample: { gone: true }, info: {} }
+    const started = this.#now()
+    await sleep(this.#staleProbeMs, new AbortController().signal)
+    const second = await this.#api.client(incumbent, { deadline })
+    if (second === null) return { sample: { gone: true }, info: infoOf(first, started) }
+    const sample = { before: first.recv_bytes, after: second.recv_bytes, ms: this.#now() - started }
+    return { sample, info: infoOf(second, this.#now()) }
   }
 
   /**
@@ -291,6 +401,12 @@ export class PublisherService {
   #emit (event: PublisherEvent): void {
     this.#onEvent({ ...event, at: this.#now() })
   }
+}
+
+/** Address and start of a client SRS reported (`alive` is in seconds). */
+function infoOf (client: SrsClient | null, now: number): IncumbentInfo {
+  if (client === null) return {}
+  return { ip: client.ip, since: client.alive === undefined ? undefined : now - Math.round(client.alive * 1000) }
 }
 
 /** Whether SRS lists `client` as a publisher of this very stream. */

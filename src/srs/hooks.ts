@@ -104,6 +104,11 @@ export function streamKeyOf (body: { vhost: string, app: string, stream: string,
   return body.stream_url !== undefined && body.stream_url !== '' ? body.stream_url : streamUrl(body.vhost, body.app, body.stream)
 }
 
+/** SRS's stream id, when the hook carried a non-empty one (SRS >= 5.0.55 with a statistics stream). */
+export function streamIdOf (body: { stream_id?: string | undefined }): string | undefined {
+  return body.stream_id === '' ? undefined : body.stream_id
+}
+
 export function clientIdOf (body: { client_id: string | number }): string {
   return String(body.client_id)
 }

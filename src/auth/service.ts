@@ -1,0 +1,201 @@
+import { BlockList } from 'node:net'
+import type { Config } from '../config.js'
+import { ConfigError } from '../config.js'
+import { Codes } from '../errors.js'
+import type { Log } from '../logger.js'
+import type { Credentials } from '../publishers/policy.js'
+import { KeyFile, keyFor } from './keys.js'
+import { FailureLimiter } from './limiter.js'
+import { parseCidr, parsePolicyByApp, splitList, type Policy } from './settings.js'
+import { paramsOf, refuse, secretsEqual, verifySignature, type Refusal } from './signature.js'
+
+/**
+ * Who may call the hooks (HOOK_TOKEN, HOOK_ALLOW) and who may publish (PUBLISH_AUTH) or play
+ * (PLAY_AUTH). Knows nothing of HTTP: callers pass what the request says and get a verdict.
+ */
+
+export type Verdict =
+  | { ok: true, via: 'off' | 'key' | 'signed' }
+  | Refusal
+
+/** What a publish or play hook says about the client. */
+export interface ClientAttempt {
+  app: string
+  stream: string
+  param?: string | undefined
+  ip?: string | undefined
+}
+
+/** The auth part of the configuration, checked across fields. */
+export interface AuthConfig {
+  hookToken: string | undefined
+  hookAllow: BlockList | undefined
+  trustProxy: string[] | false
+  publishAuth: 'off' | 'keys' | 'signed'
+  keysFile: string | undefined
+  keysPollMs: number
+  publishSecret: string | undefined
+  playAuth: 'off' | 'signed'
+  playSecret: string | undefined
+  skewS: number
+  policy: Policy
+  policyByApp: Record<string, Policy>
+  failMax: number
+  failWindowMs: number
+}
+
+/** Reads and cross-checks the auth settings; throws ConfigError naming the variables. */
+export function checkAuthConfig (c: Config): AuthConfig {
+  const missing = (need: string, because: string): never => {
+    throw new ConfigError(`invalid configuration: ${need} must be set when ${because}`)
+  }
+  if (c.PUBLISH_AUTH === 'keys' && c.STREAM_KEYS_FILE === undefined) missing('STREAM_KEYS_FILE', 'PUBLISH_AUTH=keys')
+  if (c.PUBLISH_AUTH === 'signed' && c.PUBLISH_SECRET === undefined) missing('PUBLISH_SECRET', 'PUBLISH_AUTH=signed')
+  if (c.PLAY_AUTH === 'signed' && c.PLAY_SECRET === undefined) missing('PLAY_SECRET', 'PLAY_AUTH=signed')
+  if (c.PUBLISH_SECRET !== undefined && c.PUBLISH_SECRET === c.PLAY_SECRET) {
+    throw new ConfigError('invalid configuration: PLAY_SECRET must differ from PUBLISH_SECRET, or every play URL could publish')
+  }
+  const allow = splitList(c.HOOK_ALLOW)
+  return {
+    hookToken: c.HOOK_TOKEN,
+    hookAllow: allow.length === 0 ? undefined : blockList(allow),
+    trustProxy: c.TRUST_PROXY.trim() === '' ? false : splitList(c.TRUST_PROXY),
+    publishAuth: c.PUBLISH_AUTH,
+    keysFile: c.STREAM_KEYS_FILE,
+    keysPollMs: c.STREAM_KEYS_POLL_MS,
+    publishSecret: c.PUBLISH_SECRET,
+    playAuth: c.PLAY_AUTH,
+    playSecret: c.PLAY_SECRET,
+    skewS: c.SIGN_CLOCK_SKEW_S,
+    policy: c.TAKEOVER_POLICY,
+    policyByApp: parsePolicyByApp(c.TAKEOVER_POLICY_BY_APP),
+    failMax: c.AUTH_FAIL_MAX,
+    failWindowMs: c.AUTH_FAIL_WINDOW_MS
+  }
+}
+
+function blockList (entries: string[]): BlockList {
+  const list = new BlockList()
+  for (const entry of entries) {
+    if (entry === 'loopback') {
+      list.addSubnet('127.0.0.0', 8, 'ipv4')
+      list.addAddress('::1', 'ipv6')
+      continue
+    }
+    // Validated by the settings' schema.
+    const [address, prefix, family] = parseCidr(entry)!
+    list.addSubnet(address, prefix, family)
+  }
+  return list
+}
+
+/** `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) -> `10.0.0.1`. */
+export function plainIp (ip: string): string {
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip
+}
+
+export class AuthService {
+  readonly config: AuthConfig
+  readonly keyFile: KeyFile | undefined
+  readonly limiter: FailureLimiter
+  readonly #now: () => number
+  readonly #log: Log
+
+  constructor (config: AuthConfig, opts: { now: () => number, log: Log }) {
+    this.config = config
+    this.#now = opts.now
+    this.#log = opts.log
+    this.limiter = new FailureLimiter({ max: config.failMax, windowMs: config.failWindowMs, now: opts.now })
+    if (config.publishAuth === 'keys') {
+      this.keyFile = new KeyFile({ path: config.keysFile!, pollMs: config.keysPollMs, log: opts.log })
+    }
+  }
+
+  /** The takeover policy for an app: its TAKEOVER_POLICY_BY_APP entry, else TAKEOVER_POLICY. */
+  policyFor (app: string): Policy {
+    return this.config.policyByApp[app] ?? this.config.policy
+  }
+
+  /**
+   * Whether a caller may call the hooks: `ip` is the peer (or the client named by a trusted
+   * proxy's X-Forwarded-For), `token` the URL's ?token= value(s).
+   */
+  checkCaller (ip: string, token: unknown): Refusal | undefined {
+    const { hookToken, hookAllow } = this.config
+    if (hookToken !== undefined && (typeof token !== 'string' || !secretsEqual(token, hookToken))) {
+      return refuse(Codes.HOOK_TOKEN_INVALID, `${token === undefined ? 'no' : 'a wrong'} ?token= in the hook URL; configure every hook URL in srs.conf with ?token=<HOOK_TOKEN>`)
+    }
+    if (hookAllow !== undefined) {
+      const plain = plainIp(ip)
+      if (!hookAllow.check(plain, plain.includes(':') ? 'ipv6' : 'ipv4')) {
+        return refuse(Codes.HOOK_CALLER_FORBIDDEN, `caller ${plain} is not in HOOK_ALLOW (behind a proxy, list the proxy in TRUST_PROXY)`)
+      }
+    }
+    return undefined
+  }
+
+  checkPublish (a: ClientAttempt): Verdict {
+    const mode = this.config.publishAuth
+    if (mode === 'off') return { ok: true, via: 'off' }
+    return this.#limited(a, () => {
+      if (mode === 'signed') return this.#signed(a, this.config.publishSecret!, 'publish')
+      return this.#key(a)
+    })
+  }
+
+  checkPlay (a: ClientAttempt): Verdict {
+    if (this.config.playAuth === 'off') return { ok: true, via: 'off' }
+    return this.#limited(a, () => this.#signed(a, this.config.playSecret!, 'play'))
+  }
+
+  #limited (a: ClientAttempt, check: () => Verdict): Verdict {
+    const ip = a.ip ?? 'unknown'
+    if (this.limiter.blocked(ip)) {
+      return refuse(Codes.AUTH_RATE_LIMITED, `too many failed attempts from ${ip}; refused without checking for up to ${Math.round(this.config.failWindowMs / 1000)} s (AUTH_FAIL_MAX)`)
+    }
+    const verdict = check()
+    // A key file that cannot be read is our problem, not the client's: not counted.
+    if (!verdict.ok && verdict.code !== Codes.PUBLISH_KEYS_UNAVAILABLE && this.limiter.fail(ip)) {
+      this.#log.warn({ ip, failures: this.config.failMax, windowMs: this.config.failWindowMs },
+        'too many failed publish/play authorisations from one IP; refusing it for the rest of the window')
+    }
+    return verdict
+  }
+
+  #signed (a: ClientAttempt, secret: string, what: 'publish' | 'play'): Verdict {
+    const r = verifySignature({
+      secret,
+      app: a.app,
+      stream: a.stream,
+      params: paramsOf(a.param),
+      nowS: Math.floor(this.#now() / 1000),
+      skewS: this.config.skewS,
+      what
+    })
+    return r.ok ? { ok: true, via: 'signed' } : r
+  }
+
+  #key (a: ClientAttempt): Verdict {
+    const file = this.keyFile!
+    const name = `${a.app}/${a.stream}`
+    if (file.keys === undefined) {
+      return refuse(Codes.PUBLISH_KEYS_UNAVAILABLE, `publish ${name}: no stream keys are loaded (${file.problem})`)
+    }
+    const expected = keyFor(file.keys, a.app, a.stream)
+    if (expected === undefined) {
+      return refuse(Codes.PUBLISH_KEY_UNKNOWN_STREAM, `publish ${name}: the key file has no entry for "${name}" or "${a.app}/*"`)
+    }
+    const given = paramsOf(a.param).get('key')
+    if (given === null) {
+      return refuse(Codes.PUBLISH_KEY_MISSING, `publish ${name}: the URL carries no ?key= (a camera with only a stream key field can enter "${a.stream}?key=<key>")`)
+    }
+    if (!secretsEqual(given, expected)) return refuse(Codes.PUBLISH_KEY_WRONG, `publish ${name}: wrong key`)
+    return { ok: true, via: 'key' }
+  }
+}
+
+/** The policy's view of a publish verdict. */
+export function credentialsOf (v: Verdict): Credentials {
+  if (!v.ok) return { kind: 'invalid', code: v.code, msg: v.msg }
+  return v.via === 'off' ? { kind: 'none' } : { kind: 'valid' }
+}

@@ -1,0 +1,61 @@
+import { parseArgs } from 'node:util'
+import type { Command, Io } from '../cli.js'
+import { signedQuery } from '../auth/signature.js'
+
+/**
+ * `srs-hooks sign app/stream [--ttl s | --expires unix] [--play] [--base url]`: mints an expiring
+ * signed URL with PUBLISH_SECRET (or PLAY_SECRET with --play) from the environment. Prints the
+ * query (`?expires=…&sign=…`), then with --base the full URL.
+ */
+
+const USAGE = 'srs-hooks sign <app>/<stream> [--ttl <seconds> | --expires <unix seconds>] [--play] [--base rtmp://host[:port]]\n' +
+  '  signs with PUBLISH_SECRET (or PLAY_SECRET with --play) from the environment; the default --ttl is 3600'
+
+export async function run (args: string[], io: Io, now: () => number = Date.now): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        ttl: { type: 'string' },
+        expires: { type: 'string' },
+        play: { type: 'boolean', default: false },
+        base: { type: 'string' }
+      }
+    })
+  } catch (err) {
+    return usage(io, (err as Error).message)
+  }
+  const { values, positionals } = parsed
+  const name = positionals[0] ?? ''
+  const m = /^([^/\s?#]+)\/([^/\s?#]+)$/.exec(name)
+  if (m === null || positionals.length !== 1) return usage(io, `expected one <app>/<stream>, got ${JSON.stringify(positionals.join(' '))}`)
+  const secretName = values.play ? 'PLAY_SECRET' : 'PUBLISH_SECRET'
+  const secret = io.env[secretName] ?? ''
+  if (secret.length < 16) return usage(io, `${secretName} must be set (16 characters or more), as for the server`)
+  let expires: number
+  if (values.expires !== undefined) {
+    if (values.ttl !== undefined || !/^\d{1,12}$/.test(values.expires)) return usage(io, '--expires takes unix seconds, and not with --ttl')
+    expires = Number(values.expires)
+  } else {
+    const ttl = values.ttl ?? '3600'
+    if (!/^\d{1,9}$/.test(ttl) || Number(ttl) < 1) return usage(io, '--ttl takes a positive number of seconds')
+    expires = Math.floor(now() / 1000) + Number(ttl)
+  }
+  const query = signedQuery(secret, m[1]!, m[2]!, expires)
+  io.out(query)
+  if (values.base !== undefined) io.out(`${values.base.replace(/\/+$/, '')}/${m[1]!}/${m[2]!}${query}`)
+  return 0
+}
+
+function usage (io: Io, why: string): number {
+  io.err(`srs-hooks sign: ${why}\nusage: ${USAGE}`)
+  return 2
+}
+
+export const sign: Command = {
+  summary: 'print an expiring signed publish (or play) URL',
+  usage: USAGE,
+  run: async (args, io) => await run(args, io)
+}

@@ -1,0 +1,90 @@
+import type { Publisher } from '../publishers/store.js'
+import type { SrsClient, SrsStream } from '../srs/api.js'
+import { DEFAULT_VHOST } from '../srs/hooks.js'
+
+/** One stream as the operator sees it: the publisher table merged with SRS's live view. */
+export interface StreamView {
+  stream_url: string
+  vhost: string
+  app: string
+  stream: string
+  stream_id: string | null
+  /** SRS reports the stream actively published (null when SRS's view is unavailable). */
+  active: boolean | null
+  publisher: {
+    client_id: string
+    ip: string | null
+    /** Epoch ms since when this client publishes, as far as we know. */
+    since: number | null
+    /** 'publishing' or 'confirmed' (the table's state), or 'srs' (SRS's publisher, which the table does not hold). */
+    state: string
+  } | null
+  /** Bytes SRS received for the stream (SRS's stream recv_bytes). */
+  recv_bytes: number | null
+  /** Clients of the stream in SRS (the publisher and the players). */
+  clients: number | null
+  /** Takeovers on this stream since the table entry was created. */
+  takeovers: number
+  in_table: boolean
+  in_srs: boolean
+}
+
+function keyOf (s: SrsStream): string {
+  return s.url ?? `/${s.app}/${s.name}`
+}
+
+function vhostOf (key: string): string {
+  return key.startsWith('/') ? DEFAULT_VHOST : key.slice(0, key.indexOf('/'))
+}
+
+/**
+ * Every stream that is in the table or actively published in SRS, sorted by stream url. With `srs`
+ * null (SRS's API did not answer) the table alone is shown.
+ */
+export function mergeStreams (table: Publisher[], srs: { streams: SrsStream[], clients: SrsClient[] } | null, now: number): StreamView[] {
+  const clients = new Map(srs?.clients.map((c) => [c.id, c]))
+  const live = new Map<string, SrsStream>()
+  for (const s of srs?.streams ?? []) {
+    if (s.publish.active) live.set(keyOf(s), s)
+  }
+  const entries = new Map(table.map((p) => [p.key, p]))
+  const keys = [...new Set([...entries.keys(), ...live.keys()])].sort()
+  return keys.map((key) => {
+    const p = entries.get(key)
+    const s = live.get(key)
+    const cid = s?.publish.cid ?? p?.clientId
+    const c = cid === undefined ? undefined : clients.get(cid)
+    const fromTable = p !== undefined && p.clientId === cid
+    let publisher: StreamView['publisher'] = null
+    if (cid !== undefined) {
+      publisher = {
+        client_id: cid,
+        ip: c?.ip ?? (fromTable ? p.ip ?? null : null),
+        since: fromTable ? p.since : c?.alive !== undefined ? Math.round(now - c.alive * 1000) : null,
+        state: fromTable ? p.state : 'srs'
+      }
+    }
+    return {
+      stream_url: key,
+      vhost: p?.vhost ?? vhostOf(key),
+      app: p?.app ?? s!.app,
+      stream: p?.stream ?? s!.name,
+      stream_id: s?.id ?? p?.streamId ?? null,
+      active: srs === null ? null : s !== undefined,
+      publisher,
+      recv_bytes: s?.recv_bytes ?? null,
+      clients: s?.clients ?? null,
+      takeovers: p?.takeovers ?? 0,
+      in_table: p !== undefined,
+      in_srs: s !== undefined
+    }
+  })
+}
+
+/** A time given as epoch milliseconds or as an ISO 8601 date; null when it is neither. */
+export function parseTime (value: string): number | null {
+  if (/^\d{1,15}$/.test(value)) return Number(value)
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value)) return null
+  const ms = Date.parse(value)
+  return Number.isNaN(ms) ? null : ms
+}
