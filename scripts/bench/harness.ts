@@ -1,0 +1,249 @@
+/**
+ * What every scenario shares: the server under test in its own process (Target), a fresh stage of
+ * simulator and server per scenario (withStage), the load generator (load), and the rows of the
+ * results table with their targets (row, checks).
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { extname, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import autocannon from 'autocannon'
+import { Pool } from 'undici'
+import { CALLBACK_PREFIXES } from '../../src/app.js'
+import { SrsSimulator } from '../../test/fixtures/srs-sim.js'
+import type { BenchOptions } from './options.js'
+import type { Memory, Reconciled } from './target.js'
+
+const STARTUP_TIMEOUT_MS = 60_000
+
+export type TargetKind = 'bare' | 'app'
+
+/** A server under test running in its own process (target.ts). */
+export class Target {
+  /** Where hooks are POSTed (the bare server answers any path). */
+  readonly hookBase: string
+
+  private constructor (private readonly child: ChildProcess, readonly url: string) {
+    this.hookBase = url + CALLBACK_PREFIXES[0]
+  }
+
+  /** Forks target.ts (or .js, whichever this module is) with `env` added to this process's environment. */
+  static async start (kind: TargetKind, env: Record<string, string> = {}): Promise<Target> {
+    const entry = new URL('./target' + extname(import.meta.url), import.meta.url)
+    const child = fork(entry, [kind], {
+      env: { ...process.env, ...env },
+      execArgv: [...process.execArgv, '--expose-gc'],
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc']
+    })
+    const [ready] = await once(child, 'message', { signal: AbortSignal.timeout(STARTUP_TIMEOUT_MS) }) as [{ url: string }]
+    return new Target(child, ready.url)
+  }
+
+  async memory (): Promise<Memory> {
+    return await this.command('memory') as Memory
+  }
+
+  /** One reconciliation with SRS, as the periodic one runs. */
+  async reconcile (): Promise<Reconciled> {
+    return await this.command('reconcile') as Reconciled
+  }
+
+  async close (): Promise<void> {
+    const exited = once(this.child, 'exit')
+    this.child.disconnect()
+    await exited
+  }
+
+  private async command (name: string): Promise<unknown> {
+    const reply = once(this.child, 'message')
+    this.child.send(name)
+    return (await reply)[0]
+  }
+}
+
+/** A fresh SRS simulator and srs-hooks wired to each other: the simulator's hooks go to the app. */
+export interface Stage {
+  sim: SrsSimulator
+  app: Target
+}
+
+/** Its recordings index (on_dvr) goes to a temporary DATA_DIR, removed afterwards. */
+export async function withStage<T> (run: (stage: Stage) => Promise<T>): Promise<T> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'srs-hooks-bench-'))
+  const sim = await SrsSimulator.start()
+  const app = await Target.start('app', { SRS_API_URL: sim.apiUrl, DATA_DIR: dataDir })
+  sim.setHookBase(app.hookBase)
+  try {
+    return await run({ sim, app })
+  } finally {
+    await app.close()
+    await sim.close()
+    await rm(dataDir, { recursive: true })
+  }
+}
+
+export async function withTarget<T> (kind: TargetKind, run: (target: Target) => Promise<T>): Promise<T> {
+  const target = await Target.start(kind)
+  try {
+    return await run(target)
+  } finally {
+    await target.close()
+  }
+}
+
+// ------------------------------------------------------------------------------ load generator
+
+export interface HttpRequest { method: 'GET' | 'POST', path: string, body?: string }
+
+export interface LoadOptions {
+  url: string
+  /** One request is built once and repeated; a list is dealt out in turn across all connections. */
+  requests: HttpRequest[]
+  connections: number
+}
+
+export interface LoadResult {
+  /** Completed requests per second. */
+  rps: number
+  /** Latency percentiles, ms. */
+  p50: number
+  p99: number
+  completed: number
+  /** Connection errors and timeouts, non-2xx replies, and replies whose code is not 0. */
+  failures: number
+}
+
+/** A reply that allows: `{"code":0}` or `{"code":0,...}` (srs-hooks, the bare server, SRS's API). */
+const ALLOWED = /^\{"code":0[,}]/
+
+/**
+ * As many requests as the target answers for `durationS` seconds (closed loop, autocannon).
+ * autocannon records latencies in whole milliseconds.
+ */
+export async function saturate (o: LoadOptions & { durationS: number }): Promise<LoadResult> {
+  const deal = dealer(o.requests)
+  const requests = o.requests.length === 1 ? o.requests : [{ setupRequest: (req: autocannon.Request) => ({ ...req, ...deal() }) }]
+  const result = await autocannon({
+    url: o.url,
+    connections: o.connections,
+    duration: o.durationS,
+    headers: { 'content-type': 'application/json' },
+    requests,
+    verifyBody: (body) => ALLOWED.test(String(body))
+  })
+  return {
+    rps: result.requests.total / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    completed: result.requests.total,
+    failures: result.errors + result.non2xx + result.mismatches
+  }
+}
+
+/**
+ * `rate` requests per second, evenly spaced, for `durationS` seconds (open loop). autocannon's
+ * rate limit sends each second's quota in a burst at the start of the second, which measures
+ * queueing, not the latency at that rate. Latency counts from the moment a request was due, so a
+ * late send (a busy bench process) is not hidden. Resolves when every request has its reply.
+ */
+export async function pace (o: LoadOptions & { durationS: number, rate: number }): Promise<LoadResult> {
+  const pool = new Pool(o.url, { connections: o.connections })
+  const next = dealer(o.requests)
+  const total = Math.max(1, Math.round(o.rate * o.durationS))
+  const sent: Array<Promise<Sample>> = []
+  const started = performance.now()
+  while (sent.length < total) {
+    const due = Math.min(total, Math.floor((performance.now() - started) * o.rate / 1000) + 1)
+    while (sent.length < due) sent.push(send(pool, next(), started + sent.length * 1000 / o.rate))
+    await sleep(1)
+  }
+  const settled = await Promise.allSettled(sent)
+  const elapsedS = (performance.now() - started) / 1000
+  await pool.close()
+  const samples = settled.filter((s) => s.status === 'fulfilled').map((s) => s.value)
+  const ms = samples.map((s) => s.ms)
+  return {
+    rps: samples.length / elapsedS,
+    p50: percentile(ms, 50),
+    p99: percentile(ms, 99),
+    completed: samples.length,
+    failures: settled.length - samples.filter((s) => s.ok).length
+  }
+}
+
+interface Sample { ms: number, ok: boolean }
+
+async function send (pool: Pool, req: HttpRequest, dueAt: number): Promise<Sample> {
+  const res = await pool.request({ ...req, headers: { 'content-type': 'application/json' } })
+  const text = await res.body.text()
+  return { ms: performance.now() - dueAt, ok: res.statusCode === 200 && ALLOWED.test(text) }
+}
+
+/** Hands out `list` in turn to whichever connection asks next, so connections never replay it in step. */
+function dealer (list: HttpRequest[]): () => HttpRequest {
+  let i = 0
+  return () => list[i++ % list.length]!
+}
+
+/** 500 requests in a quarter of a second, so that both sides of a comparison are past their JIT warm-up. */
+export async function warmUp (url: string, requests: HttpRequest[], opts: BenchOptions): Promise<void> {
+  await pace({ url, requests, connections: opts.connections, durationS: 0.25, rate: 2000 })
+}
+
+/** The nearest-rank percentile of samples. */
+export function percentile (samples: number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b)
+  return sorted[Math.max(0, Math.ceil(p / 100 * sorted.length) - 1)]!
+}
+
+export const MB = 1024 * 1024
+
+// ------------------------------------------------------------------------------ results
+
+export type Unit = 'req/s' | 'ms' | 'MB' | 'calls' | 'streams' | 'requests' | 'takeovers'
+
+/** A target on a figure: its wording, and whether the value (with its reference) meets it. */
+export interface Check {
+  text: string
+  met: (value: number, reference: number) => boolean
+}
+
+export interface Row {
+  figure: string
+  value: number
+  unit: Unit
+  /** The same figure for the reference (the limit, or what it is compared with). */
+  reference?: number
+  /** value / reference */
+  ratio?: number
+  target?: string
+  met?: boolean
+}
+
+export function row (figure: string, unit: Unit, value: number, reference?: number, check?: Check): Row {
+  const r: Row = { figure, unit, value }
+  if (reference !== undefined) Object.assign(r, { reference, ratio: value / reference })
+  if (check !== undefined) Object.assign(r, { target: check.text, met: check.met(value, reference ?? 0) })
+  return r
+}
+
+export const checks = {
+  ratioAtLeast: (limit: number): Check => ({ text: `ratio ≥ ${limit}`, met: (v, ref) => v / ref >= limit }),
+  ratioAtMost: (limit: number): Check => ({ text: `ratio ≤ ${limit}`, met: (v, ref) => v / ref <= limit }),
+  atMost: (limit: number, unit: Unit): Check => ({ text: `≤ ${limit} ${unit}`, met: (v) => v <= limit }),
+  below: (limit: number, unit: Unit): Check => ({ text: `< ${limit} ${unit}`, met: (v) => v < limit }),
+  /** value − reference below the limit */
+  addedBelow: (limit: number, unit: Unit): Check => ({ text: `value − reference < ${limit} ${unit}`, met: (v, ref) => v - ref < limit }),
+  equalsReference: (): Check => ({ text: '= reference', met: (v, ref) => v === ref })
+}
+
+/**
+ * A measured part of the bench. `stage` is shared by the scenarios of a run (starting a server
+ * costs seconds in the smoke test); one that needs a process of its own builds it with withStage.
+ */
+export interface Scenario {
+  title: string
+  run: (stage: Stage, opts: BenchOptions) => Promise<Row[]>
+}

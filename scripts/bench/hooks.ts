@@ -1,0 +1,60 @@
+/**
+ * Hook requests as SRS 6 sends them, and streams that the simulator knows.
+ */
+import { CALLBACK_PREFIXES } from '../../src/app.js'
+import type { HookAction } from '../../src/srs/hooks.js'
+import type { SrsSimulator } from '../../test/fixtures/srs-sim.js'
+import type { HttpRequest } from './harness.js'
+
+/** A stream as SRS's API lists it. */
+export interface KnownStream { id: string, app: string, name: string }
+
+const DVR = { cwd: '/usr/local/srs', file: './objs/nginx/html/live/cam.1700000000000.flv' }
+const HLS = {
+  duration: 10, cwd: '/usr/local/srs', file: './objs/nginx/html/live/cam-7.ts', url: 'live/cam-7.ts',
+  m3u8: './objs/nginx/html/live/cam.m3u8', m3u8_url: 'live/cam.m3u8', seq_no: 7
+}
+const CLOSE = { send_bytes: 3877, recv_bytes: 125_000 }
+/** What each hook carries besides the common and stream fields (srs-protocol.md section 2). */
+const EXTRA: Record<HookAction, object> = {
+  on_connect: { pageUrl: '' },
+  on_close: CLOSE,
+  on_publish: {},
+  on_unpublish: {},
+  on_play: { pageUrl: '' },
+  on_stop: {},
+  on_dvr: DVR,
+  on_hls: HLS
+}
+
+/** A POST of `action` about `stream` from client `clientId`. */
+export function hookRequest (action: HookAction, stream: KnownStream, clientId: string): HttpRequest {
+  const body = {
+    server_id: 'vid-bench01',
+    service_id: 'bench001',
+    action,
+    client_id: clientId,
+    ip: '192.0.2.10',
+    vhost: '__defaultVhost__',
+    app: stream.app,
+    tcUrl: `rtmp://127.0.0.1:1935/${stream.app}`,
+    stream: stream.name,
+    param: '?vhost=__defaultVhost__',
+    stream_url: `/${stream.app}/${stream.name}`,
+    stream_id: stream.id,
+    ...EXTRA[action]
+  }
+  return { method: 'POST', path: `${CALLBACK_PREFIXES[0]}/${action}`, body: JSON.stringify(body) }
+}
+
+/**
+ * Makes the simulator know `n` streams, none published: each has a viewer waiting, as when a player
+ * connects before the camera. An on_publish for one is SRS's usual case (stream_id known,
+ * `publish.active` false), so the server's lookup costs what it costs in production.
+ */
+export async function knownStreams (sim: SrsSimulator, app: string, n: number): Promise<KnownStream[]> {
+  for (let i = 0; i < n; i++) await sim.play({ app, stream: `s${i}` })
+  const res = await fetch(`${sim.apiUrl}/api/v1/streams/?count=${sim.clientIds().length}`)
+  const { streams } = await res.json() as { streams: KnownStream[] }
+  return streams.filter((s) => s.app === app)
+}

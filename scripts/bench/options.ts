@@ -1,0 +1,63 @@
+/**
+ * The bench's parameters, from BENCH_* environment variables. The defaults are the issue's (#5);
+ * the smoke test in test/bench.test.ts runs every scenario once with tiny ones.
+ */
+export interface BenchOptions {
+  /** Seconds of each measured load run (hook throughput, on_publish at a fixed rate, mixed maximum). */
+  durationS: number
+  /** Seconds of the sustained mixed load at half the maximum rate. */
+  loadS: number
+  /** Concurrent connections of the load generator for the maximum-rate runs. */
+  connections: number
+  /** Requests per second of the on_publish run. */
+  publishRate: number
+  /** Distinct streams the on_publish and mixed runs spread over. */
+  streams: number
+  /** Takeovers measured one after another, for each release delay. */
+  takeovers: number
+  /** The simulator's release delays R, in ms. */
+  releaseDelaysMs: number[]
+  /** Live streams listed by the simulator for the scale run. */
+  scaleStreams: number
+  /** Streams taken over at the same moment. */
+  concurrent: number
+  /** Which scenarios to run, by number (1 to 6). */
+  scenarios: number[]
+}
+
+type Lists = 'releaseDelaysMs' | 'scenarios'
+
+/** Seconds may have a fraction (the smoke test runs for half a second); counts are whole. */
+const SECONDS = new Set(['durationS', 'loadS'])
+
+const NUMBERS: Record<Exclude<keyof BenchOptions, Lists>, [name: string, def: number]> = {
+  durationS: ['BENCH_DURATION_S', 10],
+  loadS: ['BENCH_LOAD_S', 60],
+  connections: ['BENCH_CONNECTIONS', 20],
+  publishRate: ['BENCH_PUBLISH_RATE', 1000],
+  streams: ['BENCH_STREAMS', 1000],
+  takeovers: ['BENCH_TAKEOVERS', 50],
+  scaleStreams: ['BENCH_SCALE_STREAMS', 100_000],
+  concurrent: ['BENCH_CONCURRENT', 200]
+}
+const LISTS: Record<Lists, [name: string, def: string]> = {
+  releaseDelaysMs: ['BENCH_RELEASE_DELAYS_MS', '5,50,500'],
+  scenarios: ['BENCH_SCENARIOS', '1,2,3,4,5,6']
+}
+
+/** Reads the options; throws naming the variable when one is not a positive number (integer for counts). */
+export function optionsFrom (env: Record<string, string | undefined>): BenchOptions {
+  const numbers = Object.entries(NUMBERS).map(([key, [name, def]]) =>
+    [key, positive(name, env[name] ?? String(def), !SECONDS.has(key))])
+  const lists = Object.entries(LISTS).map(([key, [name, def]]) =>
+    [key, (env[name] ?? def).split(',').map((v) => positive(name, v, true))])
+  return Object.fromEntries([...numbers, ...lists]) as BenchOptions
+}
+
+function positive (name: string, raw: string, whole: boolean): number {
+  const n = Number(raw.trim())
+  if (!(n > 0) || (whole && !Number.isInteger(n))) {
+    throw new Error(`${name}=${JSON.stringify(raw)}: expected a positive ${whole ? 'integer' : 'number'}`)
+  }
+  return n
+}

@@ -1,0 +1,203 @@
+/**
+ * The six measurements of issue #5. Each builds what it needs with the harness, measures side by
+ * side in the same run, and returns its rows of the results table.
+ */
+import type { HookAction } from '../../src/srs/hooks.js'
+import type { SrsSimulator } from '../../test/fixtures/srs-sim.js'
+import {
+  checks, MB, pace, percentile, row, saturate, warmUp, withStage, withTarget,
+  type HttpRequest, type LoadResult, type Row, type Scenario, type Target
+} from './harness.js'
+import { hookRequest, knownStreams } from './hooks.js'
+import type { BenchOptions } from './options.js'
+
+const PLAIN_STREAM = { id: 'vid-0000001', app: 'live', name: 'cam1' }
+
+/** Maximum rate against one target, after a warm-up. */
+async function maxRate (target: Target, requests: HttpRequest[], opts: BenchOptions): Promise<LoadResult> {
+  await warmUp(target.url, requests, opts)
+  return await saturate({ url: target.url, requests, connections: opts.connections, durationS: opts.durationS })
+}
+
+/** 1. on_play and on_connect against a bare node:http server parsing the same body. */
+const hookThroughput: Scenario = {
+  title: 'hook throughput and latency (on_play, on_connect) vs bare node:http',
+  run: async ({ app }, opts) => await withTarget('bare', async (bare) => {
+    const rows: Row[] = []
+    for (const action of ['on_play', 'on_connect'] as const) {
+      const requests = [hookRequest(action, PLAIN_STREAM, 'c0000001')]
+      const limit = await maxRate(bare, requests, opts)
+      const ours = await maxRate(app, requests, opts)
+      rows.push(
+        row(`${action} throughput`, 'req/s', ours.rps, limit.rps, checks.ratioAtLeast(0.8)),
+        row(`${action} p50 latency (max rate)`, 'ms', ours.p50, limit.p50),
+        row(`${action} p99 latency (max rate)`, 'ms', ours.p99, limit.p99, checks.ratioAtMost(1.5)),
+        row(`${action} requests failed (ref: completed)`, 'requests', ours.failures + limit.failures, ours.completed + limit.completed, checks.atMost(0, 'requests'))
+      )
+    }
+    return rows
+  })
+}
+
+/** 2. on_publish on a free stream at a fixed rate, against SRS's own API latency at the same rate. */
+const publishWithoutConflict: Scenario = {
+  title: 'on_publish without conflict vs the SRS API alone',
+  run: async ({ sim, app }, opts) => {
+    const streams = await knownStreams(sim, 'pub', opts.streams)
+    const lookups: HttpRequest[] = streams.map((s) => ({ method: 'GET', path: `/api/v1/streams/${s.id}` }))
+    const publishes = streams.map((s, i) => hookRequest('on_publish', s, `p${i}`))
+    const paced = { connections: opts.connections, durationS: opts.durationS, rate: opts.publishRate }
+    await warmUp(app.url, publishes, opts)
+    const api = await pace({ url: sim.apiUrl, requests: lookups, ...paced })
+    const before = sim.apiRequests
+    const ours = await pace({ url: app.url, requests: publishes, ...paced })
+    const callsPerPublish = (sim.apiRequests - before) / ours.completed
+    return [
+      row('SRS API calls per on_publish', 'calls', callsPerPublish, undefined, checks.atMost(1, 'calls')),
+      row(`on_publish p50 at ${opts.publishRate}/s (ref: API alone)`, 'ms', ours.p50, api.p50),
+      row(`on_publish p99 at ${opts.publishRate}/s (ref: API alone)`, 'ms', ours.p99, api.p99, checks.addedBelow(5, 'ms')),
+      row('on_publish requests failed (ref: completed)', 'requests', ours.failures + api.failures, ours.completed + api.completed, checks.atMost(0, 'requests'))
+    ]
+  }
+}
+
+/** The time of the newcomer's on_publish as the simulator saw it, from sending to our reply. */
+function publishHookMs (sim: SrsSimulator, clientId: string): number {
+  return sim.hookCalls.findLast((c) => c.hook === 'on_publish' && c.clientId === clientId)!.ms
+}
+
+/**
+ * Takes over `n` live streams one after another, each once (a camera reconnecting; taking one
+ * stream over and over would trip the flap guard). The newcomers' on_publish times, and how many
+ * takeovers failed.
+ */
+async function takeOverInTurn (sim: SrsSimulator, prefix: string, n: number): Promise<{ ms: number[], failed: number }> {
+  sim.seedLive(n, { prefix })
+  const ms: number[] = []
+  let failed = 0
+  for (let i = 0; i < n; i++) {
+    const r = await sim.publish({ app: 'live', stream: prefix + i })
+    failed += Number(!r.ok)
+    ms.push(publishHookMs(sim, r.clientId))
+  }
+  return { ms, failed }
+}
+
+/** 3. The time a takeover adds to the release itself, for several release delays. */
+const takeoverOverhead: Scenario = {
+  title: 'takeover overhead over the release delay R',
+  run: async ({ sim }, opts) => {
+    const rows: Row[] = []
+    let failed = 0
+    await takeOverInTurn(sim, 'warm-up-', 3)
+    for (const r of opts.releaseDelaysMs) {
+      sim.setReleaseDelay(r)
+      const run = await takeOverInTurn(sim, `r${r}-`, opts.takeovers)
+      failed += run.failed
+      const overhead = run.ms.map((ms) => ms - r)
+      rows.push(
+        row(`takeover overhead p50, R=${r} ms (ref: R)`, 'ms', percentile(overhead, 50), r),
+        row(`takeover overhead p99, R=${r} ms (ref: R)`, 'ms', percentile(overhead, 99), r, checks.below(20, 'ms'))
+      )
+    }
+    const total = opts.takeovers * opts.releaseDelaysMs.length
+    rows.push(row('takeovers that failed', 'takeovers', failed, total, checks.atMost(0, 'takeovers')))
+    return rows
+  }
+}
+
+/** SRS_API_PAGE_SIZE's default. */
+const PAGE_SIZE = 1000
+
+/**
+ * How long the simulator takes to list `total` streams in pages, as reconciliation fetches them:
+ * the part of reconciliation's time that is SRS's (and here, the simulator's JSON), not ours.
+ */
+async function listingMs (sim: SrsSimulator, total: number): Promise<number> {
+  const started = performance.now()
+  for (let start = 0; start < total; start += PAGE_SIZE) {
+    await (await fetch(`${sim.apiUrl}/api/v1/streams/?start=${start}&count=${PAGE_SIZE}`)).json()
+  }
+  return performance.now() - started
+}
+
+/**
+ * 4. Memory and time of a reconciliation with SRS listing many live streams, in a server process
+ * that has done nothing else, so that its resident memory is the table's and nothing else's.
+ */
+const scale: Scenario = {
+  title: 'scale of state: reconciliation with many live streams',
+  run: async (_shared, opts) => await withStage(async ({ sim, app }) => {
+    sim.seedLive(opts.scaleStreams)
+    const n = opts.scaleStreams
+    const listing = await listingMs(sim, n)
+    const idle = await app.memory()
+    const reconciled = await app.reconcile()
+    const after = await app.memory()
+    return [
+      row(`reconciliation of ${n} live streams (ref: the listing alone)`, 'ms', reconciled.ms, listing, checks.below(2000, 'ms')),
+      row(`RSS after reconciling ${n} (ref: idle RSS)`, 'MB', after.rss / MB, idle.rss / MB, checks.addedBelow(150, 'MB')),
+      row(`heap used after reconciling ${n} (ref: idle)`, 'MB', after.heapUsed / MB, idle.heapUsed / MB),
+      row('publishers in the table after reconciling', 'streams', reconciled.size, n, checks.equalsReference()),
+      row('reconciliation failures', 'calls', reconciled.failures, undefined, checks.atMost(0, 'calls'))
+    ]
+  })
+}
+
+/** SRS releases a kicked publisher within milliseconds when nothing (HLS, transcoding) holds it up. */
+const CONCURRENT_RELEASE_MS = 5
+
+/** 5. Many streams taken over at the same moment, against one takeover alone. */
+const concurrentTakeovers: Scenario = {
+  title: 'concurrent takeovers',
+  run: async ({ sim }, opts) => {
+    const n = opts.concurrent
+    sim.setReleaseDelay(CONCURRENT_RELEASE_MS)
+    sim.seedLive(1, { prefix: 'solo-' })
+    sim.seedLive(n, { prefix: 'burst-' })
+    const solo = await timed(async () => await sim.publish({ app: 'live', stream: 'solo-0' }))
+    const burst = await timed(async () => await Promise.all(
+      Array.from({ length: n }, async (_, i) => await sim.publish({ app: 'live', stream: `burst-${i}` }))
+    ))
+    const succeeded = burst.result.filter((r) => r.ok).length
+    return [
+      row(`${n} takeovers at once: succeeded`, 'takeovers', succeeded, n, checks.equalsReference()),
+      row(`${n} takeovers at once: total time (ref: one alone)`, 'ms', burst.ms, solo.ms),
+      row('the takeover alone succeeded', 'takeovers', Number(solo.result.ok), 1, checks.equalsReference())
+    ]
+  }
+}
+
+async function timed<T> (run: () => Promise<T>): Promise<{ ms: number, result: T }> {
+  const started = performance.now()
+  const result = await run()
+  return { ms: performance.now() - started, result }
+}
+
+const MIX: HookAction[] = ['on_connect', 'on_publish', 'on_play', 'on_hls', 'on_dvr', 'on_stop', 'on_unpublish', 'on_close']
+
+/** 6. Mixed hooks at half the maximum rate for a long while: errors and memory growth. */
+const sustainedLoad: Scenario = {
+  title: 'sustained mixed load at half the maximum rate',
+  run: async ({ sim, app }, opts) => {
+    const streams = await knownStreams(sim, 'mix', opts.streams)
+    const requests = streams.flatMap((s, i) => MIX.map((action) => hookRequest(action, s, `m${i}`)))
+    const max = await maxRate(app, requests, opts)
+    const rate = Math.max(1, Math.round(max.rps / 2))
+    const before = await app.memory()
+    const sustained = await pace({ url: app.url, requests, connections: opts.connections, durationS: opts.loadS, rate })
+    const after = await app.memory()
+    return [
+      row('mixed hooks: maximum rate', 'req/s', max.rps),
+      row(`mixed hooks for ${opts.loadS} s: rate (ref: half the maximum)`, 'req/s', sustained.rps, rate),
+      row(`mixed hooks for ${opts.loadS} s: p99 latency`, 'ms', sustained.p99),
+      row(`mixed hooks for ${opts.loadS} s: requests failed`, 'requests', sustained.failures + max.failures, sustained.completed, checks.atMost(0, 'requests')),
+      row(`mixed hooks for ${opts.loadS} s: heap growth`, 'MB', (after.heapUsed - before.heapUsed) / MB),
+      row(`mixed hooks for ${opts.loadS} s: RSS growth (ref: RSS before)`, 'MB', (after.rss - before.rss) / MB, before.rss / MB)
+    ]
+  }
+}
+
+export const SCENARIOS: Scenario[] = [
+  hookThroughput, publishWithoutConflict, takeoverOverhead, scale, concurrentTakeovers, sustainedLoad
+]

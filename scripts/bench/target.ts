@@ -1,0 +1,79 @@
+/**
+ * One server under test, in a process of its own so that its CPU time and resident memory are
+ * its own: the load generator and the SRS simulator live in the bench's process. Forked by
+ * Target.start() (harness.ts) with `--expose-gc`, as `target.js bare|app`; the app is configured
+ * by the environment as the real entry point is. Over IPC it sends `{ url }` once listening,
+ * then answers each command (`memory`, and `reconcile` for the app) with its result. It closes
+ * and exits when the bench disconnects.
+ */
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+export interface Memory { rss: number, heapUsed: number }
+export interface Reconciled { ms: number, size: number, failures: number }
+
+interface Served {
+  url: string
+  commands: Record<string, () => Promise<unknown>>
+  close: () => Promise<void>
+}
+
+/** The limit for this stack: node:http parsing the same JSON body and answering `{"code":0}`. */
+async function serveBare (): Promise<Served> {
+  const server = http.createServer((req, res) => {
+    let body = ''
+    req.setEncoding('utf8')
+    req.on('data', (chunk: string) => { body += chunk })
+    req.on('end', () => {
+      JSON.parse(body)
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': 10 })
+      res.end('{"code":0}')
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    commands: {},
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  }
+}
+
+/** srs-hooks as `npm start` builds it; reconciliation runs only when the bench asks. */
+async function serveApp (env: NodeJS.ProcessEnv): Promise<Served> {
+  // Loaded here, so that the bare server's process holds none of it.
+  const { buildApp } = await import('../../src/app.js')
+  const { loadConfig } = await import('../../src/config.js')
+  const app = await buildApp(loadConfig({ ...env, HOST: '127.0.0.1', PORT: '0', RECONCILE_INTERVAL_MS: '0' }))
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  return {
+    url,
+    commands: {
+      reconcile: async (): Promise<Reconciled> => {
+        const started = performance.now()
+        await app.reconciler.run()
+        const ms = performance.now() - started
+        return { ms, size: await app.publishers.store.size(), failures: app.reconciler.failures }
+      }
+    },
+    close: async () => { await app.close() }
+  }
+}
+
+/** Resident memory after a full collection, so that garbage waiting for one is not counted. */
+async function memory (): Promise<Memory> {
+  globalThis.gc!()
+  const { rss, heapUsed } = process.memoryUsage()
+  return { rss, heapUsed }
+}
+
+const kinds = { bare: serveBare, app: serveApp }
+const served = await kinds[process.argv[2] as keyof typeof kinds](process.env)
+const commands: Record<string, () => Promise<unknown>> = { memory, ...served.commands }
+process.on('message', (command: string) => {
+  void commands[command]!().then((result) => process.send!(result))
+})
+process.once('disconnect', () => { void served.close() })
+process.send!({ url: served.url })

@@ -1,0 +1,104 @@
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { optionsFrom } from '../scripts/bench/options.js'
+
+const entry = fileURLToPath(new URL('../scripts/bench.ts', import.meta.url))
+
+/** Every scenario once, as small as it gets: a smoke test, so no timing is asserted. */
+const TINY = {
+  BENCH_DURATION_S: '0.5',
+  BENCH_LOAD_S: '0.5',
+  BENCH_CONNECTIONS: '4',
+  BENCH_PUBLISH_RATE: '50',
+  BENCH_STREAMS: '10',
+  BENCH_TAKEOVERS: '2',
+  BENCH_RELEASE_DELAYS_MS: '5,50',
+  BENCH_SCALE_STREAMS: '100',
+  BENCH_CONCURRENT: '5'
+}
+
+/** The figures of the results table, in order, as the tiny parameters name them. */
+const FIGURES = [
+  'on_play throughput', 'on_play p50 latency (max rate)', 'on_play p99 latency (max rate)', 'on_play requests failed (ref: completed)',
+  'on_connect throughput', 'on_connect p50 latency (max rate)', 'on_connect p99 latency (max rate)', 'on_connect requests failed (ref: completed)',
+  'SRS API calls per on_publish', 'on_publish p50 at 50/s (ref: API alone)', 'on_publish p99 at 50/s (ref: API alone)', 'on_publish requests failed (ref: completed)',
+  'takeover overhead p50, R=5 ms (ref: R)', 'takeover overhead p99, R=5 ms (ref: R)',
+  'takeover overhead p50, R=50 ms (ref: R)', 'takeover overhead p99, R=50 ms (ref: R)', 'takeovers that failed',
+  'reconciliation of 100 live streams (ref: the listing alone)', 'RSS after reconciling 100 (ref: idle RSS)', 'heap used after reconciling 100 (ref: idle)',
+  'publishers in the table after reconciling', 'reconciliation failures',
+  '5 takeovers at once: succeeded', '5 takeovers at once: total time (ref: one alone)', 'the takeover alone succeeded',
+  'mixed hooks: maximum rate', 'mixed hooks for 0.5 s: rate (ref: half the maximum)', 'mixed hooks for 0.5 s: p99 latency',
+  'mixed hooks for 0.5 s: requests failed', 'mixed hooks for 0.5 s: heap growth', 'mixed hooks for 0.5 s: RSS growth (ref: RSS before)'
+]
+
+interface Cells { figure: string, value: number, unit: string, reference: string, ratio: string, target: string, met: string }
+
+/** The Markdown table's data rows, the value split into number and unit. */
+function parseTable (out: string): Cells[] {
+  return out.trim().split('\n').slice(2).map((line) => {
+    const [figure, value, reference, ratio, target, met] = line.slice(2, -2).split(' | ') as [string, string, string, string, string, string]
+    const [number, ...unit] = value.split(' ')
+    return { figure, value: Number(number!.replaceAll(',', '')), unit: unit.join(' '), reference, ratio, target, met }
+  })
+}
+
+t.test('bench options default to the issue\'s parameters and name a bad variable', async (t) => {
+  t.same(optionsFrom({}), {
+    durationS: 10,
+    loadS: 60,
+    connections: 20,
+    publishRate: 1000,
+    streams: 1000,
+    takeovers: 50,
+    scaleStreams: 100_000,
+    concurrent: 200,
+    releaseDelaysMs: [5, 50, 500],
+    scenarios: [1, 2, 3, 4, 5, 6]
+  })
+  t.same(optionsFrom({ BENCH_RELEASE_DELAYS_MS: '7, 70', BENCH_SCENARIOS: '4' }).releaseDelaysMs, [7, 70])
+  t.equal(optionsFrom({ BENCH_LOAD_S: '0.5' }).loadS, 0.5)
+  t.throws(() => optionsFrom({ BENCH_TAKEOVERS: '0' }), /BENCH_TAKEOVERS="0": expected a positive integer/)
+  t.throws(() => optionsFrom({ BENCH_TAKEOVERS: '2.5' }), /BENCH_TAKEOVERS="2.5": expected a positive integer/)
+  t.throws(() => optionsFrom({ BENCH_DURATION_S: '-1' }), /BENCH_DURATION_S="-1": expected a positive number/)
+  t.throws(() => optionsFrom({ BENCH_RELEASE_DELAYS_MS: '5,fast' }), /BENCH_RELEASE_DELAYS_MS="fast": expected a positive integer/)
+})
+
+// The smoke starts four TypeScript processes (bench, bare server, two servers under test); under
+// tap's loader each takes seconds to compile, more on a busy 2-core machine. It usually ends in
+// 30 to 50 s; the margin keeps a busy machine from failing it.
+t.setTimeout(120_000)
+
+t.test('the bench runs every scenario once and prints every figure with a sane value', async (t) => {
+  const child = spawn(process.execPath, [...process.execArgv, entry], {
+    env: { ...process.env, ...TINY },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString() })
+  const code = await new Promise((resolve) => child.on('exit', resolve))
+  t.equal(code, 0, err)
+  t.match(err, /\[6\/6\] sustained mixed load/)
+
+  const rows = parseTable(out)
+  t.same(rows.map((r) => r.figure), FIGURES)
+  for (const r of rows) {
+    t.ok(Number.isFinite(r.value), `${r.figure}: ${r.value} ${r.unit}`)
+    t.match(r.met, /^(yes|\*\*NO\*\*|)$/, r.figure)
+    t.equal(r.met === '', r.target === '', `${r.figure}: a target comes with its verdict`)
+  }
+  const value = (figure: string): number => rows.find((r) => r.figure === figure)!.value
+  // What must hold whatever the machine's speed.
+  t.ok(value('on_play throughput') > 0)
+  t.ok(value('on_connect throughput') > 0)
+  t.equal(value('on_play requests failed (ref: completed)'), 0)
+  t.equal(value('SRS API calls per on_publish'), 1, 'a publish without conflict costs one lookup')
+  t.equal(value('on_publish requests failed (ref: completed)'), 0)
+  t.equal(value('takeovers that failed'), 0)
+  t.equal(value('publishers in the table after reconciling'), 100)
+  t.equal(value('5 takeovers at once: succeeded'), 5)
+  t.equal(value('mixed hooks for 0.5 s: requests failed'), 0)
+  t.ok(value('RSS after reconciling 100 (ref: idle RSS)') > 10, 'RSS is in MB')
+})
