@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { Codes } from '../src/errors.js'
 import { signedQuery } from '../src/auth/signature.js'
-import { postHook, startApp, waitFor } from './fixtures/app.js'
+import { postHook, startApp, waitFor, startWorld } from './fixtures/app.js'
 import { SrsSimulator, type SimOptions } from './fixtures/srs-sim.js'
 
 /**
@@ -14,13 +14,8 @@ import { SrsSimulator, type SimOptions } from './fixtures/srs-sim.js'
 const TOKEN = 'hook-token-0123456789'
 const SECRET = 'publish-secret-0123456789abcdef'
 
-async function world (t: Test, env: Record<string, string> = {}, simOpts: SimOptions = {}, hookQuery = `?token=${TOKEN}`) {
-  const sim = await SrsSimulator.start({ version: '6', ...simOpts })
-  t.teardown(() => sim.close())
-  const h = await startApp(t, { SRS_API_URL: sim.apiUrl, HOOK_TOKEN: TOKEN, ...env })
-  sim.setHookBase(h.hookBase, hookQuery)
-  return { sim, ...h }
-}
+const world = async (t: Test, env: Record<string, string> = {}, simOpts: SimOptions = {}, hookQuery = `?token=${TOKEN}`) =>
+  await startWorld(t, { HOOK_TOKEN: TOKEN, ...env }, simOpts, { hookQuery })
 
 async function post (url: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })

@@ -4,7 +4,7 @@ import { Codes } from '../src/errors.js'
 import { PublisherService, type PublishRequest } from '../src/publishers/service.js'
 import { MemoryPublisherStore } from '../src/publishers/store.js'
 import { SrsApi } from '../src/srs/api.js'
-import { LogCapture, startApp } from './fixtures/app.js'
+import { LogCapture, startApp, startWorld } from './fixtures/app.js'
 import { SrsSimulator, type SimOptions } from './fixtures/srs-sim.js'
 import { json, StubServer } from './fixtures/stub-server.js'
 
@@ -14,13 +14,7 @@ import { json, StubServer } from './fixtures/stub-server.js'
  * edges against a scripted SRS API.
  */
 
-async function world (t: Test, env: Record<string, string> = {}, simOpts: SimOptions = {}) {
-  const sim = await SrsSimulator.start({ version: '6', ...simOpts })
-  t.teardown(() => sim.close())
-  const h = await startApp(t, { SRS_API_URL: sim.apiUrl, ...env })
-  sim.setHookBase(h.hookBase)
-  return { sim, ...h }
-}
+const world = startWorld
 
 const replyOf = (sim: SrsSimulator, clientId: string) =>
   JSON.parse(sim.hookCalls.find((c) => c.hook === 'on_publish' && c.body.client_id === clientId)!.replyBody) as { code: number, msg: string | null }

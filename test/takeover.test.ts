@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { Codes } from '../src/errors.js'
-import { postHook, startApp, waitFor } from './fixtures/app.js'
+import { postHook, startApp, waitFor, startWorld } from './fixtures/app.js'
 import { SrsSimulator, type ApiFault, type SimOptions, type SrsVersion } from './fixtures/srs-sim.js'
 
 /**
@@ -8,13 +8,7 @@ import { SrsSimulator, type ApiFault, type SimOptions, type SrsVersion } from '.
  * endpoints, as SRS does, and SRS's own busy check decides whether a publisher got the stream.
  */
 
-async function world (t: Test, env: Record<string, string> = {}, simOpts: SimOptions = {}) {
-  const sim = await SrsSimulator.start({ version: '6', ...simOpts })
-  t.teardown(() => sim.close())
-  const h = await startApp(t, { SRS_API_URL: sim.apiUrl, ...env })
-  sim.setHookBase(h.hookBase)
-  return { sim, ...h }
-}
+const world = startWorld
 
 const onPublishOf = (sim: SrsSimulator, clientId: string) =>
   sim.hookCalls.find((c) => c.hook === 'on_publish' && c.body.client_id === clientId)

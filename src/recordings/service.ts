@@ -2,21 +2,10 @@ import { stat as fsStat } from 'node:fs/promises'
 import type { Log } from '../logger.js'
 import {
   resolveRecordingPath, timestampOf,
-  type FileInfo, type Recording, type RecordingPage, type RecordingQuery, type RecordingStore
+  type DvrNotice, type FileInfo, type Recording, type RecordingPage, type RecordingQuery, type RecordingStore
 } from './store.js'
 
-/** An on_dvr, as the route reads it from SRS's body. */
-export interface DvrNotice {
-  vhost: string
-  app: string
-  stream: string
-  streamUrl: string
-  clientId: string
-  serverId?: string | undefined
-  streamId?: string | undefined
-  cwd?: string | undefined
-  file: string
-}
+export type { DvrNotice }
 
 /** The only thing ever done with a reported path. Injected for tests. */
 export type StatFn = (path: string) => Promise<{ size: number, mtimeMs: number, isFile: () => boolean }>

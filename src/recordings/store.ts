@@ -8,8 +8,8 @@ import { posix } from 'node:path'
  * stored and displayed, and the only thing ever done with them is a stat() (see service.ts).
  */
 
-/** What an on_dvr tells us, with the path resolved and the time span read from the name. */
-export interface NewRecording {
+/** An on_dvr, as the route reads it from SRS's body. */
+export interface DvrNotice {
   vhost: string
   app: string
   stream: string
@@ -22,6 +22,10 @@ export interface NewRecording {
   cwd?: string | undefined
   /** The file exactly as SRS reported it. */
   file: string
+}
+
+/** What an on_dvr tells us, with the path resolved and the time span read from the name. */
+export interface NewRecording extends DvrNotice {
   /** `file` made absolute against `cwd`; null when neither is absolute. Data, never opened. */
   path: string | null
   /** Epoch ms from the `[timestamp]` in the file name, when there is one. */
