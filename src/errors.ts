@@ -43,7 +43,6 @@ export const Codes = {
   ACTION_MISMATCH: 4002,
   NOT_FOUND: 4004,
   BODY_TOO_LARGE: 4013,
-  UNSUPPORTED_MEDIA_TYPE: 4015,
   /** on_dvr: the recording could not be written to the index (HTTP 503); SRS logs it and goes on. */
   RECORDING_NOT_STORED: 1101,
   /** /readyz: a readiness check failed (HTTP 503); `failed` names it. */
