@@ -131,12 +131,13 @@ const callbacks: FastifyPluginAsyncTypebox = async (app) => {
     hook(action, HookBodies[action], async (req: FastifyRequest<{ Body: OnConnect }>) => {
       const b = req.body
       const stream = b.stream === undefined ? undefined : streamKeyOf({ ...b, stream: b.stream })
+      const seen = describe(b, stream, clientIdOf(b))
       const verdict = action === 'on_play' ? app.auth.checkPlay({ app: b.app, stream: b.stream!, param: b.param, ip: b.ip }) : undefined
       if (verdict?.ok === false) {
-        req.hookLog = { ...describe(b, stream, clientIdOf(b)), outcome: 'refused', code: verdict.code, msg: verdict.msg }
+        req.hookLog = { ...seen, outcome: 'refused', code: verdict.code, msg: verdict.msg }
         return { code: verdict.code, msg: verdict.msg }
       }
-      req.hookLog = { ...describe(b, stream, clientIdOf(b)), outcome: 'allowed', code: 0 }
+      req.hookLog = { ...seen, outcome: 'allowed', code: 0 }
       return ALLOW
     })
   }

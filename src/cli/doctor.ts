@@ -60,7 +60,7 @@ export async function doctor (args: string[], io: Io): Promise<number> {
   }
 
   // 2. SRS's HTTP API.
-  const api = new SrsApi({ url: config.SRS_API_URL, auth: config.srsAuth, timeoutMs: config.SRS_API_TIMEOUT_MS, retries: 0, pageSize: config.SRS_API_PAGE_SIZE })
+  const api = SrsApi.fromConfig(config, { retries: 0 })
   step(`calling SRS's HTTP API at ${config.SRS_API_URL}`)
   try {
     const v = await api.versions()

@@ -36,7 +36,7 @@ export async function evict (args: string[], io: Io): Promise<number> {
     return 2
   }
   const key = streamUrl(vhost, app, stream)
-  const api = new SrsApi({ url: config.SRS_API_URL, auth: config.srsAuth, timeoutMs: config.SRS_API_TIMEOUT_MS, retries: config.SRS_API_RETRIES, pageSize: config.SRS_API_PAGE_SIZE })
+  const api = SrsApi.fromConfig(config)
   const code = await attempt().catch((err: unknown) => {
     const e = err as SrsApiError
     io.err(`cannot evict the publisher of ${key}: SRS's API failed (${e.kind}): ${e.message}`)

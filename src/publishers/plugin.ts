@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events'
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
 import { Reconciler, type Correction } from './reconcile.js'
-import { PublisherService, type PublisherEvent } from './service.js'
+import { FlapGuard } from './flap.js'
+import { PublisherService, SRS_STATS_INTERVAL_MS, type PublisherEvent } from './service.js'
 import { MemoryPublisherStore, type PublisherStore } from './store.js'
 
 /** What the publisher side reports, for whoever keeps an events log or metrics. */
@@ -38,8 +39,13 @@ export default fp<PublishersPluginOptions>(async (app, { config, store, now }) =
     now,
     takeoverTimeoutMs: config.TAKEOVER_TIMEOUT_MS,
     failMode: config.FAIL_MODE,
-    onEvent: (e) => events.emit('publisher', e)
+    onEvent: (e) => events.emit('publisher', e),
+    staleProbeMs: config.STALE_PROBE_MS,
+    flap: new FlapGuard({ max: config.FLAP_MAX, windowMs: config.FLAP_WINDOW_MS, cooldownMs: config.FLAP_COOLDOWN_MS, now })
   }))
+  if (config.STALE_PROBE_MS <= SRS_STATS_INTERVAL_MS) {
+    log.warn({ STALE_PROBE_MS: config.STALE_PROBE_MS }, `STALE_PROBE_MS is not longer than SRS's ${SRS_STATS_INTERVAL_MS} ms statistics interval: takeover-stale may take a sending publisher for a stalled one`)
+  }
   const reconciler = new Reconciler({
     api: app.srs,
     store: table,

@@ -74,12 +74,9 @@ export interface PublisherServiceOptions {
   policy?: Policy
   /** Called with every takeover, eviction, refusal and API failure. */
   onEvent?: (event: PublisherEvent) => void
-}
-
-/** What guards takeovers besides the policy: the staleness probe's interval and the flap guard. */
-export interface TakeoverGuards {
-  /** takeover-stale reads the incumbent's recv_bytes twice, this far apart. */
+  /** takeover-stale reads the incumbent's recv_bytes twice, this far apart; default 3500. */
   staleProbeMs?: number
+  /** Stops two live encoders evicting each other; none: no guard. */
   flap?: FlapGuard | undefined
 }
 
@@ -117,8 +114,8 @@ export class PublisherService {
   readonly #failMode: 'open' | 'closed'
   readonly #policy: Policy
   readonly #onEvent: (event: PublisherEvent) => void
-  #staleProbeMs = STALE_PROBE_DEFAULT_MS
-  #flap: FlapGuard | undefined
+  readonly #staleProbeMs: number
+  readonly #flap: FlapGuard | undefined
 
   constructor (opts: PublisherServiceOptions) {
     this.store = opts.store
@@ -129,12 +126,8 @@ export class PublisherService {
     this.#failMode = opts.failMode
     this.#policy = opts.policy ?? 'takeover'
     this.#onEvent = opts.onEvent ?? (() => {})
-  }
-
-  /** Sets the takeover guards (the auth plugin does, from its settings). */
-  configure (guards: TakeoverGuards): void {
-    this.#staleProbeMs = guards.staleProbeMs ?? this.#staleProbeMs
-    this.#flap = guards.flap
+    this.#staleProbeMs = opts.staleProbeMs ?? STALE_PROBE_DEFAULT_MS
+    this.#flap = opts.flap
   }
 
   async publish (req: PublishRequest, log: Log = this.#log): Promise<PublishResult> {

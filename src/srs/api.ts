@@ -1,4 +1,5 @@
 import { Pool, type Dispatcher } from 'undici'
+import type { Config } from '../config.js'
 import { SrsApiError } from '../errors.js'
 
 /**
@@ -75,6 +76,18 @@ export class SrsApi {
   readonly #random: () => number
   /** API requests sent, for tests and metrics. */
   requests = 0
+
+  /** The client the settings describe (SRS_API_URL and its credentials, timeout, retries, page size). */
+  static fromConfig (config: Config, overrides: Partial<SrsApiOptions> = {}): SrsApi {
+    return new SrsApi({
+      url: config.SRS_API_URL,
+      auth: config.srsAuth,
+      timeoutMs: config.SRS_API_TIMEOUT_MS,
+      retries: config.SRS_API_RETRIES,
+      pageSize: config.SRS_API_PAGE_SIZE,
+      ...overrides
+    })
+  }
 
   constructor (opts: SrsApiOptions) {
     this.url = opts.url

@@ -17,15 +17,7 @@ export interface SrsPluginOptions {
 
 /** SRS's HTTP API client, shared by the app, closed with it. */
 export default fp<SrsPluginOptions>(async (app, { config, dispatcher, now }) => {
-  const srs = new SrsApi({
-    url: config.SRS_API_URL,
-    auth: config.srsAuth,
-    timeoutMs: config.SRS_API_TIMEOUT_MS,
-    retries: config.SRS_API_RETRIES,
-    pageSize: config.SRS_API_PAGE_SIZE,
-    dispatcher,
-    now
-  })
+  const srs = SrsApi.fromConfig(config, { dispatcher, now })
   app.decorate('srs', srs)
   app.addHook('onClose', async () => { await srs.close() })
 }, { name: 'srs-api' })
