@@ -244,6 +244,15 @@ t.test('evict() finds a stream the table does not know in SRS\'s listing', async
   t.same(await none.service.evict('/live/cam1'), { outcome: 'not-published' })
 })
 
+t.test('evict() looks past a stream id SRS no longer knows (it restarted) to the listing', async (t) => {
+  const { service, store } = await setup(t, { stream: null, list: [live()], kick: 'release' })
+  await store.set({ key: '/live/cam1', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', clientId: 'A', streamId: 'vid-before-restart', since: 1, state: 'confirmed', takeovers: 0 })
+  t.match(await service.evict('/live/cam1'), { outcome: 'released', clientId: 'A' })
+  const gone = await setup(t, { stream: null, list: [] })
+  await gone.store.set({ key: '/live/cam1', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', clientId: 'A', streamId: 'vid-old', since: 1, state: 'confirmed', takeovers: 0 })
+  t.same(await gone.service.evict('/live/cam1'), { outcome: 'not-published' }, 'and is not published when the listing agrees')
+})
+
 t.test('evict() reports a release not seen in time, and SRS failures as errors', async (t) => {
   const slow = await setup(t, { list: [live()], stream: live(), kick: 'noop' }, { timeoutMs: 100 })
   t.match(await slow.service.evict('/live/cam1'), { outcome: 'timeout', clientId: 'A', release: { via: 'timeout' } })

@@ -296,7 +296,10 @@ export class PublisherService {
     if (unlock === null) return { outcome: 'busy' }
     try {
       const entry = await this.store.get(key)
-      const live = await this.#liveState({ key, app: entry?.app ?? '', stream: entry?.stream ?? '', streamId: entry?.streamId }, deadline)
+      const where = { key, app: entry?.app ?? '', stream: entry?.stream ?? '' }
+      let live = await this.#liveState({ ...where, streamId: entry?.streamId }, deadline)
+      // The table's stream id may predate an SRS restart: then look the stream up by its url.
+      if (!live.active && entry?.streamId !== undefined) live = await this.#liveState(where, deadline)
       if (!live.active || live.cid === undefined) return { outcome: 'not-published' }
       const release = await this.#kickAndWait(live.cid, live.id!, deadline)
       const event = { stream: key, clientId: live.cid, waitMs: release.waitMs, via: release.via }
