@@ -143,9 +143,17 @@ t.test('a newcomer SRS does not list as a publisher of this stream evicts nobody
   }
 })
 
-t.test('a newcomer matched by stream url when ids differ is verified', async (t) => {
-  const { service } = await setup(t, { stream: live(), client: { ...newcomer, stream: 'vid-other' }, kick: 'release' })
-  t.equal((await service.publish(req())).outcome, 'took-over')
+t.test('a publisher of another stream that names this stream url is not verified', async (t) => {
+  const { service, srs } = await setup(t, { stream: live(), client: { ...newcomer, stream: 'vid-other' }, kick: 'release' })
+  t.equal((await service.publish(req())).reply.code, Codes.PUBLISHER_NOT_VERIFIED)
+  t.notOk(srs.requests.some((x) => x.method === 'DELETE'), 'no kick')
+})
+
+t.test('a hook whose stream_id names another stream than its stream_url evicts nobody', async (t) => {
+  // SRS lists stream vid-1 as /live/cam2; the hook claims /live/cam1 with vid-1's id.
+  const { service, srs } = await setup(t, { stream: { ...live(), url: '/live/cam2' }, client: newcomer, kick: 'release' })
+  t.equal((await service.publish(req())).reply.code, Codes.PUBLISHER_NOT_VERIFIED)
+  t.notOk(srs.requests.some((x) => x.method === 'DELETE'), 'no kick')
 })
 
 t.test('SRS 4 (no stream_id): the stream is found by app and name in the listing', async (t) => {

@@ -88,8 +88,15 @@ t.test('a forged on_publish for a live stream evicts nobody', async (t) => {
   const viewer = await sim.play({ app: 'live', stream: 'cam1' })
   const r2 = await postHook(hookBase, 'on_publish', { ...forged, client_id: viewer.clientId })
   t.equal(r2.reply.code, Codes.PUBLISHER_NOT_VERIFIED)
+  // A real publisher of another stream naming this stream's url with the other stream's id.
+  const other = await sim.publish({ app: 'live', stream: 'cam2' })
+  const r3 = await postHook(hookBase, 'on_publish', { ...forged, client_id: other.clientId, stream_id: streamId })
+  t.equal(r3.reply.code, Codes.PUBLISHER_NOT_VERIFIED)
+  const r4 = await postHook(hookBase, 'on_publish', { ...forged, client_id: other.clientId, stream: 'cam2', stream_url: '/live/cam2' })
+  t.equal(r4.reply.code, Codes.PUBLISHER_NOT_VERIFIED, 'nor with the url of its own stream and the id of this one')
   t.same(sim.kicks, [], 'nobody was kicked')
   t.equal(sim.activePublisher('live', 'cam1'), a.clientId)
+  t.equal(sim.activePublisher('live', 'cam2'), other.clientId)
 })
 
 t.test('a release slower than TAKEOVER_TIMEOUT_MS: the reply comes at the bound and SRS decides', async (t) => {

@@ -17,6 +17,8 @@ export interface LiveStream {
   active: boolean
   /** Client id of the active publisher. */
   cid?: string | undefined
+  /** The stream's url as SRS lists it (SRS >= 5.0.55). */
+  url?: string | undefined
 }
 
 /** What the publish authorisation concluded about the newcomer. */

@@ -338,7 +338,7 @@ export class PublisherService {
   async #liveState (req: Pick<PublishRequest, 'key' | 'app' | 'stream' | 'streamId'>, deadline: number): Promise<LiveStream> {
     if (req.streamId !== undefined) {
       const s = await this.#api.stream(req.streamId, { deadline })
-      return s === null ? { active: false } : { id: s.id, active: s.publish.active, cid: s.publish.cid }
+      return s === null ? { active: false } : { id: s.id, active: s.publish.active, cid: s.publish.cid, url: s.url }
     }
     // SRS < 5.0.55 sends no stream_id and lists no stream url: match app and name.
     const streams = await this.#api.allStreams({ deadline })
@@ -408,7 +408,9 @@ function infoOf (client: SrsClient | null, now: number): IncumbentInfo {
 /** Whether SRS lists `client` as a publisher of this very stream. */
 function publishes (client: SrsClient | null, live: LiveStream, req: PublishRequest): boolean {
   if (client === null || !client.publish) return false
-  return client.stream === live.id || client.url === req.key
+  // By SRS's own stream id: a hook's stream_url and stream_id are both the caller's word, and must
+  // not be able to name one stream for the check and another for the eviction.
+  return client.stream === live.id && (live.url === undefined || live.url === req.key)
 }
 
 /** Resolves after `ms` (at once if not positive), or when `signal` aborts. */
