@@ -4,41 +4,63 @@ import { LRUCache } from 'lru-cache'
  * Counts failed publish/play authorisations per client IP in fixed windows. An IP past `max`
  * failures in its window is refused at once, without its credentials being checked, until the
  * window ends. Nobody is ever delayed: a refusal is as fast as an allow, and other IPs are not
- * affected. Memory is bounded: the least recently seen IPs are forgotten first.
+ * affected.
  */
-export class FailureLimiter {
-  readonly #max: number
-  readonly #windowMs: number
+
+/** Where the counts are kept: in process, or shared by the replicas. */
+export interface FailureCounts {
+  /** Failures counted for `id` in its current window (0 when none, or the window ended). */
+  get: (id: string) => Promise<number>
+  /** Counts one failure of `id`; its window of `windowMs` starts at its first. Returns the count. */
+  add: (id: string, windowMs: number) => Promise<number>
+}
+
+/** The in-process counts, bounded: the least recently seen IPs are forgotten first. */
+export class MemoryFailureCounts implements FailureCounts {
   readonly #now: () => number
   readonly #entries: LRUCache<string, { count: number, resetAt: number }>
 
-  constructor (opts: { max: number, windowMs: number, now: () => number, maxIps?: number }) {
-    this.#max = opts.max
-    this.#windowMs = opts.windowMs
+  constructor (opts: { now: () => number, maxIds?: number }) {
     this.#now = opts.now
-    this.#entries = new LRUCache({ max: opts.maxIps ?? 10_000 })
+    this.#entries = new LRUCache({ max: opts.maxIds ?? 10_000 })
   }
 
-  /** Whether `ip` has used up its failures for the current window. */
-  blocked (ip: string): boolean {
-    const e = this.#entries.get(ip)
-    return e !== undefined && e.resetAt > this.#now() && e.count >= this.#max
+  async get (id: string): Promise<number> {
+    const e = this.#entries.get(id)
+    return e !== undefined && e.resetAt > this.#now() ? e.count : 0
   }
 
-  /** Counts a failure; returns true when this one used up the IP's allowance. */
-  fail (ip: string): boolean {
+  async add (id: string, windowMs: number): Promise<number> {
     const now = this.#now()
-    let e = this.#entries.get(ip)
-    if (e === undefined || e.resetAt <= now) {
-      e = { count: 0, resetAt: now + this.#windowMs }
-      this.#entries.set(ip, e)
-    }
-    e.count++
-    return e.count === this.#max
+    let e = this.#entries.get(id)
+    if (e === undefined || e.resetAt <= now) this.#entries.set(id, e = { count: 0, resetAt: now + windowMs })
+    return ++e.count
   }
 
   /** IPs tracked, for tests and diagnostics. */
   get size (): number {
     return this.#entries.size
+  }
+}
+
+export class FailureLimiter {
+  readonly #max: number
+  readonly #windowMs: number
+  readonly #counts: FailureCounts
+
+  constructor (opts: { max: number, windowMs: number, now: () => number, counts?: FailureCounts }) {
+    this.#max = opts.max
+    this.#windowMs = opts.windowMs
+    this.#counts = opts.counts ?? new MemoryFailureCounts({ now: opts.now })
+  }
+
+  /** Whether `ip` has used up its failures for the current window. */
+  async blocked (ip: string): Promise<boolean> {
+    return await this.#counts.get(ip) >= this.#max
+  }
+
+  /** Counts a failure; returns true when this one used up the IP's allowance. */
+  async fail (ip: string): Promise<boolean> {
+    return await this.#counts.add(ip, this.#windowMs) === this.#max
   }
 }

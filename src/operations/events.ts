@@ -1,20 +1,28 @@
-import type { Correction } from '../publishers/reconcile.js'
-import type { PublisherEvent } from '../publishers/service.js'
-
-/** One entry of the operator's events log: a publisher event, or a reconciliation correction. */
-export type OperatorEvent =
-  | (PublisherEvent & { seq: number, at: number })
-  | (Correction & { type: 'correction', seq: number, at: number })
-
-export type OperatorEventType = OperatorEvent['type']
-
 /**
- * The most recent takeovers, evictions, refusals, API failures and reconciliation corrections, in a
- * ring buffer of fixed size: the oldest entry goes when a new one comes and the buffer is full.
+ * The operator's events log: the most recent takeovers, evictions, refusals, API failures and
+ * reconciliation corrections. In process it is a ring buffer; with shared state every replica
+ * writes to one capped log, so `GET events` on any replica shows them all.
  */
-export class EventLog {
+
+/** One entry as stored: its kind, when it happened, and what the emitter said about it. */
+export type StoredEvent = Record<string, unknown> & { type: string, at: number }
+
+/** An entry as listed: numbered in the order the log received them. */
+export type ListedEvent = StoredEvent & { seq: number }
+
+export interface EventStore {
+  /** Entries kept at most; the oldest goes when a new one comes and the log is full. */
   readonly max: number
-  readonly #ring: OperatorEvent[] = []
+  add: (event: StoredEvent) => Promise<void>
+  /** Newest first, at most `limit`, optionally only of some types. */
+  list: (limit: number, types?: ReadonlySet<string>) => Promise<ListedEvent[]>
+  /** Entries ever added (also the `seq` of the newest one). */
+  total: () => Promise<number>
+}
+
+export class MemoryEventStore implements EventStore {
+  readonly max: number
+  readonly #ring: ListedEvent[] = []
   #start = 0
   #seq = 0
 
@@ -22,13 +30,12 @@ export class EventLog {
     this.max = max
   }
 
-  /** Entries ever added (also the `seq` of the newest one). */
-  get total (): number {
+  async total (): Promise<number> {
     return this.#seq
   }
 
-  add (event: (PublisherEvent | (Correction & { type: 'correction' })) & { at?: number | undefined }, at: number): void {
-    const entry = { ...event, at: event.at ?? at, seq: ++this.#seq } as OperatorEvent
+  async add (event: StoredEvent): Promise<void> {
+    const entry = { ...event, seq: ++this.#seq }
     if (this.#ring.length < this.max) {
       this.#ring.push(entry)
     } else {
@@ -37,9 +44,8 @@ export class EventLog {
     }
   }
 
-  /** Newest first, at most `limit`, optionally only of some types. */
-  list (limit: number, types?: ReadonlySet<string>): OperatorEvent[] {
-    const out: OperatorEvent[] = []
+  async list (limit: number, types?: ReadonlySet<string>): Promise<ListedEvent[]> {
+    const out: ListedEvent[] = []
     const n = this.#ring.length
     for (let i = n - 1; i >= 0 && out.length < limit; i--) {
       const e = this.#ring[(this.#start + i) % n]!

@@ -9,44 +9,46 @@ import type { FlapState } from './policy.js'
  * forgotten, so the first takeover after the cooldown (a genuine reconnect) goes through.
  *
  * Only takeovers count: a publisher that finds its stream free is never affected, so a device
- * that reconnects after SRS has dropped its old connection always gets in.
+ * that reconnects after the media server has dropped its old connection always gets in.
  */
-export interface FlapGuardOptions {
-  max: number
-  windowMs: number
-  cooldownMs: number
-  now: () => number
-  /** Streams remembered at most (least recently used go first). */
-  maxStreams?: number
+
+/** Where the guard keeps its history: in process, or shared by the replicas. */
+export interface FlapStore {
+  /** Takeovers of `key` recorded after `since`, and the end of its cooldown (0: none). */
+  read: (key: string, since: number) => Promise<{ recent: number, coolingUntil: number }>
+  /** A takeover of `key` at `at`; it may be forgotten once older than `windowMs`. */
+  record: (key: string, at: number, windowMs: number) => Promise<void>
+  /** Pauses takeovers of `key` until `until` and forgets its takeovers so far. */
+  trip: (key: string, until: number) => Promise<void>
 }
 
 interface Entry { times: number[], coolingUntil: number }
 
-export class FlapGuard {
-  readonly #opts: FlapGuardOptions
+/** The in-process history, bounded: the least recently used streams are forgotten first. */
+export class MemoryFlapStore implements FlapStore {
   readonly #streams: LRUCache<string, Entry>
 
-  constructor (opts: FlapGuardOptions) {
-    this.#opts = opts
-    this.#streams = new LRUCache({ max: opts.maxStreams ?? 10_000 })
+  constructor (maxStreams = 10_000) {
+    this.#streams = new LRUCache({ max: maxStreams })
   }
 
-  state (key: string): FlapState {
-    const e = this.#entry(key, false)
-    return { coolingUntil: e?.coolingUntil ?? 0, recent: e?.times.length ?? 0, max: this.#opts.max }
+  async read (key: string, since: number): Promise<{ recent: number, coolingUntil: number }> {
+    const e = this.#streams.get(key)
+    if (e === undefined) return { recent: 0, coolingUntil: 0 }
+    e.times = e.times.filter((t) => t > since)
+    return { recent: e.times.length, coolingUntil: e.coolingUntil }
   }
 
-  /** A takeover of `key` happened now. */
-  record (key: string): void {
-    this.#entry(key, true)!.times.push(this.#opts.now())
+  async record (key: string, at: number, windowMs: number): Promise<void> {
+    const e = this.#entry(key)
+    e.times = e.times.filter((t) => t > at - windowMs)
+    e.times.push(at)
   }
 
-  /** Starts a cooldown for `key`; returns its end (epoch ms). */
-  trip (key: string): number {
-    const e = this.#entry(key, true)!
+  async trip (key: string, until: number): Promise<void> {
+    const e = this.#entry(key)
     e.times = []
-    e.coolingUntil = this.#opts.now() + this.#opts.cooldownMs
-    return e.coolingUntil
+    e.coolingUntil = until
   }
 
   /** Streams remembered, for tests and diagnostics. */
@@ -54,22 +56,45 @@ export class FlapGuard {
     return this.#streams.size
   }
 
-  /** The stream's entry with takeovers older than the window dropped. */
-  #entry (key: string, create: boolean): Entry | undefined {
-    const now = this.#opts.now()
+  #entry (key: string): Entry {
     let e = this.#streams.get(key)
-    if (e !== undefined) {
-      const from = now - this.#opts.windowMs
-      e.times = e.times.filter((t) => t > from)
-      if (e.coolingUntil <= now) e.coolingUntil = 0
-      if (!create && e.times.length === 0 && e.coolingUntil === 0) {
-        this.#streams.delete(key)
-        return undefined
-      }
-    } else if (create) {
-      e = { times: [], coolingUntil: 0 }
-      this.#streams.set(key, e)
-    }
+    if (e === undefined) this.#streams.set(key, e = { times: [], coolingUntil: 0 })
     return e
+  }
+}
+
+export interface FlapGuardOptions {
+  max: number
+  windowMs: number
+  cooldownMs: number
+  now: () => number
+  store?: FlapStore
+}
+
+export class FlapGuard {
+  readonly #opts: FlapGuardOptions
+  readonly #store: FlapStore
+
+  constructor (opts: FlapGuardOptions) {
+    this.#opts = opts
+    this.#store = opts.store ?? new MemoryFlapStore()
+  }
+
+  async state (key: string): Promise<FlapState> {
+    const now = this.#opts.now()
+    const { recent, coolingUntil } = await this.#store.read(key, now - this.#opts.windowMs)
+    return { coolingUntil: coolingUntil > now ? coolingUntil : 0, recent, max: this.#opts.max }
+  }
+
+  /** A takeover of `key` happened now. */
+  async record (key: string): Promise<void> {
+    await this.#store.record(key, this.#opts.now(), this.#opts.windowMs)
+  }
+
+  /** Starts a cooldown for `key`; returns its end (epoch ms). */
+  async trip (key: string): Promise<number> {
+    const until = this.#opts.now() + this.#opts.cooldownMs
+    await this.#store.trip(key, until)
+    return until
   }
 }

@@ -1,27 +1,31 @@
 import { LRUCache } from 'lru-cache'
 
 /**
- * The publisher table: who publishes which stream, as far as we know. It is a cache of SRS's truth,
- * kept by the hooks and corrected by reconciliation; takeover decisions are checked against SRS.
+ * The publisher table: who publishes which stream on which media server, as far as we know. It is
+ * a cache of the servers' truth, kept by the hooks and corrected by reconciliation; takeover
+ * decisions are checked against the server's API.
  *
- * The interface is asynchronous so that a shared store (Redis, SQL) can replace the in-process one
+ * The interface is asynchronous so that a shared store (Redis) can replace the in-process one
  * without touching the routes or the takeover logic.
  */
 
 export type PublisherState =
-  /** on_publish was allowed; SRS's own StreamBusy check may still refuse it. */
+  /** the publish hook was allowed; the server's own busy check may still refuse it. */
   | 'publishing'
-  /** seen active in SRS's API by reconciliation. */
+  /** seen actively published in the server's API by reconciliation. */
   | 'confirmed'
 
 export interface Publisher {
-  /** SRS's stream_url: `[vhost]/app/stream`. */
+  /** The media server's id (SRS's `server`, ZLMediaKit's `mediaServerId`). */
+  server: string
+  /** The stream's url on that server: `[vhost]/app/stream` (SRS's stream_url). */
   key: string
   vhost: string
   app: string
   stream: string
+  /** The publishing client's (session's) id on that server. */
   clientId: string
-  serverId?: string | undefined
+  /** The server's own id for the stream, when it has one (SRS's stream id). */
   streamId?: string | undefined
   ip?: string | undefined
   /** Epoch ms when this client became the publisher (when we learnt of it). */
@@ -32,59 +36,87 @@ export interface Publisher {
 }
 
 export interface PublisherStore {
-  get: (key: string) => Promise<Publisher | undefined>
+  get: (server: string, key: string) => Promise<Publisher | undefined>
+  /** The entries for stream `key` on every server (the same stream pushed to several origins). */
+  holders: (key: string) => Promise<Publisher[]>
   set: (publisher: Publisher) => Promise<void>
-  /** Removes the entry for `key` only if `clientId` is its publisher; true if removed. */
-  deleteIfClient: (key: string, clientId: string) => Promise<boolean>
-  /** Removes whatever entry `clientId` publishes (on_close carries no stream); returns it. */
-  deleteByClient: (clientId: string) => Promise<Publisher | undefined>
-  delete: (key: string) => Promise<boolean>
-  list: () => Promise<Publisher[]>
+  /** Removes the entry for `key` on `server` only if `clientId` is its publisher; true if removed. */
+  deleteIfClient: (server: string, key: string, clientId: string) => Promise<boolean>
+  /** Removes whatever entry `clientId` publishes on `server` (on_close carries no stream); returns it. */
+  deleteByClient: (server: string, clientId: string) => Promise<Publisher | undefined>
+  delete: (server: string, key: string) => Promise<boolean>
+  /** Every entry, or those of one server. */
+  list: (server?: string) => Promise<Publisher[]>
   size: () => Promise<number>
 }
+
+const join = (server: string, id: string): string => `${server}\n${id}`
 
 /** In-process store, bounded by an LRU so a flood of stream names cannot exhaust memory. */
 export class MemoryPublisherStore implements PublisherStore {
   readonly #entries: LRUCache<string, Publisher>
+  /** server + client id -> server + key */
   readonly #byClient = new Map<string, string>()
+  /** key -> servers that have an entry for it */
+  readonly #byKey = new Map<string, Set<string>>()
 
   constructor (max: number) {
     this.#entries = new LRUCache({
       max,
-      dispose: (value, key) => {
-        if (this.#byClient.get(value.clientId) === key) this.#byClient.delete(value.clientId)
+      dispose: (value, id) => {
+        const client = join(value.server, value.clientId)
+        if (this.#byClient.get(client) === id) this.#byClient.delete(client)
+        const servers = this.#byKey.get(value.key)
+        servers?.delete(value.server)
+        if (servers?.size === 0) this.#byKey.delete(value.key)
       }
     })
   }
 
-  async get (key: string): Promise<Publisher | undefined> {
-    return this.#entries.get(key)
+  async get (server: string, key: string): Promise<Publisher | undefined> {
+    return this.#entries.get(join(server, key))
+  }
+
+  async holders (key: string): Promise<Publisher[]> {
+    const out: Publisher[] = []
+    for (const server of this.#byKey.get(key) ?? []) {
+      const p = this.#entries.peek(join(server, key))
+      if (p !== undefined) out.push(p)
+    }
+    return out
   }
 
   async set (publisher: Publisher): Promise<void> {
-    this.#entries.set(publisher.key, publisher)
-    this.#byClient.set(publisher.clientId, publisher.key)
+    const id = join(publisher.server, publisher.key)
+    // Replacing an entry disposes the old one first, so the indexes are written after.
+    this.#entries.set(id, publisher)
+    this.#byClient.set(join(publisher.server, publisher.clientId), id)
+    let servers = this.#byKey.get(publisher.key)
+    if (servers === undefined) this.#byKey.set(publisher.key, servers = new Set())
+    servers.add(publisher.server)
   }
 
-  async deleteIfClient (key: string, clientId: string): Promise<boolean> {
-    if (this.#entries.peek(key)?.clientId !== clientId) return false
-    return this.#entries.delete(key)
+  async deleteIfClient (server: string, key: string, clientId: string): Promise<boolean> {
+    const id = join(server, key)
+    if (this.#entries.peek(id)?.clientId !== clientId) return false
+    return this.#entries.delete(id)
   }
 
-  async deleteByClient (clientId: string): Promise<Publisher | undefined> {
-    const key = this.#byClient.get(clientId)
-    if (key === undefined) return undefined
-    const entry = this.#entries.peek(key)
-    this.#entries.delete(key)
+  async deleteByClient (server: string, clientId: string): Promise<Publisher | undefined> {
+    const id = this.#byClient.get(join(server, clientId))
+    if (id === undefined) return undefined
+    const entry = this.#entries.peek(id)
+    this.#entries.delete(id)
     return entry
   }
 
-  async delete (key: string): Promise<boolean> {
-    return this.#entries.delete(key)
+  async delete (server: string, key: string): Promise<boolean> {
+    return this.#entries.delete(join(server, key))
   }
 
-  async list (): Promise<Publisher[]> {
-    return [...this.#entries.values()]
+  async list (server?: string): Promise<Publisher[]> {
+    const all = [...this.#entries.values()]
+    return server === undefined ? all : all.filter((p) => p.server === server)
   }
 
   async size (): Promise<number> {
