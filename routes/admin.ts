@@ -4,9 +4,11 @@ import { Type, type TSchema } from 'typebox'
 import type { Config } from '../src/config.js'
 import { AppError, Codes, type SrsApiError } from '../src/errors.js'
 import { checkAccess } from '../src/operations/access.js'
-import { mergeStreams, parseTime } from '../src/operations/streams.js'
-import type { SrsClient, SrsStream } from '../src/srs/api.js'
-import { DEFAULT_VHOST, streamUrl } from '../src/srs/hooks.js'
+import { mergeStreams, parseTime, type LiveView } from '../src/operations/streams.js'
+import { EVENT_TYPES } from '../src/publishers/events.js'
+import type { SrsClient } from '../src/srs/api.js'
+import type { SrsNode } from '../src/srs/servers.js'
+import { DEFAULT_VHOST, streamUrl } from '../src/streams.js'
 import { decodeCursor, encodeCursor, type Recording } from '../src/recordings/store.js'
 
 /**
@@ -60,6 +62,7 @@ const RecordingsQuery = Type.Object({
 }, { additionalProperties: false })
 
 const StreamItem = Type.Object({
+  server: Type.String(),
   stream_url: Type.String(),
   vhost: Type.String(),
   app: Type.String(),
@@ -79,7 +82,6 @@ const StreamItem = Type.Object({
   in_srs: Type.Boolean()
 })
 
-const EVENT_TYPES = ['takeover', 'takeover-timeout', 'eviction', 'refusal', 'api-failure', 'correction'] as const
 
 export interface AdminRoutesOptions {
   config: Config
@@ -131,34 +133,38 @@ const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { confi
   app.get('/streams', {
     schema: {
       response: {
-        200: Type.Object({ code: Type.Integer(), srs: Type.Object({ ok: Type.Boolean(), msg: Nullable(Type.String()) }), streams: Type.Array(StreamItem) }),
+        200: Type.Object({
+          code: Type.Integer(),
+          srs: Type.Object({ ok: Type.Boolean(), msg: Nullable(Type.String()) }),
+          servers: Type.Array(Type.Object({ server: Type.String(), api: Type.String(), ok: Type.Boolean(), msg: Nullable(Type.String()), version: Nullable(Type.String()), strategy: Type.String() })),
+          streams: Type.Array(StreamItem)
+        }),
         ...errors
       }
     }
   }, async (req) => {
     const table = await app.publishers.store.list()
-    let live: { streams: SrsStream[], clients: SrsClient[] } | null = null
-    let msg: string | null = null
-    try {
-      live = { streams: await app.srs.allStreams(), clients: await allClients() }
-    } catch (err) {
-      // SrsApi reports every failure as an SrsApiError.
-      const e = err as SrsApiError
-      msg = `SRS's API failed (${e.kind}): ${e.message}; showing the publisher table alone`
-      req.log.warn({ err: e.message, kind: e.kind }, 'operator API: SRS\'s live view unavailable')
+    const views = await Promise.all(app.srsServers.nodes.map(async (n) => await liveView(n, req.log)))
+    const failed = views.filter((v) => !v.ok)
+    return {
+      code: 0,
+      // Every server answered (servers lists each one).
+      srs: { ok: failed.length === 0, msg: failed.length === 0 ? null : failed.map((v) => v.msg).join('; ') },
+      servers: views.map((v, i) => ({ server: v.server, api: app.srsServers.nodes[i]!.url, ok: v.ok, msg: v.msg, version: app.srsServers.nodes[i]!.version?.version ?? null, strategy: app.srsServers.nodes[i]!.strategy })),
+      streams: mergeStreams(table, views, now())
     }
-    return { code: 0, srs: { ok: live !== null, msg }, streams: mergeStreams(table, live, now()) }
   })
 
   app.delete('/streams/:app/:stream/publisher', {
     schema: {
       params: Type.Object({ app: Name, stream: Name }),
-      querystring: Type.Object({ vhost: Type.Optional(Name) }, { additionalProperties: false }),
+      querystring: Type.Object({ vhost: Type.Optional(Name), server: Type.Optional(Name) }, { additionalProperties: false }),
       response: {
         200: Type.Object({
           code: Type.Integer(),
           msg: Nullable(Type.String()),
           outcome: Type.String(),
+          server: Type.String(),
           stream_url: Type.String(),
           client_id: Type.String(),
           wait_ms: Type.Integer(),
@@ -169,21 +175,22 @@ const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { confi
     }
   }, async (req) => {
     const key = streamUrl(req.query.vhost ?? DEFAULT_VHOST, req.params.app, req.params.stream)
+    const node = await serverFor(key, req.query.server)
     let r
     try {
-      r = await app.publishers.evict(key, req.log)
+      r = await app.publishers.evict(node.server, key, req.log)
     } catch (err) {
       throw srsFailure(err, `evict the publisher of ${key}`)
     }
     switch (r.outcome) {
       case 'not-published':
-        throw new AppError(`nothing to evict: SRS lists no active publisher of ${key}`, Codes.NOTHING_TO_EVICT, 404)
+        throw new AppError(`nothing to evict: server ${node.server.id} lists no active publisher of ${key}`, Codes.NOTHING_TO_EVICT, 404)
       case 'busy':
-        throw new AppError(`an on_publish of ${key} held the stream for the whole ${config.TAKEOVER_TIMEOUT_MS} ms; try again`, Codes.EVICTION_BUSY, 409)
+        throw new AppError(`a takeover of ${key} held the stream for the whole ${config.TAKEOVER_TIMEOUT_MS} ms; try again`, Codes.EVICTION_BUSY, 409)
       case 'timeout':
-        throw new AppError(`kicked client ${r.clientId} but SRS did not release ${key} within ${config.TAKEOVER_TIMEOUT_MS} ms`, Codes.RELEASE_TIMEOUT, 504)
+        throw new AppError(`kicked client ${r.clientId} but server ${node.server.id} did not release ${key} within ${config.TAKEOVER_TIMEOUT_MS} ms`, Codes.RELEASE_TIMEOUT, 504)
     }
-    return { code: 0, msg: null, outcome: r.outcome, stream_url: key, client_id: r.clientId, wait_ms: Math.round(r.release.waitMs), via: r.release.via }
+    return { code: 0, msg: null, outcome: r.outcome, server: node.server.id, stream_url: key, client_id: r.clientId, wait_ms: Math.round(r.release.waitMs), via: r.release.via }
   })
 
   app.get('/events', {
@@ -199,17 +206,47 @@ const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { confi
     }
   }, async (req) => {
     const types = req.query.type === undefined ? undefined : new Set(req.query.type.split(','))
-    return { code: 0, total: app.eventLog.total, max: app.eventLog.max, items: app.eventLog.list(req.query.limit ?? EVENTS_LIMIT.default, types) }
+    const [total, items] = await Promise.all([app.eventLog.total(), app.eventLog.list(req.query.limit ?? EVENTS_LIMIT.default, types)])
+    return { code: 0, total, max: app.eventLog.max, items }
   })
 
-  async function allClients (): Promise<SrsClient[]> {
-    const all: SrsClient[] = []
-    let page: SrsClient[]
-    do {
-      page = await app.srs.clients(all.length, CLIENTS_PAGE)
-      all.push(...page)
-    } while (page.length === CLIENTS_PAGE)
-    return all
+  /** One server's live view: its streams and clients, or why it could not be had. */
+  async function liveView (n: SrsNode, log: { warn: (o: object, m: string) => void }): Promise<LiveView> {
+    try {
+      const streams = await n.api.allStreams()
+      const clients: SrsClient[] = []
+      let page: SrsClient[]
+      do {
+        page = await n.api.clients(clients.length, CLIENTS_PAGE)
+        clients.push(...page)
+      } while (page.length === CLIENTS_PAGE)
+      return { server: n.server.id, ok: true, msg: null, streams, clients }
+    } catch (err) {
+      // SrsApi reports every failure as an SrsApiError.
+      const e = err as SrsApiError
+      log.warn({ err: e.message, kind: e.kind, srsApi: n.url }, 'operator API: a server\'s live view is unavailable')
+      return { server: n.server.id, ok: false, msg: `SRS's API at ${n.url} failed (${e.kind}): ${e.message}; showing the publisher table alone for it`, streams: [], clients: [] }
+    }
+  }
+
+  /**
+   * The server an operator's kick is for: the one named (by id or API URL), the only one, or the
+   * one the table says publishes the stream. A stream name two servers publish is ambiguous.
+   */
+  async function serverFor (key: string, named: string | undefined): Promise<SrsNode> {
+    const nodes = app.srsServers.nodes
+    if (named !== undefined) {
+      const n = app.srsServers.node(named.replace(/\/+$/, ''))
+      if (n === undefined) throw new AppError(`no server ${JSON.stringify(named)}: name one by its id or API URL (${nodes.map((x) => `${x.server.id} = ${x.url}`).join(', ')})`, Codes.INVALID_QUERY, 400)
+      return n
+    }
+    if (nodes.length === 1) return nodes[0]!
+    const holders = [...new Set((await app.publishers.store.holders(key)).map((p) => p.server))]
+    if (holders.length === 1 && app.srsServers.node(holders[0]!) !== undefined) return app.srsServers.node(holders[0]!)!
+    if (holders.length > 1) {
+      throw new AppError(`${key} is published on several servers (${holders.join(', ')}); name one with ?server=<id or API URL>`, Codes.AMBIGUOUS_STREAM, 409)
+    }
+    throw new AppError(`no server is known to publish ${key}; name one with ?server=<id or API URL> (${nodes.map((x) => `${x.server.id} = ${x.url}`).join(', ')})`, Codes.NOTHING_TO_EVICT, 404)
   }
 }
 

@@ -2,23 +2,29 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import type { Static, TSchema } from 'typebox'
 import { credentialsOf } from '../src/auth/service.js'
+import type { Config } from '../src/config.js'
 import { AppError, Codes, type Code } from '../src/errors.js'
+import type { PublishResult } from '../src/publishers/service.js'
+import { srsTopic, tokenKey } from '../src/srs/adapter.js'
 import {
   ALLOW, HookBodies, HookReply, clientIdOf, redactQuery, streamIdOf, streamKeyOf,
   type HookAction, type OnConnect, type OnPublish
 } from '../src/srs/hooks.js'
+import { UNKNOWN, type SrsNode } from '../src/srs/servers.js'
 
 /**
  * What SRS calls: POST <prefix>/on_<event>. Each hook is validated, answered and logged once.
- * on_publish may wait for a takeover (bounded by TAKEOVER_TIMEOUT_MS); every other hook answers at
- * once and never waits on on_publish, because SRS calls them while it releases a publisher.
+ * on_publish (and on SRS >= 7.0.62 on_connect) may wait for a takeover, within its bound; every
+ * other hook answers at once and never waits on them, because SRS calls them while it releases a
+ * publisher.
  */
 
 /** What the one log line per hook says besides action, status and milliseconds. */
 export interface HookLog {
   stream?: string | undefined
   client?: string
-  msg?: string
+  /** Why the hook was refused or not processed (the reply's msg). */
+  reason?: string
   ip?: string | undefined
   param?: string | undefined
   outcome: string
@@ -34,9 +40,17 @@ declare module 'fastify' {
 
 const response = { 200: HookReply, '4xx': HookReply, '5xx': HookReply }
 
-const callbacks: FastifyPluginAsyncTypebox = async (app) => {
-  // SRS sends application/json; curl -d sends a form type. Parse every body as JSON.
-  app.removeContentTypeParser('text/plain')
+/** How long finding the server that sent a hook may take (one rediscovery of unknown servers). */
+const RESOLVE_MS = 1000
+
+export interface CallbackRoutesOptions {
+  config: Config
+}
+
+const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, { config }) => {
+  // SRS sends application/json; curl -d sends a form type. Parse every body as JSON, and an
+  // empty one is an error: every hook has a body.
+  app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
 
   app.addHook('onResponse', async (req, reply) => {
@@ -65,43 +79,95 @@ const callbacks: FastifyPluginAsyncTypebox = async (app) => {
     }, async (req) => await handler(req as FastifyRequest<{ Body: Static<S> }>))
   }
 
+  /**
+   * The SRS a hook came from; UNKNOWN when its server_id is none of SRS_API_URL's servers'. Only
+   * the publish hook waits to find out (one rediscovery, bounded); the others never wait on SRS.
+   */
+  const nodeOf = (b: { server_id?: string | undefined }): SrsNode | typeof UNKNOWN => app.srsServers.lookup(b.server_id)
+
+  /** The server id a release hook is filed under: the node's, or the hook's own when unknown. */
+  const serverIdOf = (node: SrsNode | typeof UNKNOWN, b: { server_id?: string | undefined }): string =>
+    node === UNKNOWN ? b.server_id ?? '' : node.server.id
+
   hook('on_publish', HookBodies.on_publish, async (req: FastifyRequest<{ Body: OnPublish }>) => {
     const b = req.body
     const key = streamKeyOf(b)
     const client = clientIdOf(b)
-    const r = await app.publishers.publish({
-      key,
-      vhost: b.vhost,
-      app: b.app,
-      stream: b.stream,
-      clientId: client,
-      serverId: b.server_id,
-      streamId: streamIdOf(b),
-      ip: b.ip,
-      credentials: credentialsOf(app.auth.checkPublish({ app: b.app, stream: b.stream, param: b.param, ip: b.ip })),
-      policy: app.auth.policyFor(b.app)
+    const seen = describe(b, key, client)
+    const verdict = await app.auth.checkPublish({ vhost: b.vhost, app: b.app, stream: b.stream, param: b.param, ip: b.ip })
+    const node = await app.srsServers.resolve(b.server_id, Date.now() + RESOLVE_MS)
+    if (node === UNKNOWN) {
+      const r = unknownServer(config.FAIL_MODE, b.server_id, verdict.ok ? undefined : verdict)
+      req.hookLog = { ...seen, outcome: r.outcome, code: r.reply.code, reason: r.reply.msg ?? undefined }
+      return r.reply
+    }
+    await app.publishers.progressed(node.server.id, client)
+    const request = {
+      server: node.server,
+      ref: { key, vhost: b.vhost, app: b.app, stream: b.stream, streamId: streamIdOf(b) },
+      newcomer: { id: client, ip: b.ip },
+      credentials: credentialsOf(verdict),
+      policy: app.policyFor(b.vhost, b.app)
+    }
+    const r = node.strategy === 'connect'
+      ? await app.publishers.publishHoldingToken(request, req.log)
+      : await app.publishers.publish(request, req.log)
+    req.hookLog = { ...seen, server: node.server.id, outcome: r.outcome, code: codeOf(r), reason: r.refusal?.msg, evicted: r.evicted, waitMs: r.release?.waitMs }
+    return replyOf(r)
+  })
+
+  // SRS >= 7.0.62 takes the stream's publish token right after on_connect: a publisher with valid
+  // credentials takes the stream over here. Every other client is answered at once.
+  hook('on_connect', HookBodies.on_connect, async (req: FastifyRequest<{ Body: OnConnect }>) => {
+    const b = req.body
+    const client = clientIdOf(b)
+    // SRS 4's on_connect names no stream: nothing to take over there.
+    const stream = b.stream === undefined || b.stream === '' ? undefined : b.stream
+    const key = stream === undefined ? undefined : tokenKey(b.vhost, b.app, stream)
+    const seen = describe(b, key, client)
+    const node = stream === undefined ? UNKNOWN : nodeOf(b)
+    if (stream === undefined || node === UNKNOWN || node.strategy === 'publish') {
+      req.hookLog = { ...seen, outcome: 'allowed', code: 0 }
+      return ALLOW
+    }
+    const r = await app.publishers.connect({
+      server: node.server,
+      ref: { key: key!, vhost: b.vhost, app: b.app, stream: stream.replace(/\.(flv|m3u8|mp4|ts)$/, '') },
+      newcomer: { id: client, ip: b.ip },
+      credentials: credentialsOf(app.auth.publishCredentials({ vhost: b.vhost, app: b.app, stream, param: b.param, ip: b.ip })),
+      policy: app.policyFor(b.vhost, b.app)
     }, req.log)
-    req.hookLog = { ...describe(b, key, client), outcome: r.outcome, code: r.reply.code, evicted: r.evicted, waitMs: r.release?.waitMs }
-    return r.reply
+    req.hookLog = { ...seen, server: node.server.id, outcome: r.outcome, code: codeOf(r), reason: r.refusal?.msg, evicted: r.evicted, waitMs: r.release?.waitMs }
+    return replyOf(r)
   })
 
   hook('on_unpublish', HookBodies.on_unpublish, async (req: FastifyRequest<{ Body: OnPublish }>) => {
-    const key = streamKeyOf(req.body)
-    const client = clientIdOf(req.body)
-    const removed = await app.publishers.unpublish(key, client)
-    req.hookLog = { ...describe(req.body, key, client), outcome: removed ? 'removed' : 'not-current-publisher', code: 0 }
+    const b = req.body
+    const key = streamKeyOf(b)
+    const client = clientIdOf(b)
+    const server = serverIdOf(nodeOf(b), b)
+    app.publishers.released([srsTopic(server, 'unpublish', client)])
+    const removed = await app.publishers.unpublished(server, key, client)
+    req.hookLog = { ...describe(b, key, client), outcome: removed ? 'removed' : 'not-current-publisher', code: 0 }
     return ALLOW
   })
 
   hook('on_close', HookBodies.on_close, async (req) => {
-    const client = clientIdOf(req.body)
-    const removed = await app.publishers.closed(client)
-    req.hookLog = { client, ip: req.body.ip, outcome: removed ? 'removed' : 'closed', code: 0 }
+    const b = req.body
+    const client = clientIdOf(b)
+    const node = nodeOf(b)
+    app.publishers.released([srsTopic(serverIdOf(node, b), 'close', client)])
+    let outcome = 'closed'
+    if (node !== UNKNOWN) {
+      const r = await app.publishers.closed(node.server, client, req.log)
+      outcome = r.removed ? 'removed' : r.deferred ? 'refused-by-token' : 'closed'
+    }
+    req.hookLog = { client, ip: b.ip, outcome, code: 0 }
     return ALLOW
   })
 
-  // on_dvr: the recording is written to the index (synchronously, durable) before the reply; the
-  // file itself is examined afterwards, off the reply's path, so SRS's DVR worker never waits on it.
+  // on_dvr: the recording is written to the index (durable) before the reply; the file itself is
+  // examined afterwards, off the reply's path, so SRS's DVR worker never waits on it.
   hook('on_dvr', HookBodies.on_dvr, async (req) => {
     const b = req.body
     const key = streamKeyOf(b)
@@ -126,21 +192,46 @@ const callbacks: FastifyPluginAsyncTypebox = async (app) => {
     return ALLOW
   })
 
-  // Allowed as they come, except on_play under PLAY_AUTH (its body always names the stream).
-  for (const action of ['on_connect', 'on_play', 'on_stop', 'on_hls'] as const) {
-    hook(action, HookBodies[action], async (req: FastifyRequest<{ Body: OnConnect }>) => {
+  // on_play: allowed, unless PLAY_AUTH refuses it; a player's play also tells the on_connect
+  // takeover that this client was no refused publisher.
+  hook('on_play', HookBodies.on_play, async (req: FastifyRequest<{ Body: OnConnect }>) => {
+    const b = req.body
+    const client = clientIdOf(b)
+    const seen = describe(b, streamKeyOf({ ...b, stream: b.stream! }), client)
+    const node = nodeOf(b)
+    if (node !== UNKNOWN) await app.publishers.progressed(node.server.id, client)
+    const verdict = await app.auth.checkPlay({ vhost: b.vhost, app: b.app, stream: b.stream!, param: b.param, ip: b.ip })
+    if (!verdict.ok) {
+      req.hookLog = { ...seen, outcome: 'refused', code: verdict.code, reason: verdict.msg }
+      return { code: verdict.code, msg: verdict.msg }
+    }
+    req.hookLog = { ...seen, outcome: 'allowed', code: 0 }
+    return ALLOW
+  })
+
+  for (const action of ['on_stop', 'on_hls'] as const) {
+    hook(action, HookBodies[action], async (req: FastifyRequest<{ Body: OnPublish }>) => {
       const b = req.body
-      const stream = b.stream === undefined ? undefined : streamKeyOf({ ...b, stream: b.stream })
-      const seen = describe(b, stream, clientIdOf(b))
-      const verdict = action === 'on_play' ? app.auth.checkPlay({ app: b.app, stream: b.stream!, param: b.param, ip: b.ip }) : undefined
-      if (verdict?.ok === false) {
-        req.hookLog = { ...seen, outcome: 'refused', code: verdict.code, msg: verdict.msg }
-        return { code: verdict.code, msg: verdict.msg }
-      }
-      req.hookLog = { ...seen, outcome: 'allowed', code: 0 }
+      req.hookLog = { ...describe(b, streamKeyOf(b), clientIdOf(b)), outcome: 'allowed', code: 0 }
       return ALLOW
     })
   }
+}
+
+/** The reply to a hook from a server none of SRS_API_URL's is: per FAIL_MODE; credentials still count. */
+function unknownServer (failMode: 'open' | 'closed', serverId: string | undefined, refused: { code: number, msg: string } | undefined): { outcome: string, reply: HookReply } {
+  if (refused !== undefined) return { outcome: 'refused-credentials', reply: { code: refused.code, msg: refused.msg } }
+  if (failMode === 'open') return { outcome: 'unknown-server-open', reply: ALLOW }
+  const msg = `the hook's server_id ${JSON.stringify(serverId ?? null)} is none of the SRS servers in SRS_API_URL; FAIL_MODE=closed refuses what it cannot check`
+  return { outcome: 'refused-unknown-server', reply: { code: Codes.SRS_API_UNAVAILABLE, msg } }
+}
+
+function replyOf (r: PublishResult): HookReply {
+  return r.allowed ? ALLOW : { code: r.refusal!.code, msg: r.refusal!.msg }
+}
+
+function codeOf (r: PublishResult): number {
+  return r.allowed ? 0 : r.refusal!.code
 }
 
 function describe (b: { ip?: string | undefined, param?: string | undefined }, stream: string | undefined, client: string): HookLog {

@@ -15,7 +15,9 @@ const Ready = Type.Object({
   ready: Type.Boolean(),
   /** Names of the checks that failed. */
   failed: Type.Array(Type.String()),
-  checks: Type.Object({ srs: Check, store: Check })
+  checks: Type.Object({ srs: Check, store: Check }),
+  /** Each SRS server's answer (the srs check fails only when none answers). */
+  servers: Type.Array(Type.Object({ api: Type.String(), server: Type.Union([Type.String(), Type.Null()]), ok: Type.Boolean(), msg: Type.String() }))
 })
 
 export interface HealthRoutesOptions {
@@ -29,11 +31,12 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { con
   })
 
   app.get('/readyz', { schema: { response: { 200: Ready, 503: Ready } } }, async (_req, reply) => {
-    const [srs, store] = await Promise.all([
-      app.srs.versions({ deadline: now() + config.READY_TIMEOUT_MS }).then(
-        (v) => ({ ok: true, msg: `SRS ${v.version} at ${config.SRS_API_URL}` }),
-        (err: Error) => ({ ok: false, msg: `SRS's API at ${config.SRS_API_URL} failed: ${err.message}` })
-      ),
+    const deadline = now() + config.READY_TIMEOUT_MS
+    const [servers, store] = await Promise.all([
+      Promise.all(app.srsServers.nodes.map(async (n) => await n.api.versions({ deadline }).then(
+        (v) => ({ api: n.url, server: n.api.status.server ?? null, ok: true, msg: `SRS ${v.version} at ${n.url}` }),
+        (err: Error) => ({ api: n.url, server: n.api.status.server ?? null, ok: false, msg: `SRS's API at ${n.url} failed: ${err.message}` })
+      ))),
       (async () => {
         try {
           app.recordings.store.checkWritable(now())
@@ -43,8 +46,11 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { con
         }
       })()
     ])
+    // A replica that reaches no SRS cannot take anything over; one SRS of several down is shown, not fatal.
+    const up = servers.filter((x) => x.ok)
+    const srs = { ok: up.length > 0, msg: servers.map((x) => x.msg).join('; ') }
     const failed = [...(srs.ok ? [] : ['srs']), ...(store.ok ? [] : ['store'])]
-    return await reply.code(failed.length === 0 ? 200 : 503).send({ code: failed.length === 0 ? Codes.OK : Codes.NOT_READY, ready: failed.length === 0, failed, checks: { srs, store } })
+    return await reply.code(failed.length === 0 ? 200 : 503).send({ code: failed.length === 0 ? Codes.OK : Codes.NOT_READY, ready: failed.length === 0, failed, checks: { srs, store }, servers })
   })
 
   app.get('/metrics', async (_req, reply) => {

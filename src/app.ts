@@ -12,7 +12,9 @@ import { AppError, Codes } from './errors.js'
 import { createLogger } from './logger.js'
 import operations from './operations/plugin.js'
 import publishers from './publishers/plugin.js'
-import type { PublisherStore } from './publishers/store.js'
+import type { EventStore } from './operations/events.js'
+import type { FailureCounts } from './auth/limiter.js'
+import type { PublisherState } from './publishers/plugin.js'
 import recordings from './recordings/plugin.js'
 import type { StatFn } from './recordings/service.js'
 import type { RecordingStore } from './recordings/store.js'
@@ -21,14 +23,21 @@ import srs from './srs/plugin.js'
 /** Parts a test (or another embedding) may supply instead of the defaults. */
 export interface AppDeps {
   logger?: Logger
-  /** undici dispatcher for SRS's API; by default a Pool on SRS_API_URL. */
+  /** undici dispatcher for SRS's API; by default a Pool per server of SRS_API_URL. */
   dispatcher?: Dispatcher
   now?: () => number
-  store?: PublisherStore
+  /** Shared state of the publisher side (table, locks, signals, flap history); in process by default. */
+  state?: PublisherState
+  /** Failed authorisations per IP; in process by default. */
+  failures?: FailureCounts
+  /** The operator's events log; in process by default. */
+  events?: EventStore
   /** The recordings index; by default SQLite in DATA_DIR. */
   recordings?: RecordingStore
   /** How recorded files are examined; by default fs.promises.stat. */
   stat?: StatFn
+  /** How often SRS refreshes its byte counters (3000 ms in SRS); for a faster simulator in tests. */
+  srsStatsIntervalMs?: number
 }
 
 /** Where SRS's hooks arrive: directly, and through a gateway that strips `/admin-api`. */
@@ -47,11 +56,19 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.setValidatorCompiler(TypeBoxValidatorCompiler)
   app.decorateRequest('hookLog', null)
+  // Gateways and Java clients send `Content-Type: application/json` on bodyless requests (a
+  // DELETE): an empty body is no body. A route that needs one still refuses it by its schema.
+  const json = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (body === '') done(null, undefined)
+    else json(req, body as string, done)
+  })
 
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
     const { status, code, msg } = describeError(err)
     if (status >= 500) req.log.error({ err }, 'unexpected error')
-    req.hookLog = { outcome: status >= 500 ? 'error' : status === 403 ? 'forbidden' : 'bad-request', code, msg }
+    req.hookLog = { outcome: status >= 500 ? 'error' : status === 403 ? 'forbidden' : 'bad-request', code, reason: msg }
     return reply.code(status).send({ code, msg })
   })
   app.setNotFoundHandler((req, reply) => {
@@ -66,12 +83,12 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     if (closing) reply.header('connection', 'close')
   })
 
-  await app.register(srs, { config, dispatcher: deps.dispatcher, now })
-  await app.register(publishers, { config, store: deps.store, now })
-  await app.register(auth, { config, now })
+  await app.register(srs, { config, dispatcher: deps.dispatcher, now, statsIntervalMs: deps.srsStatsIntervalMs })
+  await app.register(publishers, { config, state: deps.state, now })
+  await app.register(auth, { config, now, failures: deps.failures })
   await app.register(recordings, { config, store: deps.recordings, stat: deps.stat, now })
-  await app.register(operations, { config, now })
-  for (const prefix of CALLBACK_PREFIXES) await app.register(callbacks, { prefix })
+  await app.register(operations, { config, now, events: deps.events })
+  for (const prefix of CALLBACK_PREFIXES) await app.register(callbacks, { prefix, config })
   for (const prefix of ADMIN_PREFIXES) await app.register(admin, { prefix, config, now })
   await app.register(health, { config, now })
   return app

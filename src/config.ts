@@ -2,13 +2,13 @@ import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 import { AuthSettings } from './auth/settings.js'
 import { OperationsSettings } from './operations/settings.js'
+import { TakeoverSettings } from './publishers/settings.js'
+import { apiEndpoints, SrsSettings, type SrsApiEndpoint } from './srs/settings.js'
 
 /**
  * Every setting, read from the environment. README.md ("Configuration") documents each one with
  * its default; keep the two in step.
  */
-const Millis = (def: number, min = 1) => Type.Integer({ default: def, minimum: min, maximum: 3_600_000 })
-
 export const ConfigSchema = Type.Object({
   HOST: Type.String({ default: '0.0.0.0', minLength: 1 }),
   PORT: Type.Integer({ default: 6000, minimum: 0, maximum: 65535 }),
@@ -16,28 +16,18 @@ export const ConfigSchema = Type.Object({
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' }
   ),
-  SRS_API_URL: Type.String({ default: 'http://127.0.0.1:1985', pattern: '^https?://[^/]+/?$' }),
-  SRS_API_USERNAME: Type.Optional(Type.String()),
-  SRS_API_PASSWORD: Type.Optional(Type.String()),
-  SRS_API_TIMEOUT_MS: Millis(1000),
-  SRS_API_RETRIES: Type.Integer({ default: 2, minimum: 0, maximum: 10 }),
-  SRS_API_PAGE_SIZE: Type.Integer({ default: 1000, minimum: 10, maximum: 100_000 }),
-  TAKEOVER_TIMEOUT_MS: Millis(3000),
-  RECONCILE_INTERVAL_MS: Millis(30_000, 0),
-  FAIL_MODE: Type.Union([Type.Literal('open'), Type.Literal('closed')], { default: 'open' }),
-  MAX_PUBLISHERS: Type.Integer({ default: 200_000, minimum: 1 }),
   BODY_LIMIT: Type.Integer({ default: 16_384, minimum: 1024, maximum: 10_485_760 }),
+  ...SrsSettings,
+  ...TakeoverSettings,
   ...AuthSettings,
   ...OperationsSettings
 })
 
 export type RawConfig = Static<typeof ConfigSchema>
 
-export interface Config extends Omit<RawConfig, 'SRS_API_URL' | 'SRS_API_USERNAME' | 'SRS_API_PASSWORD'> {
-  /** SRS's API origin, without credentials or a trailing slash. */
-  SRS_API_URL: string
-  /** Basic credentials for SRS's API, from SRS_API_URL's userinfo or SRS_API_USERNAME/PASSWORD. */
-  srsAuth: { username: string, password: string } | undefined
+export interface Config extends RawConfig {
+  /** The SRS servers, from SRS_API_URL with their credentials. */
+  srsApis: SrsApiEndpoint[]
 }
 
 export class ConfigError extends Error {
@@ -65,24 +55,17 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
   if (errors.length > 0) {
     const lines = errors.map((e) => {
       const name = e.instancePath.replace(/^\//, '')
-      return `${name}=${JSON.stringify(env[name])}: ${e.message}`
+      // Never echo a secret: hide passwords, tokens and secrets, and the credentials in a URL.
+      const value = env[name]
+      const shown = /PASSWORD|SECRET|TOKEN/.test(name) ? '(hidden)' : JSON.stringify(value?.replace(/\/\/[^/@\s]*@/g, '//***@'))
+      return `${name}=${shown}: ${e.message}`
     })
     throw new ConfigError(`invalid configuration: ${[...new Set(lines)].join('; ')}`)
   }
   const raw = Value.Parse(ConfigSchema, converted)
-  return { ...raw, ...splitApiUrl(raw) }
-}
-
-function splitApiUrl (raw: RawConfig): Pick<Config, 'SRS_API_URL' | 'srsAuth'> {
-  const url = new URL(raw.SRS_API_URL)
-  const username = raw.SRS_API_USERNAME ?? decodeURIComponent(url.username)
-  const password = raw.SRS_API_PASSWORD ?? decodeURIComponent(url.password)
-  if (username.includes(':') || password.includes(':')) {
-    // SRS splits the decoded Basic token on ':' and wants exactly two parts.
-    throw new ConfigError('SRS_API_USERNAME/SRS_API_PASSWORD: must not contain ":" (SRS splits Basic credentials on it)')
-  }
-  return {
-    SRS_API_URL: url.origin,
-    srsAuth: username === '' && password === '' ? undefined : { username, password }
+  try {
+    return { ...raw, srsApis: apiEndpoints(raw.SRS_API_URL, raw.SRS_API_USERNAME, raw.SRS_API_PASSWORD) }
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: ${(err as Error).message}`)
   }
 }

@@ -57,6 +57,8 @@ export const Codes = {
   NOTHING_TO_EVICT: 4104,
   /** Operator API kick: an on_publish of the stream held it for the whole bound (HTTP 409). */
   EVICTION_BUSY: 4105,
+  /** Operator API kick: several servers publish the stream; the kick must name one (HTTP 409). */
+  AMBIGUOUS_STREAM: 4107,
   /** Operator API kick: kicked, but SRS did not release the stream within TAKEOVER_TIMEOUT_MS (HTTP 504). */
   RELEASE_TIMEOUT: 4106,
   /** Operator API: SRS's API is unreachable or timed out (HTTP 503). */
@@ -81,10 +83,11 @@ export class AppError extends Error {
   }
 }
 
-/** The ways a call to SRS's HTTP API can fail. */
+/** The ways a call to a media server's HTTP API can fail. */
 export type SrsErrorKind =
   | 'unreachable' // connection refused, reset, DNS failure
   | 'timeout' // no complete answer within SRS_API_TIMEOUT_MS (or the caller's deadline)
+  | 'deadline' // nothing was sent: the caller's bound was already used up (not a failure of the server)
   | 'unauthorized' // HTTP 401: SRS's http_api.auth rejected our credentials
   | 'http_status' // any other status than 200
   | 'bad_body' // not JSON, or JSON of the wrong shape
@@ -94,12 +97,15 @@ export class SrsApiError extends Error {
   readonly kind: SrsErrorKind
   /** HTTP status or SRS envelope code, when there was one. */
   readonly detail: number | undefined
+  /** The request went out but its answer was lost (a timeout, a reset): the server may have carried it out. */
+  readonly unknownOutcome: boolean
 
-  constructor (kind: SrsErrorKind, message: string, detail?: number, options?: ErrorOptions) {
+  constructor (kind: SrsErrorKind, message: string, detail?: number, options?: ErrorOptions & { unknownOutcome?: boolean }) {
     super(message, options)
     this.name = 'SrsApiError'
     this.kind = kind
     this.detail = detail
+    this.unknownOutcome = options?.unknownOutcome ?? false
   }
 
   /** Whether trying the same idempotent read again may succeed. */

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { startApp, waitFor } from './fixtures/app.js'
 import { SrsSimulator, type SimOptions } from './fixtures/srs-sim.js'
 import { checkAccess, isLoopback } from '../src/operations/access.js'
-import { EventLog } from '../src/operations/events.js'
+import { MemoryEventStore } from '../src/operations/events.js'
 import { mergeStreams, parseTime } from '../src/operations/streams.js'
 
 const ADMIN = '/admin-api/video/camera'
@@ -84,6 +84,7 @@ t.test('GET streams merges the publisher table with SRS\'s live view', async (t)
   const r = await call('GET', '/streams')
   t.equal(r.status, 200)
   t.same(r.body.srs, { ok: true, msg: null })
+  t.match(r.body.servers, [{ server: sim.serverId, api: sim.apiUrl, ok: true, msg: null, version: '6.0.184', strategy: 'publish' }])
   t.match(r.body.streams, [
     { stream_url: '/live/cam1', app: 'live', stream: 'cam1', active: true, in_table: true, in_srs: true, takeovers: 1, publisher: { client_id: b.clientId, ip: '10.0.0.8', since: Number, state: 'publishing' }, recv_bytes: Number, clients: Number },
     { stream_url: '/live/legacy-0', in_table: false, in_srs: true, takeovers: 0, publisher: { state: 'srs', ip: '127.0.0.1', since: Number } }
@@ -101,13 +102,13 @@ t.test('DELETE streams/{app}/{stream}/publisher kicks the stalled publisher and 
   const a = await sim.publish({ app: 'live', stream: 'cam1', stalled: true })
   const r = await call('DELETE', '/streams/live/cam1/publisher')
   t.equal(r.status, 200)
-  t.match(r.body, { code: 0, msg: null, outcome: 'released', stream_url: '/live/cam1', client_id: a.clientId, via: /hook|api/ })
+  t.match(r.body, { code: 0, msg: null, outcome: 'released', server: sim.serverId, stream_url: '/live/cam1', client_id: a.clientId, via: /hook|api/ })
   t.ok(r.body.wait_ms >= 100, `waited ${r.body.wait_ms} ms for the release`)
   t.equal(sim.activePublisher('live', 'cam1'), undefined, 'SRS released the stream before the answer')
   t.same(sim.kicks, [a.clientId])
   const ev = await call('GET', '/events')
   t.match(ev.body.items, [{ type: 'eviction', stream: '/live/cam1', clientId: a.clientId, seq: 1, at: Number }])
-  t.equal(app.eventLog.total, 1)
+  t.equal(await app.eventLog.total(), 1)
 
   const again = await call('DELETE', '/streams/live/cam1/publisher')
   t.same([again.status, again.body.code], [404, 4104])
@@ -144,7 +145,7 @@ t.test('GET events lists takeovers, refusals and corrections, newest first, boun
   const { sim, call, app } = await world(t, { EVENTS_MAX: '3' })
   await sim.publish({ app: 'live', stream: 'cam1', stalled: true })
   await sim.publish({ app: 'live', stream: 'cam1' })
-  await waitFor(() => app.eventLog.total >= 1, 5000, 'the takeover event')
+  await waitFor(async () => await app.eventLog.total() >= 1, 5000, 'the takeover event')
   sim.seedLive(2, { prefix: 'seen-by-reconcile-' })
   await app.reconciler.run()
   const r = await call('GET', '/events')
@@ -155,7 +156,7 @@ t.test('GET events lists takeovers, refusals and corrections, newest first, boun
   t.match((await call('GET', '/events?type=takeover')).body.items, [{ type: 'takeover', stream: '/live/cam1', waitMs: Number }])
   t.equal((await call('GET', '/events?limit=1')).body.items.length, 1)
   await sim.publish({ app: 'live', stream: 'cam1' })
-  await waitFor(() => app.eventLog.total >= 4, 5000, 'a second takeover')
+  await waitFor(async () => await app.eventLog.total() >= 4, 5000, 'a second takeover')
   const after = await call('GET', '/events')
   t.equal(after.body.items.length, 3, 'the oldest went')
   t.equal(after.body.items[0].type, 'takeover')
@@ -166,16 +167,19 @@ t.test('GET events lists takeovers, refusals and corrections, newest first, boun
 })
 
 t.test('the pieces: the ring buffer, the merge without SRS, time parsing', async (t) => {
-  const log = new EventLog(2)
-  log.add({ type: 'refusal', stream: '/a/b', client: 'c', code: 1001, msg: 'm' }, 5)
-  t.match(log.list(10), [{ at: 5, seq: 1 }])
-  t.same(mergeStreams([], null, 0), [])
-  t.match(mergeStreams([{ key: 'v.example/a/b', vhost: 'v.example', app: 'a', stream: 'b', clientId: 'c', since: 1, state: 'confirmed', takeovers: 2 }], null, 0),
-    [{ stream_url: 'v.example/a/b', vhost: 'v.example', publisher: { client_id: 'c', ip: null, since: 1, state: 'confirmed' }, stream_id: null, active: null }])
-  t.match(mergeStreams([], { streams: [{ id: 'vid-1', name: 's', app: 'a', vhost: 'vid-x', url: 'other.example/a/s', publish: { active: true, cid: 'p' } }], clients: [] }, 0),
+  const log = new MemoryEventStore(2)
+  await log.add({ type: 'refusal', at: 5, stream: '/a/b', client: 'c', code: 1001, msg: 'm' })
+  t.match(await log.list(10), [{ at: 5, seq: 1 }])
+  const view = (streams: any[]) => [{ server: 's1', ok: true, msg: null, streams, clients: [] }]
+  t.same(mergeStreams([], [], 0), [])
+  t.match(mergeStreams([{ server: 's1', key: 'v.example/a/b', vhost: 'v.example', app: 'a', stream: 'b', clientId: 'c', since: 1, state: 'confirmed', takeovers: 2 }], [{ server: 's1', ok: false, msg: 'down', streams: [], clients: [] }], 0),
+    [{ server: 's1', stream_url: 'v.example/a/b', vhost: 'v.example', publisher: { client_id: 'c', ip: null, since: 1, state: 'confirmed' }, stream_id: null, active: null }])
+  t.match(mergeStreams([], view([{ id: 'vid-1', name: 's', app: 'a', vhost: 'vid-x', url: 'other.example/a/s', publish: { active: true, cid: 'p' } }]), 0),
     [{ vhost: 'other.example', publisher: { client_id: 'p', ip: null, since: null, state: 'srs' } }])
-  t.match(mergeStreams([], { streams: [{ id: 'vid-2', name: 's', app: 'a', vhost: 'vid-x', publish: { active: true } }], clients: [] }, 0),
+  t.match(mergeStreams([], view([{ id: 'vid-2', name: 's', app: 'a', vhost: 'vid-x', publish: { active: true } }]), 0),
     [{ stream_url: '/a/s', vhost: '__defaultVhost__', publisher: null }], 'SRS 4: no url; a publisher without cid')
+  t.match(mergeStreams([{ server: 's2', key: '/a/b', vhost: '__defaultVhost__', app: 'a', stream: 'b', clientId: 'c', since: 1, state: 'publishing', takeovers: 0 }], view([]), 0),
+    [{ server: 's2', stream_url: '/a/b', active: null }], 'a server no view was asked of shows its table entries')
   t.equal(parseTime('1700000000000'), 1700000000000)
   t.equal(parseTime('2024-01-02'), Date.UTC(2024, 0, 2))
   t.equal(parseTime('2024-02-31x'), null)

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { parsePolicyByApp, policyFor } from '../src/publishers/settings.js'
 import { pino } from 'pino'
 import { AuthService, checkAuthConfig, plainIp } from '../src/auth/service.js'
 import { loadConfig } from '../src/config.js'
@@ -31,11 +32,15 @@ t.test('plainIp leaves IPv6 and plain IPv4 alone', async (t) => {
   t.equal(plainIp('1.2.3.4'), '1.2.3.4')
 })
 
-t.test('policyFor: an app\'s own entry, else TAKEOVER_POLICY', async (t) => {
-  const s = service({ TAKEOVER_POLICY: 'takeover-stale', TAKEOVER_POLICY_BY_APP: 'studio = reject' })
-  t.equal(s.policyFor('studio'), 'reject')
-  t.equal(s.policyFor('live'), 'takeover-stale')
-  t.equal(s.policyFor('constructor'), 'takeover-stale', 'no prototype lookups')
+t.test('policyFor: an app\'s own entry (with its vhost off the default one), else TAKEOVER_POLICY', async (t) => {
+  const byApp = parsePolicyByApp('studio = reject, other.example/live=takeover')
+  const of = (vhost: string, app: string) => policyFor(byApp, 'takeover-stale', vhost, app)
+  t.equal(of('__defaultVhost__', 'studio'), 'reject')
+  t.equal(of('__defaultVhost__', 'live'), 'takeover-stale')
+  t.equal(of('other.example', 'live'), 'takeover', 'a vhost-qualified entry')
+  t.equal(of('other.example', 'studio'), 'takeover-stale', 'a short entry names the default vhost only')
+  t.equal(of('__defaultVhost__', 'constructor'), 'takeover-stale', 'no prototype lookups')
+  t.throws(() => parsePolicyByApp('a/b/c=reject'), /is not \[vhost\/\]app=/)
 })
 
 t.test('a single IPv6 address is a /128', async (t) => {

@@ -46,7 +46,7 @@ t.test('forged callbacks without the hook token, or with a wrong one, are refuse
   }
   t.same(sim.kicks, [], 'nobody was kicked')
   t.equal(sim.apiRequests, apiBefore, 'SRS was not even asked')
-  t.equal((await app.publishers.store.get('/live/cam1'))?.clientId, a.clientId, 'the table still has the publisher')
+  t.equal((await app.publishers.store.get(sim.serverId, '/live/cam1'))?.clientId, a.clientId, 'the table still has the publisher')
   t.equal(sim.activePublisher('live', 'cam1'), a.clientId)
   const line = await logs.wait((l) => l.outcome === 'forbidden')
   t.match(line, { level: 40, status: 403, code: Codes.HOOK_TOKEN_INVALID })
@@ -140,8 +140,8 @@ t.test('keys: the key file edited at run time takes effect; a broken one keeps t
   t.ok((await sim.publish({ app: 'live', stream: 'cam2', param: '?key=two' })), 'the last good keys still apply')
   await writeFile(file, JSON.stringify(['not', 'an', 'object']))
   await logs.wait((l) => /not a JSON object/.test(l.why ?? ''))
-  await writeFile(file, JSON.stringify({ 'live/cam1': 'new', 'live/a/b': 'x' }))
-  await logs.wait((l) => /is not "app\/stream"/.test(l.why ?? ''))
+  await writeFile(file, JSON.stringify({ 'live/cam1': 'new', 'v/live/a/b': 'x' }))
+  await logs.wait((l) => /is not "\[vhost\/\]app\/stream"/.test(l.why ?? ''))
   await writeFile(file, JSON.stringify({ 'live/cam1': 5 }))
   await logs.wait((l) => /is not a string/.test(l.why ?? ''))
   const last = await sim.publish({ app: 'live', stream: 'cam1', param: '?key=new' })
@@ -160,7 +160,7 @@ t.test('keys: without a loadable key file at start every publish is refused unti
   t.match(logs.find((l) => l.level === 50), { file, why: 'the file does not exist', msg: /every publish is refused/ })
   const r = await sim.publish({ app: 'live', stream: 'cam1', param: '?key=k' })
   t.match(replyOf(sim, 'on_publish', r.clientId), { code: Codes.PUBLISH_KEYS_UNAVAILABLE, msg: /does not exist/ })
-  t.equal(app.auth.limiter.size, 0, 'our broken file is not counted against the camera')
+  t.equal(await app.auth.limiter.failures('127.0.0.1'), 0, 'our broken file is not counted against the camera')
   await writeFile(file, JSON.stringify({ 'live/cam1': 'k' }))
   await waitFor(() => app.auth.keyFile!.loads === 1, 5000, 'the first load')
   t.ok((await sim.publish({ app: 'live', stream: 'cam1', param: '?key=k' })).ok)
@@ -176,14 +176,14 @@ const NOW_S = () => Math.floor(Date.now() / 1000)
 t.test('signed: a valid URL publishes; expired, tampered, foreign or incomplete ones are refused', async (t) => {
   const { sim, logs } = await world(t, { PUBLISH_AUTH: 'signed', PUBLISH_SECRET: SECRET, SIGN_CLOCK_SKEW_S: '30' })
   const exp = NOW_S() + 600
-  const good = signedQuery(SECRET, 'live', 'cam1', exp)
+  const good = signedQuery(SECRET, 'live/cam1', exp)
   t.ok((await sim.publish({ app: 'live', stream: 'cam1', param: good })).ok, 'valid')
   const sig = good.slice(good.indexOf('sign=') + 5)
   const cases: Array<[string, string, string, number]> = [
-    ['expired beyond the skew', 'cam2', signedQuery(SECRET, 'live', 'cam2', NOW_S() - 31), Codes.SIGNATURE_EXPIRED],
+    ['expired beyond the skew', 'cam2', signedQuery(SECRET, 'live/cam2', NOW_S() - 31), Codes.SIGNATURE_EXPIRED],
     ['another stream\'s signature', 'cam2', good, Codes.SIGNATURE_INVALID],
     ['a tampered expiry', 'cam1', `?expires=${exp + 3600}&sign=${sig}`, Codes.SIGNATURE_INVALID],
-    ['another secret', 'cam2', signedQuery('another-secret-0123456789', 'live', 'cam2', exp), Codes.SIGNATURE_INVALID],
+    ['another secret', 'cam2', signedQuery('another-secret-0123456789', 'live/cam2', exp), Codes.SIGNATURE_INVALID],
     ['no sign', 'cam2', `?expires=${exp}`, Codes.SIGNATURE_MISSING],
     ['no expires', 'cam2', `?sign=${sig}`, Codes.SIGNATURE_MISSING],
     ['no param', 'cam2', '', Codes.SIGNATURE_MISSING],
@@ -194,9 +194,9 @@ t.test('signed: a valid URL publishes; expired, tampered, foreign or incomplete 
     const r = await sim.publish({ app: 'live', stream, param })
     t.same([r.ok, replyOf(sim, 'on_publish', r.clientId).code], [false, code], what)
   }
-  t.ok((await sim.publish({ app: 'live', stream: 'cam3', param: signedQuery(SECRET, 'live', 'cam3', NOW_S() - 20) })).ok, 'expired within the clock skew')
-  t.ok((await sim.publish({ app: 'live', stream: 'cam4', param: signedQuery(SECRET, 'live', 'cam4', exp).toUpperCase().replace('?EXPIRES=', '?expires=').replace('&SIGN=', '&sign=') })).ok, 'upper-case hex')
-  t.ok((await sim.publish({ app: 'live', stream: 'cam5', param: signedQuery(SECRET, 'live', 'cam5', exp).slice(1) + '#frag' })).ok, 'a WHIP-style bare query with a fragment')
+  t.ok((await sim.publish({ app: 'live', stream: 'cam3', param: signedQuery(SECRET, 'live/cam3', NOW_S() - 20) })).ok, 'expired within the clock skew')
+  t.ok((await sim.publish({ app: 'live', stream: 'cam4', param: signedQuery(SECRET, 'live/cam4', exp).toUpperCase().replace('?EXPIRES=', '?expires=').replace('&SIGN=', '&sign=') })).ok, 'upper-case hex')
+  t.ok((await sim.publish({ app: 'live', stream: 'cam5', param: signedQuery(SECRET, 'live/cam5', exp).slice(1) + '#frag' })).ok, 'a WHIP-style bare query with a fragment')
   t.same(sim.kicks, [])
   await logs.wait((l) => l.action === 'on_publish' && l.code === Codes.SIGNATURE_EXPIRED)
   const text = logs.lines.map((l) => JSON.stringify(l)).join('\n')
@@ -207,11 +207,11 @@ t.test('signed: a valid URL publishes; expired, tampered, foreign or incomplete 
 t.test('signed: only a newcomer with valid credentials can take over, under every policy', async (t) => {
   const { sim } = await world(t, { PUBLISH_AUTH: 'signed', PUBLISH_SECRET: SECRET })
   const exp = NOW_S() + 600
-  const a = await sim.publish({ app: 'live', stream: 'cam1', param: signedQuery(SECRET, 'live', 'cam1', exp), stalled: true })
-  const hijack = await sim.publish({ app: 'live', stream: 'cam1', param: signedQuery('guess-guess-guess-guess', 'live', 'cam1', exp) })
+  const a = await sim.publish({ app: 'live', stream: 'cam1', param: signedQuery(SECRET, 'live/cam1', exp), stalled: true })
+  const hijack = await sim.publish({ app: 'live', stream: 'cam1', param: signedQuery('guess-guess-guess-guess', 'live/cam1', exp) })
   t.equal(hijack.ok, false)
   t.same(sim.kicks, [], 'a stranger kicks nobody, even off a stalled stream')
-  const b = await sim.publish({ app: 'live', stream: 'cam1', param: signedQuery(SECRET, 'live', 'cam1', exp) })
+  const b = await sim.publish({ app: 'live', stream: 'cam1', param: signedQuery(SECRET, 'live/cam1', exp) })
   t.ok(b.ok)
   t.same(sim.kicks, [a.clientId])
 })
@@ -221,10 +221,10 @@ t.test('play: PLAY_AUTH=signed checks on_play with PLAY_SECRET; publish URLs do 
   const { sim } = await world(t, { PLAY_AUTH: 'signed', PLAY_SECRET: PLAY, PUBLISH_SECRET: SECRET })
   t.ok((await sim.publish({ app: 'live', stream: 'cam1' })).ok, 'PUBLISH_AUTH=off: publishing is open')
   const exp = NOW_S() + 60
-  t.ok((await sim.play({ app: 'live', stream: 'cam1', param: signedQuery(PLAY, 'live', 'cam1', exp) })).ok, 'a signed play URL')
+  t.ok((await sim.play({ app: 'live', stream: 'cam1', param: signedQuery(PLAY, 'live/cam1', exp) })).ok, 'a signed play URL')
   const unsigned = await sim.play({ app: 'live', stream: 'cam1' })
   t.same([unsigned.ok, replyOf(sim, 'on_play', unsigned.clientId).code], [false, Codes.SIGNATURE_MISSING])
-  const withPublish = await sim.play({ app: 'live', stream: 'cam1', param: signedQuery(SECRET, 'live', 'cam1', exp) })
+  const withPublish = await sim.play({ app: 'live', stream: 'cam1', param: signedQuery(SECRET, 'live/cam1', exp) })
   t.match(replyOf(sim, 'on_play', withPublish.clientId), { code: Codes.SIGNATURE_INVALID, msg: /^play live\/cam1/ })
 })
 
@@ -237,15 +237,16 @@ t.test('brute force: failures from one IP are refused at once after AUTH_FAIL_MA
     t.equal(replyOf(sim, 'on_publish', r.clientId).code, Codes.SIGNATURE_INVALID, `attempt ${i + 1} is checked`)
   }
   t.match(logs.find((l) => /too many failed/.test(l.msg)), { level: 40, ip: '6.6.6.6' })
-  const limited = await sim.publish({ app: 'live', stream: 'cam1', param: signedQuery(SECRET, 'live', 'cam1', exp), ip: '6.6.6.6' })
+  const limited = await sim.publish({ app: 'live', stream: 'cam1', param: signedQuery(SECRET, 'live/cam1', exp), ip: '6.6.6.6' })
   t.match(replyOf(sim, 'on_publish', limited.clientId), { code: Codes.AUTH_RATE_LIMITED, msg: /6\.6\.6\.6/ })
   const call = sim.hookCalls.find((c) => c.body.client_id === limited.clientId && c.hook === 'on_publish')!
   t.ok(call.ms < 500, `refused at once (${Math.round(call.ms)} ms)`)
-  const other = await sim.publish({ app: 'live', stream: 'cam2', param: signedQuery(SECRET, 'live', 'cam2', exp), ip: '10.0.0.8' })
+  const other = await sim.publish({ app: 'live', stream: 'cam2', param: signedQuery(SECRET, 'live/cam2', exp), ip: '10.0.0.8' })
   t.ok(other.ok, 'another IP publishes')
   const otherCall = sim.hookCalls.find((c) => c.body.client_id === other.clientId && c.hook === 'on_publish')!
   t.ok(otherCall.ms < 500, 'without delay')
-  t.equal(app.auth.limiter.size, 1)
+  t.equal(await app.auth.limiter.failures('6.6.6.6'), 3)
+  t.equal(await app.auth.limiter.failures('10.0.0.8'), 0, 'the valid publisher counted nothing')
 })
 
 t.test('brute force: the window ends and the IP may try again; memory stays bounded', async (t) => {
@@ -256,10 +257,10 @@ t.test('brute force: the window ends and the IP may try again; memory stays boun
   const h = await startApp(t, { SRS_API_URL: sim.apiUrl, PLAY_AUTH: 'signed', PLAY_SECRET: SECRET, AUTH_FAIL_MAX: '1', AUTH_FAIL_WINDOW_MS: '1000' }, { now })
   sim.setHookBase(h.hookBase)
   await sim.play({ app: 'live', stream: 'cam1' })
-  const limited = await sim.play({ app: 'live', stream: 'cam1', param: signedQuery(SECRET, 'live', 'cam1', NOW_S() + 60) })
+  const limited = await sim.play({ app: 'live', stream: 'cam1', param: signedQuery(SECRET, 'live/cam1', NOW_S() + 60) })
   t.equal(replyOf(sim, 'on_play', limited.clientId).code, Codes.AUTH_RATE_LIMITED)
   skew = 1001
-  const later = await sim.play({ app: 'live', stream: 'cam1', param: signedQuery(SECRET, 'live', 'cam1', NOW_S() + 60) })
+  const later = await sim.play({ app: 'live', stream: 'cam1', param: signedQuery(SECRET, 'live/cam1', NOW_S() + 60) })
   t.ok(later.ok, 'after the window')
   const noIp = await postHook(h.hookBase, 'on_play', { action: 'on_play', client_id: 'x', vhost: '__defaultVhost__', app: 'live', stream: 's' })
   t.match(noIp.reply, { code: Codes.SIGNATURE_MISSING })
@@ -275,7 +276,7 @@ t.test('auth settings that cannot work refuse to start, naming the variable', as
     [{ PUBLISH_SECRET: SECRET, PLAY_SECRET: SECRET }, /PLAY_SECRET must differ/],
     [{ HOOK_ALLOW: '10.0.0.0/33, nope' }, /HOOK_ALLOW="10.0.0.0\/33, nope": not an IP or CIDR: 10\.0\.0\.0\/33, nope/],
     [{ TRUST_PROXY: 'proxy.local' }, /TRUST_PROXY="proxy.local"/],
-    [{ TAKEOVER_POLICY_BY_APP: 'live=maybe' }, /TAKEOVER_POLICY_BY_APP="live=maybe": "live=maybe" is not app=/],
+    [{ TAKEOVER_POLICY_BY_APP: 'live=maybe' }, /TAKEOVER_POLICY_BY_APP="live=maybe": "live=maybe" is not \[vhost\/\]app=/],
     [{ TAKEOVER_POLICY: 'newest' }, /TAKEOVER_POLICY="newest"/],
     [{ PUBLISH_SECRET: 'short' }, /PUBLISH_SECRET/]
   ]

@@ -5,8 +5,9 @@ t.test('defaults give a working server on 0.0.0.0:6000 against a local SRS', asy
   const c = loadConfig({})
   t.equal(c.HOST, '0.0.0.0')
   t.equal(c.PORT, 6000)
-  t.equal(c.SRS_API_URL, 'http://127.0.0.1:1985')
-  t.equal(c.srsAuth, undefined)
+  t.same(c.srsApis, [{ url: 'http://127.0.0.1:1985', auth: undefined }])
+  t.equal(c.TAKEOVER_AT, 'auto')
+  t.equal(c.CROSS_SERVER, 'takeover')
   t.equal(c.TAKEOVER_TIMEOUT_MS, 3000)
   t.equal(c.RECONCILE_INTERVAL_MS, 30000)
   t.equal(c.FAIL_MODE, 'open')
@@ -18,7 +19,7 @@ t.test('variables are read, trimmed and converted', async (t) => {
   t.equal(c.PORT, 7000)
   t.equal(c.FAIL_MODE, 'closed')
   t.equal(c.TAKEOVER_TIMEOUT_MS, 500)
-  t.equal(c.SRS_API_URL, 'http://srs:1985')
+  t.same(c.srsApis.map((a) => a.url), ['http://srs:1985'])
   t.equal(c.LOG_LEVEL, 'warn')
 })
 
@@ -26,12 +27,26 @@ t.test('an empty variable means its default', async (t) => {
   t.equal(loadConfig({ PORT: '' }).PORT, 6000)
 })
 
-t.test('API credentials come from the URL userinfo or from their own variables', async (t) => {
+t.test('API credentials come from each URL\'s userinfo, else from their own variables', async (t) => {
   const a = loadConfig({ SRS_API_URL: 'http://admin:s%40cret@10.0.0.5:1985' })
-  t.same(a.srsAuth, { username: 'admin', password: 's@cret' })
-  t.equal(a.SRS_API_URL, 'http://10.0.0.5:1985', 'credentials are not kept in the URL')
-  const b = loadConfig({ SRS_API_URL: 'http://u:p@h:1985', SRS_API_USERNAME: 'x', SRS_API_PASSWORD: 'y' })
-  t.same(b.srsAuth, { username: 'x', password: 'y' }, 'separate variables win')
+  t.same(a.srsApis, [{ url: 'http://10.0.0.5:1985', auth: { username: 'admin', password: 's@cret' } }], 'credentials are not kept in the URL')
+  const b = loadConfig({ SRS_API_URL: 'http://u:p@h1:1985, http://h2:1985/', SRS_API_USERNAME: 'x', SRS_API_PASSWORD: 'y' })
+  t.same(b.srsApis, [
+    { url: 'http://h1:1985', auth: { username: 'u', password: 'p' } },
+    { url: 'http://h2:1985', auth: { username: 'x', password: 'y' } }
+  ], 'a URL\'s own credentials win; the variables serve the others')
+})
+
+t.test('SRS_API_URL lists several servers; a server listed twice is refused', async (t) => {
+  t.same(loadConfig({ SRS_API_URL: 'http://a:1985,https://b:1986' }).srsApis.map((a) => a.url), ['http://a:1985', 'https://b:1986'])
+  t.throws(() => loadConfig({ SRS_API_URL: 'http://a:1985, http://a:1985/' }), { name: 'ConfigError', message: /listed twice/ })
+})
+
+t.test('a bad URL\'s credentials never appear in the error', async (t) => {
+  const err = catchError(() => loadConfig({ SRS_API_URL: 'http://admin:secret@h:1985/api' }))
+  t.type(err, ConfigError)
+  t.notMatch(err?.message, /secret/)
+  t.match(err?.message, /SRS_API_URL="http:\/\/\*\*\*@h:1985\/api"/)
 })
 
 t.test('a password with ":" is refused, because SRS splits Basic credentials on it', async (t) => {

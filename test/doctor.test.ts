@@ -68,10 +68,11 @@ t.test('doctor against the simulator and a running srs-hooks: every check OK, ex
   t.match(r.out, /OK {4}vhost __defaultVhost__ calls on_publish/)
   t.match(r.out, /OK {4}vhost __defaultVhost__ calls on_unpublish/)
   t.match(r.out, /OK {4}vhost __defaultVhost__ records and reports each file with on_dvr/)
-  t.match(r.out, new RegExp(`OK {4}SRS's API answers at ${sim.apiUrl}: SRS 6\\.0\\.184`))
+  t.match(r.out, new RegExp(`OK {4}SRS's API answers at ${sim.apiUrl}: SRS 6\\.0\\.184 \\(server ${sim.serverId}\\)`))
+  t.match(r.out, new RegExp(`OK {4}SRS 6\\.0\\.184 at ${sim.apiUrl}: takeovers happen inside on_publish \\(TAKEOVER_AT=auto\\)`))
   t.match(r.out, new RegExp(`OK {4}SRS's RTMP port 127\\.0\\.0\\.1:${rtmp} is open`))
   t.match(r.out, /OK {4}srs-hooks answers at .*callback\/on_publish: a test on_publish got code 0/)
-  t.match(r.out, /\n8 OK, 0 warnings, 0 failed$/)
+  t.match(r.out, /\n9 OK, 0 warnings, 0 failed$/)
   t.notMatch(r.out, /FAIL/)
 })
 

@@ -114,7 +114,7 @@ t.test('the srs-hooks bin lists doctor and evict and runs evict as a process', a
   const help = await run(['help'])
   t.match(help.out, /doctor\s+diagnose why publishing fails/)
   t.match(help.out, /evict\s+kick the publisher of a stream/)
-  t.match((await run(['evict', '--help'])).out, /usage: srs-hooks evict \[vhost\/\]app\/stream/)
+  t.match((await run(['evict', '--help'])).out, /usage: srs-hooks evict \[--server <id or API URL>\] \[vhost\/\]app\/stream/)
   const r = await run(['evict', 'live/none'])
   t.equal(r.code, 3)
   t.match(r.err, /nothing to evict/)

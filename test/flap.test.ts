@@ -1,40 +1,42 @@
 import t from 'tap'
 import { Codes } from '../src/errors.js'
-import { FlapGuard } from '../src/publishers/flap.js'
+import { FlapGuard, MemoryFlapStore } from '../src/publishers/flap.js'
 import { startApp } from './fixtures/app.js'
 import { SrsSimulator } from './fixtures/srs-sim.js'
 
 t.test('the guard counts takeovers within the window and forgets older ones', async (t) => {
   let now = 1_000_000
-  const g = new FlapGuard({ max: 3, windowMs: 1000, cooldownMs: 5000, now: () => now })
-  t.same(g.state('s'), { coolingUntil: 0, recent: 0, max: 3 })
-  g.record('s')
+  const store = new MemoryFlapStore()
+  const g = new FlapGuard({ max: 3, windowMs: 1000, cooldownMs: 5000, now: () => now, store })
+  t.same(await g.state('s'), { coolingUntil: 0, recent: 0, max: 3 })
+  await g.record('s')
   now += 600
-  g.record('s')
-  t.equal(g.state('s').recent, 2)
+  await g.record('s')
+  t.equal((await g.state('s')).recent, 2)
   now += 500
-  t.equal(g.state('s').recent, 1, 'the first one left the window')
+  t.equal((await g.state('s')).recent, 1, 'the first one left the window')
   now += 1000
-  t.equal(g.state('s').recent, 0)
-  t.equal(g.size, 0, 'a quiet stream is forgotten')
+  t.equal((await g.state('s')).recent, 0)
+  t.equal(store.size, 1, 'one stream remembered')
 })
 
 t.test('a trip starts a cooldown and clears the episode, so the first takeover after it goes through', async (t) => {
   let now = 0
   const g = new FlapGuard({ max: 2, windowMs: 60_000, cooldownMs: 5000, now: () => now })
-  g.record('s')
-  g.record('s')
-  t.equal(g.trip('s'), 5000)
-  t.same(g.state('s'), { coolingUntil: 5000, recent: 0, max: 2 })
+  await g.record('s')
+  await g.record('s')
+  t.equal(await g.trip('s'), 5000)
+  t.same(await g.state('s'), { coolingUntil: 5000, recent: 0, max: 2 })
   now = 5000
-  t.same(g.state('s'), { coolingUntil: 0, recent: 0, max: 2 }, 'the cooldown ended')
-  t.same(g.state('other'), { coolingUntil: 0, recent: 0, max: 2 }, 'streams are separate')
+  t.same(await g.state('s'), { coolingUntil: 0, recent: 0, max: 2 }, 'the cooldown ended')
+  t.same(await g.state('other'), { coolingUntil: 0, recent: 0, max: 2 }, 'streams are separate')
 })
 
 t.test('memory is bounded by maxStreams', async (t) => {
-  const g = new FlapGuard({ max: 2, windowMs: 60_000, cooldownMs: 5000, now: Date.now, maxStreams: 5 })
-  for (let i = 0; i < 50; i++) g.record(`s${i}`)
-  t.equal(g.size, 5)
+  const store = new MemoryFlapStore(5)
+  const g = new FlapGuard({ max: 2, windowMs: 60_000, cooldownMs: 5000, now: Date.now, store })
+  for (let i = 0; i < 50; i++) await g.record(`s${i}`)
+  t.equal(store.size, 5)
 })
 
 t.test('two live encoders on one stream stop evicting each other within FLAP_MAX rounds; a single reconnect after the cooldown works', async (t) => {

@@ -40,11 +40,11 @@ t.test('fuzzed hook bodies and queries: no crash, no 5xx, allow or a non-zero re
   })
   sim.setHookBase(h.hookBase, `?token=${TOKEN}`)
   // Live and stalled publishers a forged or hostile on_publish could try to take over.
-  const live = await sim.publish({ app: 'live', stream: 'cam1', param: signedQuery(SECRET, 'live', 'cam1', 4_000_000_000) })
-  const stalled = await sim.publish({ app: 'live', stream: 'cam2', param: signedQuery(SECRET, 'live', 'cam2', 4_000_000_000), stalled: true })
+  const live = await sim.publish({ app: 'live', stream: 'cam1', param: signedQuery(SECRET, 'live/cam1', 4_000_000_000) })
+  const stalled = await sim.publish({ app: 'live', stream: 'cam2', param: signedQuery(SECRET, 'live/cam2', 4_000_000_000), stalled: true })
   t.ok(live.ok && stalled.ok)
   const streamIds = sim.hookCalls.filter((c) => c.hook === 'on_publish').map((c) => c.body.stream_id as string)
-  const signed = fc.constantFrom(signedQuery(SECRET, 'live', 'cam1', 4_000_000_000), signedQuery(SECRET, 'live', 'cam2', 4_000_000_000))
+  const signed = fc.constantFrom(signedQuery(SECRET, 'live/cam1', 4_000_000_000), signedQuery(SECRET, 'live/cam2', 4_000_000_000))
 
   const field = <T>(arb: fc.Arbitrary<T>) => fc.oneof({ weight: 40, arbitrary: arb }, { weight: 1, arbitrary: loose })
   const body = (action: string) => fc.record({
@@ -97,6 +97,6 @@ t.test('fuzzed hook bodies and queries: no crash, no 5xx, allow or a non-zero re
   t.equal(sim.activePublisher('live', 'cam1'), live.clientId)
   t.equal(sim.activePublisher('live', 'cam2'), stalled.clientId)
   t.ok(seen.get(200)! > 0 && seen.get(400)! > 0 && seen.get(403)! > 0, `replies by status: ${JSON.stringify([...seen])}`)
-  const healthy = await sim.publish({ app: 'live', stream: 'cam3', param: signedQuery(SECRET, 'live', 'cam3', 4_000_000_000) })
+  const healthy = await sim.publish({ app: 'live', stream: 'cam3', param: signedQuery(SECRET, 'live/cam3', 4_000_000_000) })
   t.ok(healthy.ok, 'the server still serves SRS afterwards')
 })

@@ -3,18 +3,18 @@ import { Codes } from '../src/errors.js'
 import { decide, type DecisionInput } from '../src/publishers/policy.js'
 
 const NOW = Date.UTC(2026, 0, 2, 12, 5, 0)
-const held = { id: 's', active: true, cid: 'a' }
+const held = { id: 's', active: true, holder: 'a' }
 const input = (extra: Partial<DecisionInput> = {}): DecisionInput =>
   ({ policy: 'takeover', stream: 'live/cam1', newcomer: 'b', live: held, now: NOW, ...extra })
 const incumbent = { ip: '10.0.0.7', since: Date.UTC(2026, 0, 2, 12, 1, 3) }
 
 t.test('a free stream is allowed', async (t) => {
   t.same(decide(input({ live: { active: false } })), { kind: 'allow', reason: 'free' })
-  t.same(decide(input({ live: { active: true } })), { kind: 'allow', reason: 'free' }, 'active without a cid')
+  t.same(decide(input({ live: { active: true } })), { kind: 'allow', reason: 'free' }, 'active without a holder')
 })
 
 t.test('the stream held by the newcomer itself is allowed', async (t) => {
-  t.same(decide(input({ live: { active: true, cid: 'b' } })), { kind: 'allow', reason: 'own' })
+  t.same(decide(input({ live: { active: true, holder: 'b' } })), { kind: 'allow', reason: 'own' })
 })
 
 t.test('takeover: the newest publisher wins, evicting the incumbent', async (t) => {

@@ -49,7 +49,7 @@ t.test('--ttl counts from now', async (t) => {
 
 t.test('bad usage exits 2 with a reason and the usage, printing nothing to stdout', async (t) => {
   const cases: Array<[string[], Record<string, string> | undefined, RegExp]> = [
-    [[], undefined, /expected one <app>\/<stream>/],
+    [[], undefined, /expected one \[<vhost>\/\]<app>\/<stream>/],
     [['cam1'], undefined, /expected one/],
     [['live/cam1', 'extra'], undefined, /expected one/],
     [['live/cam1?x=1'], undefined, /expected one/],

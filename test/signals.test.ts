@@ -1,32 +1,45 @@
 import t from 'tap'
-import { ReleaseSignals } from '../src/publishers/signals.js'
+import { MemorySignals } from '../src/publishers/signals.js'
 
-t.test('a waiter wakes when its client is released', async (t) => {
-  const s = new ReleaseSignals()
+t.test('a waiter wakes when its topic is emitted, and not for another topic', async (t) => {
+  const s = new MemorySignals()
   const ac = new AbortController()
-  const woke = s.wait('x', ac.signal)
+  let woke = false
+  const waiting = s.wait('x', ac.signal).then(() => { woke = true })
   t.equal(s.waiting, 1)
-  s.released('other')
-  s.released('x')
-  await woke
+  s.emit('other')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.notOk(woke, 'another topic does not wake it')
+  s.emit('x')
+  await waiting
+  t.ok(woke)
   t.equal(s.waiting, 0)
 })
 
-t.test('a release just before the wait counts', async (t) => {
-  const s = new ReleaseSignals()
-  s.released('x')
-  await s.wait('x', new AbortController().signal)
-  t.pass('resolved at once')
+t.test('a topic emitted before the wait began counts: the waiter resolves at once', async (t) => {
+  const s = new MemorySignals()
+  s.emit('x')
+  t.ok(s.seen('x'))
+  let resolved = false
+  const w = s.wait('x', new AbortController().signal).then(() => { resolved = true })
+  await Promise.resolve()
+  t.ok(resolved, 'resolved in the same turn, without waiting for a new emit')
+  await w
+  t.equal(s.waiting, 0, 'and nothing was left waiting')
 })
 
-t.test('an aborted wait leaves nothing behind', async (t) => {
-  const s = new ReleaseSignals()
+t.test('an aborted wait leaves nothing behind and stays pending', async (t) => {
+  const s = new MemorySignals()
   const a = new AbortController()
   const b = new AbortController()
-  void s.wait('x', a.signal)
+  let aDone = false
+  void s.wait('x', a.signal).then(() => { aDone = true })
   void s.wait('x', b.signal)
   a.abort()
   t.equal(s.waiting, 1, 'the other waiter remains')
   b.abort()
   t.equal(s.waiting, 0)
+  s.emit('x')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.notOk(aDone, 'an aborted waiter is not woken')
 })

@@ -177,7 +177,7 @@ t.test('the caller\'s deadline bounds the call and its retries', async (t) => {
   let now = 1000
   const { api, stub } = await setup(t, (_req, res) => json(res, {}, 500), { now: () => now, random: () => 1 })
   const none = await failure(api.streams(0, 10, { deadline: 1000 }))
-  t.equal(none.kind, 'timeout', 'no time left: fails without a request')
+  t.equal(none.kind, 'deadline', 'no time left: fails without a request, as a used-up bound, not as SRS timing out')
   t.equal(stub.requests.length, 0)
   const err = await failure(api.streams(0, 10, { deadline: 1010 }))
   t.equal(err.kind, 'http_status', 'a retry that would pass the deadline is not made')

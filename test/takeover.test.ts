@@ -17,7 +17,7 @@ for (const version of ['5-early', '5', '6', '7'] as SrsVersion[]) {
   t.test(`SRS ${version}: a stalled publisher is evicted and the newcomer is allowed on its first attempt`, async (t) => {
     const { sim, app, logs } = await world(t, {}, { version })
     const events: string[] = []
-    app.publisherEvents.on('publisher', (e) => events.push(e.type))
+    app.publisherEvents.on((e) => events.push(e.type))
     const a = await sim.publish({ app: 'live', stream: 'cam1', stalled: true })
     t.ok(a.ok, 'the first publisher got the stream')
     const b = await sim.publish({ app: 'live', stream: 'cam1', ip: '10.0.0.9' })
@@ -27,8 +27,8 @@ for (const version of ['5-early', '5', '6', '7'] as SrsVersion[]) {
     const call = onPublishOf(sim, b.clientId)!
     t.ok(call.accepted)
     t.ok(call.ms < 3000, `on_publish answered in ${Math.round(call.ms)} ms`)
-    t.match(await app.publishers.store.get('/live/cam1'), { clientId: b.clientId, ip: '10.0.0.9', takeovers: 1 })
-    const line = await logs.wait((l) => l.msg?.startsWith('takeover') === true)
+    t.match(await app.publishers.store.get(sim.serverId, '/live/cam1'), { clientId: b.clientId, ip: '10.0.0.9', takeovers: 1 })
+    const line = await logs.wait((l) => l.msg?.startsWith('takeover:') === true)
     t.match(line, { level: 30, stream: '/live/cam1', incumbent: a.clientId, newcomer: b.clientId })
     t.type(line.waitMs, 'number')
     t.same(events, ['takeover'])
@@ -45,7 +45,7 @@ t.test('the same stream pushed twice while both are alive: the newcomer wins, th
   // The evicted publisher's own on_unpublish and on_close come after the release.
   await sim.waitForHook((c) => c.hook === 'on_close' && c.body.client_id === a.clientId)
   t.ok(sim.hookCalls.some((c) => c.hook === 'on_unpublish' && c.body.client_id === a.clientId && c.accepted))
-  t.equal((await app.publishers.store.get('/live/cam1'))?.clientId, b.clientId, 'the late on_unpublish did not remove the newcomer')
+  t.equal((await app.publishers.store.get(sim.serverId, '/live/cam1'))?.clientId, b.clientId, 'the late on_unpublish did not remove the newcomer')
 })
 
 t.test('an on_unpublish from a publisher SRS refused (SRS 4, early 5) does not remove the live one', async (t) => {
@@ -53,7 +53,7 @@ t.test('an on_unpublish from a publisher SRS refused (SRS 4, early 5) does not r
   const a = await sim.publish({ app: 'live', stream: 'cam1' })
   const r = await postHook(hookBase, 'on_unpublish', { action: 'on_unpublish', client_id: 'refused1', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', stream_url: '/live/cam1' })
   t.same(r.reply, { code: 0, msg: null })
-  t.equal((await app.publishers.store.get('/live/cam1'))?.clientId, a.clientId)
+  t.equal((await app.publishers.store.get(sim.serverId, '/live/cam1'))?.clientId, a.clientId)
   t.equal(sim.activePublisher('live', 'cam1'), a.clientId)
 })
 
@@ -74,7 +74,7 @@ t.test('five publishers race for one stream: one ends active, all answered withi
   t.ok(sim.kicks.includes(a.clientId), 'the original publisher was evicted')
   // Losers' on_close may have emptied the table; reconciliation brings SRS's truth back.
   await app.reconciler.run()
-  t.equal((await app.publishers.store.get('/live/cam1'))?.clientId, active)
+  t.equal((await app.publishers.store.get(sim.serverId, '/live/cam1'))?.clientId, active)
 })
 
 t.test('a forged on_publish for a live stream evicts nobody', async (t) => {
@@ -108,7 +108,7 @@ t.test('a release slower than TAKEOVER_TIMEOUT_MS: the reply comes at the bound 
   t.ok(call.ms >= 390 && call.ms < 900, `answered at the bound (${Math.round(call.ms)} ms)`)
   t.same({ ok: b.ok, code: b.code }, { ok: false, code: 1028 }, 'SRS still held the stream, so its own check refused')
   t.same(sim.kicks, [a.clientId])
-  t.equal(app.publishers.stats.takeoverTimeouts, 1)
+  t.equal(app.publisherStats.takeoverTimeouts, 1)
   t.ok(await logs.wait((l) => l.outcome === 'takeover-timeout'))
   // Once SRS has released the stale publisher, the encoder's retry gets in.
   await sim.waitForHook((c) => c.hook === 'on_unpublish' && c.body.client_id === a.clientId)
@@ -167,7 +167,7 @@ for (const failMode of ['open', 'closed'] as const) {
     sim.setFault('none')
     t.same(sim.kicks, [])
     t.equal(sim.activePublisher('live', 'cam1'), a.clientId)
-    const kinds = app.publishers.stats.apiFailures
+    const kinds = app.publisherStats.apiFailures
     t.ok((kinds.unreachable ?? 0) >= 1 && (kinds.timeout ?? 0) >= 1 && kinds.bad_body === 1 && kinds.unauthorized === 1 && kinds.http_status === 1,
       `each failure counted by kind: ${JSON.stringify(kinds)}`)
     // Once SRS answers again, takeover works again.
@@ -217,7 +217,7 @@ t.test('restarted while streams are live: reconciliation restores the table and 
   sim.setHookBase(h.hookBase)
   await waitFor(() => h.app.reconciler.runs >= 1, 5000, 'the first reconciliation')
   t.equal(await h.app.publishers.store.size(), 24, 'all pages were read')
-  const entry = await h.app.publishers.store.get('/live/cam-7')
+  const entry = await h.app.publishers.store.get(sim.serverId, '/live/cam-7')
   t.match(entry, { app: 'live', stream: 'cam-7', vhost: '__defaultVhost__', state: 'confirmed' })
   t.equal(entry?.clientId, sim.activePublisher('live', 'cam-7'))
   t.ok(h.logs.find((l) => l.correction === 'added' && l.stream === '/live/cam-7'), 'each correction is logged')
@@ -229,19 +229,19 @@ t.test('restarted while streams are live: reconciliation restores the table and 
 t.test('reconciliation drops what SRS no longer has and replaces what it has changed', async (t) => {
   const { sim, app, logs } = await world(t)
   const reported: string[] = []
-  app.publisherEvents.on('correction', (c) => reported.push(`${c.kind} ${c.key}`))
+  app.publisherEvents.on((c) => { if (c.type === 'correction') reported.push(`${c.kind} ${c.stream}`) })
   const a = await sim.publish({ app: 'live', stream: 'gone' })
   const c = await sim.publish({ app: 'live', stream: 'changed' })
   const store = app.publishers.store
   // SRS loses one publisher without our hearing of it (its hooks went elsewhere)...
   sim.setHookBase('http://127.0.0.1:9/nowhere')
   await sim.stop(a.clientId)
-  t.equal((await store.get('/live/gone'))?.clientId, a.clientId, 'the table is stale')
+  t.equal((await store.get(sim.serverId, '/live/gone'))?.clientId, a.clientId, 'the table is stale')
   // ...and the table holds the wrong client for another stream.
-  await store.set({ ...(await store.get('/live/changed'))!, clientId: 'stale001' })
+  await store.set({ ...(await store.get(sim.serverId, '/live/changed'))!, clientId: 'stale001' })
   await app.reconciler.run()
-  t.equal(await store.get('/live/gone'), undefined)
-  t.match(await store.get('/live/changed'), { clientId: c.clientId, state: 'confirmed' })
+  t.equal(await store.get(sim.serverId, '/live/gone'), undefined)
+  t.match(await store.get(sim.serverId, '/live/changed'), { clientId: c.clientId, state: 'confirmed' })
   t.match(logs.find((l) => l.correction === 'dropped'), { stream: '/live/gone', client: a.clientId })
   t.match(logs.find((l) => l.correction === 'replaced'), { stream: '/live/changed', client: c.clientId, previous: 'stale001' })
   t.equal(app.reconciler.corrections, 2)
@@ -252,22 +252,22 @@ t.test('entries written by a hook while a reconciliation lists SRS are left alon
   const { sim, app } = await world(t)
   const a = await sim.publish({ app: 'live', stream: 'cam1' })
   await app.reconciler.run()
-  const before = await app.publishers.store.get('/live/cam1')
+  const before = await app.publishers.store.get(sim.serverId, '/live/cam1')
   t.match(before, { clientId: a.clientId, state: 'confirmed' }, 'a hook entry is confirmed by SRS')
   // Written "in the future" relative to the next listing: newer than what that listing can see.
   await app.publishers.store.set({ ...before!, clientId: 'newer001', since: Date.now() + 60_000 })
   await app.reconciler.run()
-  t.equal((await app.publishers.store.get('/live/cam1'))?.clientId, 'newer001')
+  t.equal((await app.publishers.store.get(sim.serverId, '/live/cam1'))?.clientId, 'newer001')
 })
 
 t.test('a failed reconciliation is logged and retried on the next period', async (t) => {
   const { sim, app, logs } = await world(t, { RECONCILE_INTERVAL_MS: '50', SRS_API_RETRIES: '0' })
   sim.setFault('error500')
   await waitFor(() => app.reconciler.failures >= 1, 5000, 'a failed run')
-  t.ok(logs.find((l) => l.level === 40 && /reconciliation with SRS failed/.test(l.msg)))
+  t.ok(logs.find((l) => l.level === 40 && /reconciliation with the server failed/.test(l.msg)))
   sim.setFault('none')
   const a = await sim.publish({ app: 'live', stream: 'cam1' })
   const runs = app.reconciler.runs
   await waitFor(() => app.reconciler.runs > runs, 5000, 'a later run')
-  t.equal((await app.publishers.store.get('/live/cam1'))?.clientId, a.clientId)
+  t.equal((await app.publishers.store.get(sim.serverId, '/live/cam1'))?.clientId, a.clientId)
 })

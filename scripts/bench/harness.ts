@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import { Pool } from 'undici'
 import { CALLBACK_PREFIXES } from '../../src/app.js'
+import { BENCH_SERVER_ID } from './hooks.js'
 import { SrsSimulator } from '../../test/fixtures/srs-sim.js'
 import type { BenchOptions } from './options.js'
 import type { Memory, Reconciled } from './target.js'
@@ -72,7 +73,8 @@ export interface Stage {
 /** Its recordings index (on_dvr) goes to a temporary DATA_DIR, removed afterwards. */
 export async function withStage<T> (run: (stage: Stage) => Promise<T>): Promise<T> {
   const dataDir = await mkdtemp(join(tmpdir(), 'srs-hooks-bench-'))
-  const sim = await SrsSimulator.start()
+  // The id the bench's hook bodies carry, so the server knows which SRS sent them.
+  const sim = await SrsSimulator.start({ serverId: BENCH_SERVER_ID })
   const app = await Target.start('app', { SRS_API_URL: sim.apiUrl, DATA_DIR: dataDir })
   sim.setHookBase(app.hookBase)
   try {

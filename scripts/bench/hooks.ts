@@ -27,10 +27,13 @@ const EXTRA: Record<HookAction, object> = {
   on_hls: HLS
 }
 
+/** The server_id of the bench's hooks: the simulator is started with it. */
+export const BENCH_SERVER_ID = 'vid-bench01'
+
 /** A POST of `action` about `stream` from client `clientId`. */
 export function hookRequest (action: HookAction, stream: KnownStream, clientId: string): HttpRequest {
   const body = {
-    server_id: 'vid-bench01',
+    server_id: BENCH_SERVER_ID,
     service_id: 'bench001',
     action,
     client_id: clientId,

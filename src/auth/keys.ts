@@ -3,7 +3,9 @@ import type { Log } from '../logger.js'
 
 /**
  * Per-stream publish keys from a JSON file: `{"live/cam1": "k1", "live/*": "k-for-the-app"}`.
- * An exact `app/stream` entry wins over its app's `app/*` entry.
+ * An exact `app/stream` entry wins over its app's `app/*` entry. Streams of another vhost than the
+ * default are named with it in front: `"studio.example.com/live/cam1"`, `"studio.example.com/live/*"`;
+ * the short form only ever names the default vhost.
  *
  * The file is polled (stat every STREAM_KEYS_POLL_MS, read when its inode, size, mtime or ctime
  * changed) rather than watched with fs.watch: inotify watches an inode, so it loses the file when
@@ -14,7 +16,7 @@ import type { Log } from '../logger.js'
  */
 
 const MAX_FILE_BYTES = 1_048_576
-const NAME = /^[^/\s]+\/[^/\s]+$/
+const NAME = /^([^/\s]+\/)?[^/\s]+\/[^/\s]+$/
 
 export type KeyTable = ReadonlyMap<string, string>
 
@@ -27,11 +29,11 @@ export function parseKeys (text: string): KeyTable {
     throw new Error(`not JSON (${(err as Error).message})`)
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    throw new Error('not a JSON object mapping "app/stream" (or "app/*") to a key')
+    throw new Error('not a JSON object mapping "[vhost/]app/stream" (or "[vhost/]app/*") to a key')
   }
   const keys = new Map<string, string>()
   for (const [name, key] of Object.entries(data)) {
-    if (!NAME.test(name)) throw new Error(`entry ${JSON.stringify(name)} is not "app/stream" or "app/*"`)
+    if (!NAME.test(name)) throw new Error(`entry ${JSON.stringify(name)} is not "[vhost/]app/stream" or "[vhost/]app/*"`)
     if (typeof key !== 'string' || key.length < 1 || key.length > 1024) {
       throw new Error(`the key of ${JSON.stringify(name)} is not a string of 1 to 1024 characters`)
     }
@@ -40,9 +42,9 @@ export function parseKeys (text: string): KeyTable {
   return keys
 }
 
-/** The key that guards app/stream, if any. */
-export function keyFor (keys: KeyTable, app: string, stream: string): string | undefined {
-  return keys.get(`${app}/${stream}`) ?? keys.get(`${app}/*`)
+/** The key that guards a stream (named by streamName()), if any: its own entry, else its app's. */
+export function keyFor (keys: KeyTable, name: string): string | undefined {
+  return keys.get(name) ?? keys.get(`${name.slice(0, name.lastIndexOf('/'))}/*`)
 }
 
 export interface KeyFileOptions {

@@ -59,6 +59,11 @@ export class FailureLimiter {
     return await this.#counts.get(ip) >= this.#max
   }
 
+  /** Failures counted for `ip` in its current window. */
+  async failures (ip: string): Promise<number> {
+    return await this.#counts.get(ip)
+  }
+
   /** Counts a failure; returns true when this one used up the IP's allowance. */
   async fail (ip: string): Promise<boolean> {
     return await this.#counts.add(ip, this.#windowMs) === this.#max

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
+import type { FailureCounts } from './limiter.js'
 import { AuthService, checkAuthConfig } from './service.js'
 
 declare module 'fastify' {
@@ -11,14 +12,16 @@ declare module 'fastify' {
 export interface AuthPluginOptions {
   config: Config
   now: () => number
+  /** Failed authorisations per IP; in process by default. */
+  failures?: FailureCounts | undefined
 }
 
 /**
  * Authentication: the AuthService (hook callers, publish and play) and the key file's polling.
  */
-export default fp<AuthPluginOptions>(async (app, { config, now }) => {
+export default fp<AuthPluginOptions>(async (app, { config, now, failures }) => {
   const log = app.log.child({ component: 'auth' })
-  const auth = new AuthService(checkAuthConfig(config), { now, log })
+  const auth = new AuthService(checkAuthConfig(config), { now, log, failures })
   app.decorate('auth', auth)
   // Loaded before the first hook is answered; polled until the app closes.
   if (auth.keyFile !== undefined) {

@@ -4,9 +4,11 @@ import { ConfigError } from '../config.js'
 import { Codes } from '../errors.js'
 import type { Log } from '../logger.js'
 import type { Credentials } from '../publishers/policy.js'
+import { splitList } from '../settings.js'
+import { streamName } from '../streams.js'
 import { KeyFile, keyFor } from './keys.js'
-import { FailureLimiter } from './limiter.js'
-import { parseCidr, parsePolicyByApp, splitList, type Policy } from './settings.js'
+import { FailureLimiter, type FailureCounts } from './limiter.js'
+import { parseCidr } from './settings.js'
 import { paramsOf, refuse, secretsEqual, verifySignature, type Refusal } from './signature.js'
 
 /**
@@ -20,6 +22,7 @@ export type Verdict =
 
 /** What a publish or play hook says about the client. */
 export interface ClientAttempt {
+  vhost: string
   app: string
   stream: string
   param?: string | undefined
@@ -38,8 +41,6 @@ export interface AuthConfig {
   playAuth: 'off' | 'signed'
   playSecret: string | undefined
   skewS: number
-  policy: Policy
-  policyByApp: Record<string, Policy>
   failMax: number
   failWindowMs: number
 }
@@ -67,8 +68,6 @@ export function checkAuthConfig (c: Config): AuthConfig {
     playAuth: c.PLAY_AUTH,
     playSecret: c.PLAY_SECRET,
     skewS: c.SIGN_CLOCK_SKEW_S,
-    policy: c.TAKEOVER_POLICY,
-    policyByApp: parsePolicyByApp(c.TAKEOVER_POLICY_BY_APP),
     failMax: c.AUTH_FAIL_MAX,
     failWindowMs: c.AUTH_FAIL_WINDOW_MS
   }
@@ -101,19 +100,14 @@ export class AuthService {
   readonly #now: () => number
   readonly #log: Log
 
-  constructor (config: AuthConfig, opts: { now: () => number, log: Log }) {
+  constructor (config: AuthConfig, opts: { now: () => number, log: Log, failures?: FailureCounts | undefined }) {
     this.config = config
     this.#now = opts.now
     this.#log = opts.log
-    this.limiter = new FailureLimiter({ max: config.failMax, windowMs: config.failWindowMs, now: opts.now })
+    this.limiter = new FailureLimiter({ max: config.failMax, windowMs: config.failWindowMs, now: opts.now, counts: opts.failures })
     if (config.publishAuth === 'keys') {
       this.keyFile = new KeyFile({ path: config.keysFile!, pollMs: config.keysPollMs, log: opts.log })
     }
-  }
-
-  /** The takeover policy for an app: its TAKEOVER_POLICY_BY_APP entry, else TAKEOVER_POLICY. */
-  policyFor (app: string): Policy {
-    return this.config.policyByApp[app] ?? this.config.policy
   }
 
   /**
@@ -134,28 +128,36 @@ export class AuthService {
     return undefined
   }
 
-  checkPublish (a: ClientAttempt): Verdict {
+  /** A publish attempt: its credentials, with failures counted against its IP (AUTH_FAIL_MAX). */
+  async checkPublish (a: ClientAttempt): Promise<Verdict> {
+    if (this.config.publishAuth === 'off') return { ok: true, via: 'off' }
+    return await this.#limited(a, () => this.publishCredentials(a))
+  }
+
+  /**
+   * Whether the client's param carries valid publish credentials, counting nothing: at SRS's
+   * on_connect every player is asked too, and a player carries no publish key.
+   */
+  publishCredentials (a: ClientAttempt): Verdict {
     const mode = this.config.publishAuth
     if (mode === 'off') return { ok: true, via: 'off' }
-    return this.#limited(a, () => {
-      if (mode === 'signed') return this.#signed(a, this.config.publishSecret!, 'publish')
-      return this.#key(a)
-    })
+    if (mode === 'signed') return this.#signed(a, this.config.publishSecret!, 'publish')
+    return this.#key(a)
   }
 
-  checkPlay (a: ClientAttempt): Verdict {
+  async checkPlay (a: ClientAttempt): Promise<Verdict> {
     if (this.config.playAuth === 'off') return { ok: true, via: 'off' }
-    return this.#limited(a, () => this.#signed(a, this.config.playSecret!, 'play'))
+    return await this.#limited(a, () => this.#signed(a, this.config.playSecret!, 'play'))
   }
 
-  #limited (a: ClientAttempt, check: () => Verdict): Verdict {
+  async #limited (a: ClientAttempt, check: () => Verdict): Promise<Verdict> {
     const ip = a.ip ?? 'unknown'
-    if (this.limiter.blocked(ip)) {
+    if (await this.limiter.blocked(ip)) {
       return refuse(Codes.AUTH_RATE_LIMITED, `too many failed attempts from ${ip}; refused without checking for up to ${Math.round(this.config.failWindowMs / 1000)} s (AUTH_FAIL_MAX)`)
     }
     const verdict = check()
     // A key file that cannot be read is our problem, not the client's: not counted.
-    if (!verdict.ok && verdict.code !== Codes.PUBLISH_KEYS_UNAVAILABLE && this.limiter.fail(ip)) {
+    if (!verdict.ok && verdict.code !== Codes.PUBLISH_KEYS_UNAVAILABLE && await this.limiter.fail(ip)) {
       this.#log.warn({ ip, failures: this.config.failMax, windowMs: this.config.failWindowMs },
         'too many failed publish/play authorisations from one IP; refusing it for the rest of the window')
     }
@@ -165,8 +167,7 @@ export class AuthService {
   #signed (a: ClientAttempt, secret: string, what: 'publish' | 'play'): Verdict {
     const r = verifySignature({
       secret,
-      app: a.app,
-      stream: a.stream,
+      name: streamName(a.vhost, a.app, a.stream),
       params: paramsOf(a.param),
       nowS: Math.floor(this.#now() / 1000),
       skewS: this.config.skewS,
@@ -177,13 +178,13 @@ export class AuthService {
 
   #key (a: ClientAttempt): Verdict {
     const file = this.keyFile!
-    const name = `${a.app}/${a.stream}`
+    const name = streamName(a.vhost, a.app, a.stream)
     if (file.keys === undefined) {
       return refuse(Codes.PUBLISH_KEYS_UNAVAILABLE, `publish ${name}: no stream keys are loaded (${file.problem})`)
     }
-    const expected = keyFor(file.keys, a.app, a.stream)
+    const expected = keyFor(file.keys, name)
     if (expected === undefined) {
-      return refuse(Codes.PUBLISH_KEY_UNKNOWN_STREAM, `publish ${name}: the key file has no entry for "${name}" or "${a.app}/*"`)
+      return refuse(Codes.PUBLISH_KEY_UNKNOWN_STREAM, `publish ${name}: the key file has no entry for "${name}" or "${name.slice(0, name.lastIndexOf('/'))}/*"`)
     }
     const given = paramsOf(a.param).get('key')
     if (given === null) {

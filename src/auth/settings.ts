@@ -1,6 +1,6 @@
 import { isIP } from 'node:net'
-import { STALE_PROBE_DEFAULT_MS } from '../publishers/service.js'
 import { Type } from 'typebox'
+import { Millis, splitList } from '../settings.js'
 
 /**
  * Settings for who may call the hooks and who may publish or play, merged into ConfigSchema.
@@ -8,18 +8,8 @@ import { Type } from 'typebox'
  * (a mode that needs a secret or a file) are checked by checkAuthConfig() when the app is built.
  */
 
-const Millis = (def: number, min = 1) => Type.Integer({ default: def, minimum: min, maximum: 3_600_000 })
-
-export const POLICIES = ['takeover', 'takeover-stale', 'reject'] as const
-export type Policy = typeof POLICIES[number]
-
 /** Names proxy-addr (Fastify's trustProxy) knows, besides addresses and CIDRs. */
 const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
-
-/** Splits a comma-separated list, dropping blanks. */
-export function splitList (value: string): string[] {
-  return value.split(',').map((s) => s.trim()).filter((s) => s !== '')
-}
 
 /** `10.0.0.0/8`, `192.168.1.7`, `::1`, `fd00::/8`: returns [address, prefix, family] or undefined. */
 export function parseCidr (entry: string): [string, number, 'ipv4' | 'ipv6'] | undefined {
@@ -36,28 +26,6 @@ export function parseCidr (entry: string): [string, number, 'ipv4' | 'ipv6'] | u
 
 const badEntries = (value: string, extra: Set<string>): string[] =>
   splitList(value).filter((e) => !extra.has(e) && parseCidr(e) === undefined)
-
-/** `live=takeover, studio=reject` -> { live: 'takeover', studio: 'reject' }; throws on a bad entry. */
-export function parsePolicyByApp (value: string): Record<string, Policy> {
-  const out: Record<string, Policy> = Object.create(null)
-  for (const entry of splitList(value)) {
-    const m = /^([^=\s]+)\s*=\s*(\S+)$/.exec(entry)
-    if (m === null || !(POLICIES as readonly string[]).includes(m[2]!)) {
-      throw new Error(`"${entry}" is not app=${POLICIES.join('|')}`)
-    }
-    out[m[1]!] = m[2] as Policy
-  }
-  return out
-}
-
-function policyByAppError (value: string): string {
-  try {
-    parsePolicyByApp(value)
-    return ''
-  } catch (err) {
-    return (err as Error).message
-  }
-}
 
 const Secret = Type.Optional(Type.String({ minLength: 16, maxLength: 1024 }))
 
@@ -80,13 +48,6 @@ export const AuthSettings = {
   PLAY_SECRET: Secret,
   /** Seconds a signed URL is still accepted after its `expires`, for clocks that disagree. */
   SIGN_CLOCK_SKEW_S: Type.Integer({ default: 30, minimum: 0, maximum: 3600 }),
-  TAKEOVER_POLICY: Type.Union(POLICIES.map((p) => Type.Literal(p)), { default: 'takeover' }),
-  TAKEOVER_POLICY_BY_APP: Type.Refine(Type.String({ default: '' }),
-    (v: string) => policyByAppError(v) === '', policyByAppError),
-  STALE_PROBE_MS: Millis(STALE_PROBE_DEFAULT_MS, 10),
-  FLAP_MAX: Type.Integer({ default: 3, minimum: 1, maximum: 1000 }),
-  FLAP_WINDOW_MS: Millis(60_000),
-  FLAP_COOLDOWN_MS: Millis(120_000),
   AUTH_FAIL_MAX: Type.Integer({ default: 10, minimum: 1, maximum: 100_000 }),
   AUTH_FAIL_WINDOW_MS: Millis(60_000)
 }

@@ -3,22 +3,23 @@ import { Codes } from '../errors.js'
 
 /**
  * Expiring signed URLs: `?expires=<unix seconds>&sign=<hex>` where `sign` is the lowercase hex
- * HMAC-SHA256 of `<app>/<stream>:<expires>` keyed with the secret. The same form serves publish
- * (PUBLISH_SECRET) and play (PLAY_SECRET).
+ * HMAC-SHA256 of `<name>:<expires>` keyed with the secret, `<name>` being the stream's name:
+ * `<app>/<stream>` on the default vhost, `<vhost>/<app>/<stream>` on another. The same form serves
+ * publish (PUBLISH_SECRET) and play (PLAY_SECRET).
  */
 
-/** The string that is signed: `<app>/<stream>:<expires>`. */
-export function signedString (app: string, stream: string, expires: number): string {
-  return `${app}/${stream}:${expires}`
+/** The string that is signed: `<name>:<expires>`. */
+export function signedString (name: string, expires: number): string {
+  return `${name}:${expires}`
 }
 
-export function sign (secret: string, app: string, stream: string, expires: number): string {
-  return createHmac('sha256', secret).update(signedString(app, stream, expires)).digest('hex')
+export function sign (secret: string, name: string, expires: number): string {
+  return createHmac('sha256', secret).update(signedString(name, expires)).digest('hex')
 }
 
 /** `?expires=…&sign=…` for a stream, valid until `expires` (unix seconds). */
-export function signedQuery (secret: string, app: string, stream: string, expires: number): string {
-  return `?expires=${expires}&sign=${sign(secret, app, stream, expires)}`
+export function signedQuery (secret: string, name: string, expires: number): string {
+  return `?expires=${expires}&sign=${sign(secret, name, expires)}`
 }
 
 /** A refusal as the hooks report it: a non-zero code and words for the operator. */
@@ -32,29 +33,29 @@ export type SignatureCheck = { ok: true, expires: number } | Refusal
  */
 export function verifySignature (opts: {
   secret: string
-  app: string
-  stream: string
+  /** The stream's name: `app/stream`, or `vhost/app/stream` on another vhost than the default. */
+  name: string
   params: URLSearchParams
   nowS: number
   skewS: number
   what: 'publish' | 'play'
 }): SignatureCheck {
-  const { app, stream, params, what } = opts
+  const { name, params, what } = opts
   const expires = params.get('expires')
   const given = params.get('sign')
   if (expires === null || given === null) {
-    return refuse(Codes.SIGNATURE_MISSING, `${what} ${app}/${stream}: the URL needs ?expires=<unix seconds>&sign=<hex> (${expires === null ? 'expires' : 'sign'} is missing)`)
+    return refuse(Codes.SIGNATURE_MISSING, `${what} ${name}: the URL needs ?expires=<unix seconds>&sign=<hex> (${expires === null ? 'expires' : 'sign'} is missing)`)
   }
   if (!/^\d{1,12}$/.test(expires) || !/^[0-9a-fA-F]{64}$/.test(given)) {
-    return refuse(Codes.SIGNATURE_MISSING, `${what} ${app}/${stream}: expires must be unix seconds and sign 64 hex digits`)
+    return refuse(Codes.SIGNATURE_MISSING, `${what} ${name}: expires must be unix seconds and sign 64 hex digits`)
   }
   const exp = Number(expires)
-  const expected = Buffer.from(sign(opts.secret, app, stream, exp), 'hex')
+  const expected = Buffer.from(sign(opts.secret, name, exp), 'hex')
   if (!timingSafeEqual(expected, Buffer.from(given, 'hex'))) {
-    return refuse(Codes.SIGNATURE_INVALID, `${what} ${app}/${stream}: the signature does not match this stream and expiry (tampered, or signed with another secret)`)
+    return refuse(Codes.SIGNATURE_INVALID, `${what} ${name}: the signature does not match this stream and expiry (tampered, or signed with another secret)`)
   }
   if (exp + opts.skewS < opts.nowS) {
-    return refuse(Codes.SIGNATURE_EXPIRED, `${what} ${app}/${stream}: the signed URL expired at ${new Date(exp * 1000).toISOString()}`)
+    return refuse(Codes.SIGNATURE_EXPIRED, `${what} ${name}: the signed URL expired at ${new Date(exp * 1000).toISOString()}`)
   }
   return { ok: true, expires: exp }
 }

@@ -1,12 +1,14 @@
 import { readFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { randomBytes } from 'node:crypto'
-import type { Command, Io } from '../cli.js'
+import type { Command, Io } from './command.js'
 import { loadConfig, type Config } from '../config.js'
 import type { SrsApiError } from '../errors.js'
 import { find, illegalDirectives, isOn, parseSrsConf, type Directive } from '../operations/srs-conf.js'
+import { request } from 'undici'
 import { SrsApi } from '../srs/api.js'
 import { HOOK_ACTIONS } from '../srs/hooks.js'
+import { takesToken } from '../srs/servers.js'
 
 /**
  * `srs-hooks doctor [--srs-conf FILE] [--hook-url URL]`: what an operator runs when publishing
@@ -14,7 +16,7 @@ import { HOOK_ACTIONS } from '../srs/hooks.js'
  * failed, 2 on bad usage.
  */
 
-export const usage = 'srs-hooks doctor [--srs-conf FILE] [--hook-url URL]   (SRS_API_URL, PORT... from the environment)'
+export const usage = 'srs-hooks doctor [--srs-conf FILE] [--hook-url URL]   (SRS_API_URL, PORT, TAKEOVER_AT... from the environment)'
 
 const PROBE_TIMEOUT_MS = 10_000
 const TCP_TIMEOUT_MS = 2000
@@ -59,25 +61,35 @@ export async function doctor (args: string[], io: Io): Promise<number> {
     }
   }
 
-  // 2. SRS's HTTP API.
-  const api = SrsApi.fromConfig(config, { retries: 0 })
-  step(`calling SRS's HTTP API at ${config.SRS_API_URL}`)
-  try {
-    const v = await api.versions()
-    ok(`SRS's API answers at ${config.SRS_API_URL}: SRS ${v.version}`)
-  } catch (err) {
-    const e = err as SrsApiError
-    fail(`SRS's API at ${config.SRS_API_URL}: ${e.message}`, apiFix(e.kind))
-  } finally {
-    await api.close()
+  // 2. Each SRS's HTTP API, its version, and where takeovers happen with it; 3. its RTMP port.
+  for (const { url, auth } of config.srsApis) {
+    const api = new SrsApi({ url, auth, timeoutMs: config.SRS_API_TIMEOUT_MS, retries: 0, pageSize: config.SRS_API_PAGE_SIZE })
+    step(`calling SRS's HTTP API at ${url}`)
+    try {
+      const v = await api.versions()
+      const token = takesToken(v)
+      ok(`SRS's API answers at ${url}: SRS ${v.version}${api.status.server === undefined ? '' : ` (server ${api.status.server})`}`)
+      const at = config.TAKEOVER_AT === 'auto' ? (token ? 'connect' : 'publish') : config.TAKEOVER_AT
+      const how = at === 'connect'
+        ? 'takeovers happen inside on_connect, where SRS takes its publish token; first-attempt takeover needs publish credentials (PUBLISH_AUTH=keys|signed), else the encoder\'s retry gets in'
+        : 'takeovers happen inside on_publish'
+      if (config.TAKEOVER_AT !== 'auto' && (at === 'connect') !== token) {
+        warn(`SRS ${v.version} at ${url}: TAKEOVER_AT=${config.TAKEOVER_AT} but this SRS ${token ? 'takes a publish token before on_publish (>= 7.0.62)' : 'has no publish token (< 7.0.62)'}; ${how}`, 'unset TAKEOVER_AT (auto) to follow the version')
+      } else {
+        ok(`SRS ${v.version} at ${url}: ${how}${config.TAKEOVER_AT === 'auto' ? ' (TAKEOVER_AT=auto)' : ''}`)
+      }
+    } catch (err) {
+      const e = err as SrsApiError
+      fail(`SRS's API at ${url}: ${e.message}`, apiFix(e.kind))
+    } finally {
+      await api.close()
+    }
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, '')
+    step(`connecting to SRS's RTMP port ${host}:${rtmpPort}`)
+    const tcp = await tcpOpen(host, rtmpPort)
+    if (tcp === null) ok(`SRS's RTMP port ${host}:${rtmpPort} is open`)
+    else fail(`SRS's RTMP port ${host}:${rtmpPort}: ${tcp}`, `start SRS, or check the conf's \`listen\` (rtmp.listen in SRS 7) and that the port is published (docker -p ${rtmpPort}:${rtmpPort})`)
   }
-
-  // 3. SRS's RTMP port, on SRS's host.
-  const host = new URL(config.SRS_API_URL).hostname.replace(/^\[|\]$/g, '')
-  step(`connecting to SRS's RTMP port ${host}:${rtmpPort}`)
-  const tcp = await tcpOpen(host, rtmpPort)
-  if (tcp === null) ok(`SRS's RTMP port ${host}:${rtmpPort} is open`)
-  else fail(`SRS's RTMP port ${host}:${rtmpPort}: ${tcp}`, `start SRS, or check the conf's \`listen\` (rtmp.listen in SRS 7) and that the port is published (docker -p ${rtmpPort}:${rtmpPort})`)
 
   // 4. This server, at the URL SRS will call.
   const url = hookUrl ?? `http://127.0.0.1:${config.PORT}/admin-api/video/camera/callback/on_publish`
@@ -106,8 +118,8 @@ async function checkConf (file: string, say: Say, config: Config): Promise<{ rtm
   if (isOn(find(httpApi?.children ?? [], 'enabled'))) {
     const listen = find(httpApi!.children, 'listen')?.args[0] ?? '1985'
     const port = listen.slice(listen.lastIndexOf(':') + 1)
-    const ours = new URL(config.SRS_API_URL).port || '80'
-    if (port !== ours) say.warn(`http_api listens on ${listen} but SRS_API_URL is ${config.SRS_API_URL}`, `set SRS_API_URL to SRS's http_api address (port ${port})`)
+    const ours = config.srsApis.map((a) => new URL(a.url).port || '80')
+    if (!ours.includes(port)) say.warn(`http_api listens on ${listen} but SRS_API_URL is ${config.srsApis.map((a) => a.url).join(',')}`, `set SRS_API_URL to SRS's http_api address (port ${port})`)
     else say.ok(`http_api is enabled (listen ${listen})`)
   } else {
     say.fail('http_api is not enabled: srs-hooks cannot see or kick publishers', 'add `http_api { enabled on; listen 1985; }` at the top level')
@@ -165,24 +177,28 @@ async function probeHook (url: string, say: Say): Promise<void> {
     action, client_id: 'doctor00', ip: '127.0.0.1', vhost: '__defaultVhost__', app: 'srs-hooks-doctor',
     tcUrl: 'rtmp://127.0.0.1:1935/srs-hooks-doctor', stream, param: '', stream_url: `/srs-hooks-doctor/${stream}`
   })
-  const post = async (target: string, action: string) => await fetch(target, {
-    method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': 'srs-hooks doctor' }, body: body(action), signal: AbortSignal.timeout(PROBE_TIMEOUT_MS)
-  })
-  let res: Response
+  // undici's request, not fetch: fetch refuses some ports (6000, our default, among them).
+  const post = async (target: string, action: string): Promise<{ status: number, text: string }> => {
+    const res = await request(target, {
+      method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': 'srs-hooks doctor' }, body: body(action), signal: AbortSignal.timeout(PROBE_TIMEOUT_MS)
+    })
+    return { status: res.statusCode, text: await res.body.text() }
+  }
+  let res: { status: number, text: string }
   try {
     res = await post(url, 'on_publish')
   } catch (err) {
-    const e = err as Error & { cause?: { code?: string } }
-    say.fail(`cannot reach ${redactUrl(url)} from here: ${e.cause?.code ?? e.message}`,
+    const e = err as Error & { code?: string, cause?: { code?: string } }
+    say.fail(`cannot reach ${redactUrl(url)} from here: ${e.code ?? e.cause?.code ?? e.message}`,
       'start srs-hooks (`srs-hooks serve`) and make sure SRS can reach this address: from inside a container 127.0.0.1 is the container itself, use the host\'s or the gateway\'s address')
     return
   }
-  const text = await res.text()
+  const text = res.text
   let reply: { code?: unknown, msg?: unknown } = {}
   try { reply = JSON.parse(text) } catch {}
   if (res.status === 200 && reply.code === 0) {
     say.ok(`srs-hooks answers at ${redactUrl(url)}: a test on_publish got code 0`)
-    await post(url.replace(/on_publish(?=$|\?)/, 'on_unpublish'), 'on_unpublish').then((r) => r.text(), () => {})
+    await post(url.replace(/on_publish(?=$|\?)/, 'on_unpublish'), 'on_unpublish').catch(() => {})
     return
   }
   const what = `a test on_publish to ${redactUrl(url)} got HTTP ${res.status}, code ${String(reply.code)}: ${typeof reply.msg === 'string' ? reply.msg : text.slice(0, 200)}`

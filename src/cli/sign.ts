@@ -1,14 +1,16 @@
 import { parseArgs } from 'node:util'
-import type { Command, Io } from '../cli.js'
+import type { Command, Io } from './command.js'
 import { signedQuery } from '../auth/signature.js'
+import { DEFAULT_VHOST, streamName } from '../streams.js'
 
 /**
- * `srs-hooks sign app/stream [--ttl s | --expires unix] [--play] [--base url]`: mints an expiring
- * signed URL with PUBLISH_SECRET (or PLAY_SECRET with --play) from the environment. Prints the
- * query (`?expires=…&sign=…`), then with --base the full URL.
+ * `srs-hooks sign [vhost/]app/stream [--ttl s | --expires unix] [--play] [--base url]`: mints an
+ * expiring signed URL with PUBLISH_SECRET (or PLAY_SECRET with --play) from the environment.
+ * Prints the query (`?expires=…&sign=…`), then with --base the full URL (with `&vhost=` for a
+ * stream of another vhost than the default).
  */
 
-const USAGE = 'srs-hooks sign <app>/<stream> [--ttl <seconds> | --expires <unix seconds>] [--play] [--base rtmp://host[:port]]\n' +
+const USAGE = 'srs-hooks sign [<vhost>/]<app>/<stream> [--ttl <seconds> | --expires <unix seconds>] [--play] [--base rtmp://host[:port]]\n' +
   '  signs with PUBLISH_SECRET (or PLAY_SECRET with --play) from the environment; the default --ttl is 3600'
 
 export async function run (args: string[], io: Io, now: () => number = Date.now): Promise<number> {
@@ -29,8 +31,9 @@ export async function run (args: string[], io: Io, now: () => number = Date.now)
   }
   const { values, positionals } = parsed
   const name = positionals[0] ?? ''
-  const m = /^([^/\s?#]+)\/([^/\s?#]+)$/.exec(name)
-  if (m === null || positionals.length !== 1) return usage(io, `expected one <app>/<stream>, got ${JSON.stringify(positionals.join(' '))}`)
+  const m = /^(?:([^/\s?#&]+)\/)?([^/\s?#]+)\/([^/\s?#]+)$/.exec(name)
+  if (m === null || positionals.length !== 1) return usage(io, `expected one [<vhost>/]<app>/<stream>, got ${JSON.stringify(positionals.join(' '))}`)
+  const [vhost, app, stream] = [m[1] ?? DEFAULT_VHOST, m[2]!, m[3]!]
   const secretName = values.play ? 'PLAY_SECRET' : 'PUBLISH_SECRET'
   const secret = io.env[secretName] ?? ''
   if (secret.length < 16) return usage(io, `${secretName} must be set (16 characters or more), as for the server`)
@@ -43,9 +46,10 @@ export async function run (args: string[], io: Io, now: () => number = Date.now)
     if (!/^\d{1,9}$/.test(ttl) || Number(ttl) < 1) return usage(io, '--ttl takes a positive number of seconds')
     expires = Math.floor(now() / 1000) + Number(ttl)
   }
-  const query = signedQuery(secret, m[1]!, m[2]!, expires)
+  const query = signedQuery(secret, streamName(vhost, app, stream), expires)
   io.out(query)
-  if (values.base !== undefined) io.out(`${values.base.replace(/\/+$/, '')}/${m[1]!}/${m[2]!}${query}`)
+  const vhostParam = vhost === DEFAULT_VHOST ? '' : `&vhost=${encodeURIComponent(vhost)}`
+  if (values.base !== undefined) io.out(`${values.base.replace(/\/+$/, '')}/${app}/${stream}${query}${vhostParam}`)
   return 0
 }
 

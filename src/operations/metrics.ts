@@ -43,8 +43,8 @@ export function createMetrics (app: FastifyInstance): Metrics {
 
   const takeovers = new Counter({
     name: PREFIX + 'takeovers_total',
-    help: 'Takeovers inside on_publish: released (the stale publisher was evicted and released) or timeout.',
-    labelNames: ['outcome'] as const,
+    help: 'Takeovers: released (the stale publisher was evicted and released) or timeout; by path (publish: inside on_publish, connect: inside SRS\'s on_connect, deferred: after a client refused by SRS\'s publish token left) and server.',
+    labelNames: ['outcome', 'path', 'server'] as const,
     registers
   })
   const wait = new Histogram({
@@ -57,49 +57,67 @@ export function createMetrics (app: FastifyInstance): Metrics {
   const evictions = new Counter({
     name: PREFIX + 'evictions_total',
     help: 'Evictions asked for by an operator or a pusher: released or timeout.',
-    labelNames: ['outcome'] as const,
+    labelNames: ['outcome', 'server'] as const,
     registers
   })
   const refusals = new Counter({
     name: PREFIX + 'publish_refusals_total',
-    help: 'on_publish refusals, by reply code.',
+    help: 'Publish refusals (on_publish, and on_connect on SRS >= 7.0.62), by reply code.',
     labelNames: ['code'] as const,
+    registers
+  })
+  const apiErrors = new Counter({
+    name: PREFIX + 'srs_api_errors_total',
+    help: 'Failed calls to a media server\'s HTTP API on the publish path, by kind (unreachable, timeout, unauthorized, http_status, bad_body, api_code) and server.',
+    labelNames: ['kind', 'server'] as const,
+    registers
+  })
+  const exhausted = new Counter({
+    name: PREFIX + 'bound_exhausted_total',
+    help: 'Publishes allowed because the bound ran out before a decision (waiting for the stream\'s lock, or for the server): not a failure of the server.',
     registers
   })
   const corrections = new Counter({
     name: PREFIX + 'reconcile_corrections_total',
-    help: 'Publisher-table corrections made by reconciliation with SRS, by kind (added, replaced, dropped).',
-    labelNames: ['kind'] as const,
+    help: 'Publisher-table corrections made by reconciliation with a server, by kind (added, replaced, dropped) and server.',
+    labelNames: ['kind', 'server'] as const,
     registers
   })
-  app.publisherEvents.on('publisher', (e) => {
+  app.publisherEvents.on((e) => {
     switch (e.type) {
       case 'takeover':
       case 'takeover-timeout':
-        takeovers.inc({ outcome: e.type === 'takeover' ? 'released' : 'timeout' })
+        takeovers.inc({ outcome: e.type === 'takeover' ? 'released' : 'timeout', path: e.path, server: e.server })
         wait.observe({ via: e.via }, e.waitMs / 1000)
         break
       case 'eviction':
-        evictions.inc({ outcome: e.via === 'timeout' ? 'timeout' : 'released' })
+        evictions.inc({ outcome: e.via === 'timeout' ? 'timeout' : 'released', server: e.server })
         wait.observe({ via: e.via }, e.waitMs / 1000)
         break
       case 'refusal':
         refusals.inc({ code: String(e.code) })
         break
+      case 'api-failure':
+        apiErrors.inc({ kind: e.kind, server: e.server })
+        break
+      case 'bound-exhausted':
+        exhausted.inc()
+        break
+      case 'correction':
+        corrections.inc({ kind: e.kind, server: e.server })
+        break
     }
   })
-  app.publisherEvents.on('correction', (c) => { corrections.inc({ kind: c.kind }) })
-
   new Counter({ // eslint-disable-line no-new
-    name: PREFIX + 'srs_api_errors_total',
-    help: 'Failed calls to SRS\'s HTTP API on the publish path, by kind (unreachable, timeout, unauthorized, http_status, bad_body, api_code).',
-    labelNames: ['kind'] as const,
+    name: PREFIX + 'unknown_server_hooks_total',
+    help: 'Hooks from a server_id that none of the configured servers has (answered per FAIL_MODE, nobody evicted).',
     registers,
     collect () {
       this.reset()
-      for (const [kind, n] of Object.entries(app.publishers.stats.apiFailures)) this.inc({ kind }, n)
+      this.inc(app.srsServers.unknownHooks)
     }
   })
+
   new Counter({ // eslint-disable-line no-new
     name: PREFIX + 'reconcile_failures_total',
     help: 'Reconciliation runs that failed (SRS\'s API did not answer).',

@@ -1,11 +1,12 @@
+import { hostname } from 'node:os'
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
-import { EventLog } from './events.js'
+import { MemoryEventStore, type EventStore } from './events.js'
 import { createMetrics, type Metrics } from './metrics.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    eventLog: EventLog
+    eventLog: EventStore
     metrics: Metrics
   }
 }
@@ -13,16 +14,24 @@ declare module 'fastify' {
 export interface OperationsPluginOptions {
   config: Config
   now: () => number
+  /** The events log; by default in process (EVENTS_MAX entries). */
+  events?: EventStore | undefined
+  /** Names this process in the events it logs (several replicas may share one log). */
+  replica?: string
 }
 
 /**
- * What operators watch: the events log (a ring buffer fed by the publisher events) and the
- * metrics. Registered before the routes, so its onResponse hook sees every hook's outcome.
+ * What operators watch: the events log (fed by the publisher events) and the metrics. Registered
+ * before the routes, so its onResponse hook sees every hook's outcome.
  */
-export default fp<OperationsPluginOptions>(async (app, { config, now }) => {
-  const events = new EventLog(config.EVENTS_MAX)
-  app.publisherEvents.on('publisher', (e) => { events.add(e, now()) })
-  app.publisherEvents.on('correction', (c) => { events.add({ ...c, type: 'correction' }, now()) })
-  app.decorate('eventLog', events)
+export default fp<OperationsPluginOptions>(async (app, { config, events, replica = `${hostname()}:${process.pid}` }) => {
+  const log = events ?? new MemoryEventStore(config.EVENTS_MAX)
+  app.publisherEvents.on((e) => {
+    log.add({ ...e, replica }).catch((err: unknown) => {
+      /* c8 ignore next */
+      app.log.warn({ err: (err as Error).message }, 'could not add to the events log')
+    })
+  })
+  app.decorate('eventLog', log)
   app.decorate('metrics', createMetrics(app))
 }, { name: 'operations', dependencies: ['publishers', 'recordings'] })

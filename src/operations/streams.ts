@@ -1,9 +1,19 @@
 import type { Publisher } from '../publishers/store.js'
 import type { SrsClient, SrsStream } from '../srs/api.js'
-import { DEFAULT_VHOST } from '../srs/hooks.js'
+import { vhostOfUrl } from '../srs/adapter.js'
 
-/** One stream as the operator sees it: the publisher table merged with SRS's live view. */
+/** One server's live view: its streams and clients, or `ok: false` when its API failed. */
+export interface LiveView {
+  server: string
+  ok: boolean
+  msg: string | null
+  streams: SrsStream[]
+  clients: SrsClient[]
+}
+
+/** One stream on one server as the operator sees it: the publisher table merged with the server's live view. */
 export interface StreamView {
+  server: string
   stream_url: string
   vhost: string
   app: string
@@ -33,15 +43,27 @@ function keyOf (s: SrsStream): string {
   return s.url ?? `/${s.app}/${s.name}`
 }
 
-function vhostOf (key: string): string {
-  return key.startsWith('/') ? DEFAULT_VHOST : key.slice(0, key.indexOf('/'))
+/**
+ * Every stream that is in the table or actively published on a server, sorted by server and
+ * stream url. A server whose view failed is shown from the table alone.
+ */
+export function mergeStreams (table: Publisher[], views: LiveView[], now: number): StreamView[] {
+  const out: StreamView[] = []
+  const byServer = new Map<string, Publisher[]>()
+  for (const p of table) {
+    let list = byServer.get(p.server)
+    if (list === undefined) byServer.set(p.server, list = [])
+    list.push(p)
+  }
+  const servers = [...new Set([...views.map((v) => v.server), ...byServer.keys()])].sort()
+  for (const server of servers) {
+    const view = views.find((v) => v.server === server)
+    out.push(...mergeServer(server, byServer.get(server) ?? [], view?.ok === true ? view : null, now))
+  }
+  return out
 }
 
-/**
- * Every stream that is in the table or actively published in SRS, sorted by stream url. With `srs`
- * null (SRS's API did not answer) the table alone is shown.
- */
-export function mergeStreams (table: Publisher[], srs: { streams: SrsStream[], clients: SrsClient[] } | null, now: number): StreamView[] {
+function mergeServer (server: string, table: Publisher[], srs: LiveView | null, now: number): StreamView[] {
   const clients = new Map(srs?.clients.map((c) => [c.id, c]))
   const live = new Map<string, SrsStream>()
   for (const s of srs?.streams ?? []) {
@@ -65,8 +87,9 @@ export function mergeStreams (table: Publisher[], srs: { streams: SrsStream[], c
       }
     }
     return {
+      server,
       stream_url: key,
-      vhost: p?.vhost ?? vhostOf(key),
+      vhost: p?.vhost ?? vhostOfUrl(key),
       app: p?.app ?? s!.app,
       stream: p?.stream ?? s!.name,
       stream_id: s?.id ?? p?.streamId ?? null,

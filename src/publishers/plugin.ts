@@ -1,60 +1,82 @@
-import { EventEmitter } from 'node:events'
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
-import { Reconciler, type Correction } from './reconcile.js'
-import { FlapGuard } from './flap.js'
-import { PublisherService, SRS_STATS_INTERVAL_MS, type PublisherEvent } from './service.js'
+import { FlapGuard, type FlapStore } from './flap.js'
+import { narrate, PublisherEvents, PublisherStats } from './events.js'
+import type { Locks } from './lock.js'
+import type { PendingConnects } from './connects.js'
+import { Reconciler } from './reconcile.js'
+import { PublisherService } from './service.js'
+import { parsePolicyByApp, policyFor } from './settings.js'
+import type { Signals } from './signals.js'
 import { MemoryPublisherStore, type PublisherStore } from './store.js'
-
-/** What the publisher side reports, for whoever keeps an events log or metrics. */
-export interface PublisherEvents {
-  publisher: [PublisherEvent]
-  correction: [Correction & { at: number }]
-}
+import type { Policy } from './policy.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     publishers: PublisherService
+    publisherEvents: PublisherEvents
+    publisherStats: PublisherStats
     reconciler: Reconciler
-    publisherEvents: EventEmitter<PublisherEvents>
+    /** The takeover policy of a stream's app (TAKEOVER_POLICY_BY_APP, else TAKEOVER_POLICY). */
+    policyFor: (vhost: string, app: string) => Policy
   }
+}
+
+/** Shared state for the publisher side; each part in process unless given. */
+export interface PublisherState {
+  store?: PublisherStore | undefined
+  locks?: Locks | undefined
+  signals?: Signals | undefined
+  flap?: FlapStore | undefined
+  pending?: PendingConnects | undefined
 }
 
 export interface PublishersPluginOptions {
   config: Config
-  store?: PublisherStore | undefined
+  state?: PublisherState
   now: () => number
 }
 
-/** The publisher table, the takeover service and reconciliation with SRS. */
-export default fp<PublishersPluginOptions>(async (app, { config, store, now }) => {
+/** The publisher table, the takeover service, its events, and reconciliation with the servers. */
+export default fp<PublishersPluginOptions>(async (app, { config, state = {}, now }) => {
   const log = app.log.child({ component: 'publishers' })
-  const table = store ?? new MemoryPublisherStore(config.MAX_PUBLISHERS)
-  const events = new EventEmitter<PublisherEvents>()
+  const table = state.store ?? new MemoryPublisherStore(config.MAX_PUBLISHERS)
+  const events = new PublisherEvents()
+  events.on(narrate)
   app.decorate('publisherEvents', events)
+  app.decorate('publisherStats', new PublisherStats(events))
+  const byApp = parsePolicyByApp(config.TAKEOVER_POLICY_BY_APP)
+  app.decorate('policyFor', (vhost: string, app: string) => policyFor(byApp, config.TAKEOVER_POLICY, vhost, app))
+  const servers = app.srsServers
   app.decorate('publishers', new PublisherService({
-    api: app.srs,
     store: table,
+    events,
     log,
     now,
     takeoverTimeoutMs: config.TAKEOVER_TIMEOUT_MS,
     failMode: config.FAIL_MODE,
-    onEvent: (e) => events.emit('publisher', e),
+    policy: config.TAKEOVER_POLICY,
     staleProbeMs: config.STALE_PROBE_MS,
-    flap: new FlapGuard({ max: config.FLAP_MAX, windowMs: config.FLAP_WINDOW_MS, cooldownMs: config.FLAP_COOLDOWN_MS, now })
+    flap: new FlapGuard({ max: config.FLAP_MAX, windowMs: config.FLAP_WINDOW_MS, cooldownMs: config.FLAP_COOLDOWN_MS, now, store: state.flap }),
+    sharedLocks: state.locks,
+    signals: state.signals,
+    pending: state.pending,
+    servers,
+    crossServer: config.CROSS_SERVER
   }))
-  if (config.STALE_PROBE_MS <= SRS_STATS_INTERVAL_MS) {
-    log.warn({ STALE_PROBE_MS: config.STALE_PROBE_MS }, `STALE_PROBE_MS is not longer than SRS's ${SRS_STATS_INTERVAL_MS} ms statistics interval: takeover-stale may take a sending publisher for a stalled one`)
-  }
   const reconciler = new Reconciler({
-    api: app.srs,
+    servers: () => servers.nodes.map((n) => n.server),
     store: table,
     log,
     now,
     intervalMs: config.RECONCILE_INTERVAL_MS,
-    onCorrection: (c) => events.emit('correction', c)
+    prepare: async () => { await servers.discover() },
+    onCorrection: (c) => events.emit({ type: 'correction', server: c.server, stream: c.key, kind: c.kind, clientId: c.clientId, previous: c.previous, at: c.at }, log)
   })
   app.decorate('reconciler', reconciler)
   app.addHook('onReady', async () => { reconciler.start() })
-  app.addHook('onClose', async () => { await reconciler.stop() })
+  app.addHook('onClose', async () => {
+    await reconciler.stop()
+    await app.publishers.idle()
+  })
 }, { name: 'publishers', dependencies: ['srs-api'] })

@@ -1,23 +1,24 @@
 import { Codes } from '../errors.js'
-import type { Policy } from '../auth/settings.js'
 
 /**
  * Who gets a stream when a newcomer publishes it: a pure function of what is known so far. The
- * service calls it as it learns more (credentials, then SRS's live state, then a staleness
+ * service calls it as it learns more (credentials, then the media server's live state, then a staleness
  * sample) and does what the answer asks: look the stream up, probe the incumbent, evict, allow or
  * refuse.
  */
 
-export type { Policy }
+/** Who keeps a stream when a newcomer publishes it while another client holds it. */
+export const POLICIES = ['takeover', 'takeover-stale', 'reject'] as const
+export type Policy = typeof POLICIES[number]
 
-/** What SRS's API says about the stream right now. */
+/** What the media server's API says about the stream right now. */
 export interface LiveStream {
-  /** SRS's stream id, when known. */
+  /** The server's own id for the stream (SRS's stream id), when known. */
   id?: string | undefined
   active: boolean
-  /** Client id of the active publisher. */
-  cid?: string | undefined
-  /** The stream's url as SRS lists it (SRS >= 5.0.55). */
+  /** Client (session) id of the active publisher. */
+  holder?: string | undefined
+  /** The stream's url as the server lists it (SRS >= 5.0.55). */
   url?: string | undefined
 }
 
@@ -36,8 +37,9 @@ export interface IncumbentInfo {
 }
 
 /**
- * The incumbent's received bytes read twice, `ms` apart. Undefined counts: SRS did not say, which
- * is taken as "sending" (the incumbent keeps the stream). `gone`: SRS no longer knows the client.
+ * The incumbent's received bytes read twice, `ms` apart. Undefined counts: the server did not say,
+ * which is taken as "sending" (the incumbent keeps the stream). `gone`: the server no longer knows
+ * the client.
  */
 export type StaleSample =
   | { gone: true }
@@ -56,11 +58,11 @@ export interface FlapState {
 export type RefusalReason = 'credentials' | 'policy-reject' | 'incumbent-sending' | 'flapping'
 
 export type Decision =
-  /** Nobody else holds the stream: let SRS go ahead. */
+  /** Nobody else holds the stream: let the server go ahead. */
   | { kind: 'allow', reason: 'free' | 'own' }
   /** Someone else holds it and the newcomer should have it: evict `incumbent` first. */
   | { kind: 'evict', incumbent: string }
-  /** SRS's state of the stream is needed. */
+  /** The server's state of the stream is needed. */
   | { kind: 'lookup' }
   /** takeover-stale: whether `incumbent` is still sending is needed. */
   | { kind: 'probe', incumbent: string }
@@ -73,7 +75,7 @@ export interface DecisionInput {
   stream: string
   newcomer: string
   credentials?: Credentials
-  /** Undefined until SRS was asked. */
+  /** Undefined until the server was asked. */
   live?: LiveStream
   incumbent?: IncumbentInfo
   sample?: StaleSample
@@ -83,12 +85,12 @@ export interface DecisionInput {
 
 export function decide (input: DecisionInput): Decision {
   const { credentials, live, newcomer, policy } = input
-  // Nothing an unauthorised newcomer sends may cost an SRS call, let alone an eviction.
+  // Nothing an unauthorised newcomer sends may cost an API call, let alone an eviction.
   if (credentials?.kind === 'invalid') return { kind: 'refuse', reason: 'credentials', code: credentials.code, msg: credentials.msg }
   if (live === undefined) return { kind: 'lookup' }
-  if (!live.active || live.cid === undefined) return { kind: 'allow', reason: 'free' }
-  if (live.cid === newcomer) return { kind: 'allow', reason: 'own' }
-  const incumbent = live.cid
+  if (!live.active || live.holder === undefined) return { kind: 'allow', reason: 'free' }
+  if (live.holder === newcomer) return { kind: 'allow', reason: 'own' }
+  const incumbent = live.holder
   if (policy === 'reject') {
     return refuse('policy-reject', Codes.INCUMBENT_KEPT, `${held(input)}; policy reject keeps the incumbent`)
   }
@@ -103,7 +105,7 @@ export function decide (input: DecisionInput): Decision {
     if (sample.gone !== true) {
       const { before, after } = sample
       if (before === undefined || after === undefined || after > before) {
-        const how = before === undefined || after === undefined ? 'may be sending (SRS did not report its bytes)' : `is sending (${after - before} bytes in ${sample.ms} ms)`
+        const how = before === undefined || after === undefined ? 'may be sending (the server did not report its bytes)' : `is sending (${after - before} bytes in ${sample.ms} ms)`
         return refuse('incumbent-sending', Codes.INCUMBENT_SENDING, `${held(input)} and ${how}; policy takeover-stale`)
       }
     }
@@ -126,7 +128,7 @@ function refuse (reason: RefusalReason, code: number, msg: string): Decision & {
 
 /** "stream live/cam1 is published by 10.0.0.7 since 12:01:03 UTC" */
 function held ({ stream, live, incumbent }: DecisionInput): string {
-  const by = incumbent?.ip ?? `client ${live!.cid!}`
+  const by = incumbent?.ip ?? `client ${live!.holder!}`
   const since = incumbent?.since === undefined ? '' : ` since ${clock(incumbent.since)}`
   return `stream ${stream} is published by ${by}${since}`
 }

@@ -1,49 +1,49 @@
+import { Codes } from '../errors.js'
 import type { Log } from '../logger.js'
-import { Codes, SrsApiError, type SrsErrorKind } from '../errors.js'
-import { ALLOW, type HookReply } from '../srs/hooks.js'
-import type { SrsApi, SrsClient } from '../srs/api.js'
+import type { PendingConnects } from './connects.js'
+import { MemoryPendingConnects } from './connects.js'
+import type { PublisherEvent, PublisherEvents, TakeoverPath } from './events.js'
 import type { FlapGuard } from './flap.js'
-import { KeyedLock } from './lock.js'
+import { MemoryLocks, type Locks, type Unlock } from './lock.js'
+import type { ApiFailure, MediaServer, Newcomer, ReleaseKind, StreamRef } from './media.js'
 import {
   decide, type Credentials, type Decision, type DecisionInput, type IncumbentInfo, type LiveStream, type Policy,
-  type RefusalReason, type StaleSample
+  type RefusalReason
 } from './policy.js'
-import { ReleaseSignals } from './signals.js'
-import type { PublisherStore } from './store.js'
+import { probeBudget, probeHolder } from './probe.js'
+import { kickAndWait, type Release } from './release.js'
+import { MemorySignals, type Signals } from './signals.js'
+import type { Publisher, PublisherStore } from './store.js'
 
-/** A publish attempt as the on_publish hook describes it. */
+export type { Release }
+
+/** A publish attempt as the media server's publish hook (or SRS's on_connect) describes it. */
 export interface PublishRequest {
-  /** SRS's stream_url, `[vhost]/app/stream`. */
-  key: string
-  vhost: string
-  app: string
-  stream: string
-  clientId: string
-  serverId?: string | undefined
-  streamId?: string | undefined
-  ip?: string | undefined
+  server: MediaServer
+  ref: StreamRef
+  newcomer: Newcomer
   /** What publish authorisation concluded; by default nothing was required. */
   credentials?: Credentials
-  /** The takeover policy for this stream's app; by default the service's. */
+  /** The takeover policy for this stream; by default the service's. */
   policy?: Policy
 }
 
 export type PublishOutcome =
   | 'allowed' // nobody else held the stream
-  | 'took-over' // the incumbent was evicted and SRS released the stream
-  | 'takeover-timeout' // evicted, release not seen within TAKEOVER_TIMEOUT_MS: allowed, SRS decides
-  | 'lock-timeout' // another on_publish for the stream held it until the bound: allowed, SRS decides
-  | 'api-failed-open' // SRS's API failed; FAIL_MODE=open allows
-  | 'refused-api-failed' // SRS's API failed; FAIL_MODE=closed refuses
-  | 'refused-unverified' // the newcomer is not a publishing client of SRS: nobody evicted
+  | 'took-over' // the incumbent was evicted and the server released the stream
+  | 'takeover-timeout' // evicted, release not seen within TAKEOVER_TIMEOUT_MS: allowed, the server decides
+  | 'bound-exhausted' // the bound ran out waiting for the stream's lock or for an answer: allowed, the server decides
+  | 'api-failed-open' // the server's API failed; FAIL_MODE=open allows
+  | 'refused-api-failed' // the server's API failed; FAIL_MODE=closed refuses
+  | 'refused-unverified' // the newcomer is not a publishing client of the server: nobody evicted
   | `refused-${RefusalReason}` // bad credentials, policy reject, a sending incumbent, the flap guard
 
-/** How a release was seen ('timeout': it was not, within the bound), and after how long. */
-export interface Release { via: 'hook' | 'api' | 'timeout', waitMs: number }
-
+/** What the service decided; the route turns it into the media server's reply. */
 export interface PublishResult {
-  reply: HookReply
+  allowed: boolean
   outcome: PublishOutcome
+  /** Why not, when refused: a reply code (errors.ts) and words. */
+  refusal?: { code: number, msg: string }
   /** Set when someone was evicted. */
   evicted?: string
   release?: Release
@@ -51,191 +51,391 @@ export interface PublishResult {
 
 export type EvictResult =
   | { outcome: 'released' | 'timeout', clientId: string, release: Release }
-  /** SRS reports no active publisher for the stream. */
+  /** The server reports no active publisher for the stream. */
   | { outcome: 'not-published' }
-  /** An on_publish of the stream held it for the whole bound. */
+  /** A takeover of the stream held it for the whole bound. */
   | { outcome: 'busy' }
 
-/** What the service did, for an events log or metrics. `at` is added when emitted. */
-export type PublisherEvent = ({ at?: number }) & (
-  | { type: 'takeover' | 'takeover-timeout', stream: string, incumbent: string, newcomer: string, ip?: string | undefined, waitMs: number, via: Release['via'] }
-  | { type: 'eviction', stream: string, clientId: string, waitMs: number, via: Release['via'] }
-  | { type: 'refusal', stream: string, client: string, ip?: string | undefined, code: number, msg: string }
-  | { type: 'api-failure', stream: string, client: string, kind: SrsErrorKind, stage: string }
-)
+/** The media servers the service can reach, by id (for a stream held on another server). */
+export interface ServerDirectory {
+  get: (id: string) => MediaServer | undefined
+  /** How many servers there are (a stream can be held on another one only when there are several). */
+  readonly size: number
+}
 
 export interface PublisherServiceOptions {
-  api: SrsApi
   store: PublisherStore
+  events: PublisherEvents
   log: Log
   now: () => number
   takeoverTimeoutMs: number
   failMode: 'open' | 'closed'
   policy?: Policy
-  /** Called with every takeover, eviction, refusal and API failure. */
-  onEvent?: (event: PublisherEvent) => void
-  /** takeover-stale reads the incumbent's recv_bytes twice, this far apart; default 3500. */
+  /** The bound of takeover-stale's probe, on top of TAKEOVER_TIMEOUT_MS; by default two refreshes of the server's counters. */
   staleProbeMs?: number
   /** Stops two live encoders evicting each other; none: no guard. */
   flap?: FlapGuard | undefined
+  /** This process's locks per stream; by default in process. */
+  locks?: Locks
+  /** Locks shared by the replicas, taken only to resolve a conflict; none: one process. */
+  sharedLocks?: Locks | undefined
+  signals?: Signals
+  pending?: PendingConnects
+  servers?: ServerDirectory
+  /** A newcomer on one server for a stream held on another: take it over (default) or ignore it. */
+  crossServer?: 'takeover' | 'ignore'
 }
 
-export interface PublisherStats {
-  takeovers: number
-  takeoverTimeouts: number
-  lockTimeouts: number
-  refusals: number
-  apiFailures: Partial<Record<SrsErrorKind, number>>
-}
-
-const POLL_FIRST_MS = 10
-const POLL_MAX_MS = 200
+/** Added to a lock's lease past the bound of the work it guards. */
+const LEASE_MARGIN_MS = 1000
 
 /**
- * SRS refreshes the byte counters its API reports every 3 s (SrsServer::resample_kbps, timer tick
- * 8), so a probe must span more than that to see a sending publisher's bytes move.
- */
-export const SRS_STATS_INTERVAL_MS = 3000
-export const STALE_PROBE_DEFAULT_MS = 3500
-
-/**
- * The publish path: detects a conflict against SRS's live state, evicts the incumbent and waits for
- * SRS to release the stream before the newcomer is allowed, all within TAKEOVER_TIMEOUT_MS.
+ * The publish path, media-server neutral: detects a conflict against the server's live state,
+ * evicts the incumbent and waits for the server to release the stream before the newcomer is
+ * allowed, all within TAKEOVER_TIMEOUT_MS (plus the probe under takeover-stale).
  */
 export class PublisherService {
   readonly store: PublisherStore
-  readonly signals = new ReleaseSignals()
-  readonly stats: PublisherStats = { takeovers: 0, takeoverTimeouts: 0, lockTimeouts: 0, refusals: 0, apiFailures: {} }
-  readonly #lock = new KeyedLock()
-  readonly #api: SrsApi
+  readonly signals: Signals
+  readonly pending: PendingConnects
+  readonly #events: PublisherEvents
+  readonly #locks: Locks
+  readonly #shared: Locks | undefined
   readonly #log: Log
   readonly #now: () => number
   readonly #timeoutMs: number
   readonly #failMode: 'open' | 'closed'
   readonly #policy: Policy
-  readonly #onEvent: (event: PublisherEvent) => void
-  readonly #staleProbeMs: number
+  readonly #staleProbeMs: number | undefined
   readonly #flap: FlapGuard | undefined
+  readonly #servers: ServerDirectory | undefined
+  readonly #crossServer: 'takeover' | 'ignore'
+  /** Deferred takeovers under way, so that closing can wait for them. */
+  readonly #background = new Set<Promise<void>>()
 
   constructor (opts: PublisherServiceOptions) {
     this.store = opts.store
-    this.#api = opts.api
+    this.#events = opts.events
     this.#log = opts.log
     this.#now = opts.now
     this.#timeoutMs = opts.takeoverTimeoutMs
     this.#failMode = opts.failMode
     this.#policy = opts.policy ?? 'takeover'
-    this.#onEvent = opts.onEvent ?? (() => {})
-    this.#staleProbeMs = opts.staleProbeMs ?? STALE_PROBE_DEFAULT_MS
+    this.#staleProbeMs = opts.staleProbeMs
     this.#flap = opts.flap
+    this.#locks = opts.locks ?? new MemoryLocks()
+    this.#shared = opts.sharedLocks
+    this.signals = opts.signals ?? new MemorySignals()
+    this.pending = opts.pending ?? new MemoryPendingConnects()
+    this.#servers = opts.servers
+    this.#crossServer = opts.crossServer ?? 'takeover'
   }
 
+  /** The bound of one takeover under `policy` on `server`. */
+  budget (policy: Policy, server: MediaServer): number {
+    return this.#timeoutMs + (policy === 'takeover-stale' ? this.#staleProbeMs ?? probeBudget(server.statsIntervalMs) : 0)
+  }
+
+  /**
+   * The publish hook: the newcomer waits inside it, so a conflict is resolved before the reply,
+   * and the stream must be publishable again when the newcomer is allowed.
+   */
   async publish (req: PublishRequest, log: Log = this.#log): Promise<PublishResult> {
-    // takeover-stale watches the incumbent first (it still holds the stream meanwhile, so SRS's
-    // source cleanup cannot drop it); the probe has its own time on top of the release bound.
-    const budget = this.#timeoutMs + ((req.policy ?? this.#policy) === 'takeover-stale' ? this.#staleProbeMs : 0)
-    const deadline = this.#now() + budget
-    const unlock = await this.#lock.acquire(req.key, budget)
-    if (unlock === null) {
-      this.stats.lockTimeouts++
-      log.warn({ stream: req.key, client: req.clientId }, 'another on_publish for this stream held it until the bound; allowing, SRS decides')
-      return { reply: ALLOW, outcome: 'lock-timeout' }
-    }
+    return await this.#serially(req, 'publish', log, async (deadline, policy) => {
+      const live = await this.#lookup(req, req.ref, deadline, 'publish', log)
+      if ('outcome' in live) return live
+      return await this.#resolve(req, live, policy, deadline, 'publish', log)
+    })
+  }
+
+  /**
+   * SRS >= 7.0.62's on_publish: the publish token already guarantees one publisher per stream on
+   * this server, so there is nothing to take over here; the publisher is recorded, and a stream
+   * held on another server is still taken over.
+   */
+  async publishHoldingToken (req: PublishRequest, log: Log = this.#log): Promise<PublishResult> {
+    return await this.#serially(req, 'publish', log, async (deadline, policy) => {
+      return await this.#allow(req, { active: false, id: req.ref.streamId }, policy, deadline, 'publish', log, true)
+    })
+  }
+
+  /**
+   * SRS >= 7.0.62's on_connect (RTMP): the newcomer is refused right after it unless the stream's
+   * publish token is free, so the takeover happens here, for a client whose param carries valid
+   * publish credentials. Any other client is answered at once; if it turns out to have been a
+   * publisher refused by the token, its close starts a deferred takeover (see closed()).
+   */
+  async connect (req: PublishRequest, log: Log = this.#log): Promise<PublishResult> {
+    const policy = req.policy ?? this.#policy
+    const credentials = req.credentials ?? { kind: 'none' }
+    await this.pending.add({
+      server: req.server.id, clientId: req.newcomer.id, ref: req.ref, ip: req.newcomer.ip, credentials, policy, at: this.#now()
+    })
+    // A player, or a publisher without credentials: answered at once; judged if it closes refused.
+    if (credentials.kind !== 'valid') return { allowed: true, outcome: 'allowed' }
+    const result = await this.#serially(req, 'connect', log, async (deadline) => {
+      const live = await this.#known(req, deadline, 'connect', log)
+      if ('outcome' in live) return live
+      return await this.#resolve(req, live, policy, deadline, 'connect', log)
+    })
+    // Taken over or refused here: its close (if SRS's token still refuses it) defers nothing.
+    if (result.outcome !== 'allowed') await this.pending.decide(req.server.id, req.newcomer.id)
+    return result
+  }
+
+  /** on_play (or on_publish) of a client: it was no publisher refused at its connect. */
+  async progressed (server: string, clientId: string): Promise<void> {
+    await this.pending.take(server, clientId)
+  }
+
+  /** A release hook: wakes the takeovers waiting for `topics`, on every replica. */
+  released (topics: string[]): void {
+    for (const topic of topics) this.signals.emit(topic)
+  }
+
+  /** A client let go of a stream: removes the table's entry only if it is that client's. */
+  async unpublished (server: string, key: string, clientId: string): Promise<boolean> {
+    return await this.store.deleteIfClient(server, key, clientId)
+  }
+
+  /**
+   * A client is gone: removes whatever stream it published; if it was a publisher refused at its
+   * connect (it never played nor published), starts the deferred takeover in the background.
+   * Resolves with whether an entry was removed and whether a deferred takeover started.
+   */
+  async closed (server: MediaServer, clientId: string, log: Log = this.#log): Promise<{ removed: boolean, deferred: boolean }> {
+    const removed = (await this.store.deleteByClient(server.id, clientId)) !== undefined
+    const p = await this.pending.take(server.id, clientId)
+    if (p === undefined || p.decided === true) return { removed, deferred: false }
+    const req: PublishRequest = { server, ref: p.ref, newcomer: { id: clientId, ip: p.ip }, credentials: p.credentials, policy: p.policy }
+    const run = this.#deferred(req, log).catch((err: unknown) => {
+      /* c8 ignore next 2 */
+      log.error({ err, stream: p.ref.key, client: clientId }, 'deferred takeover failed unexpectedly')
+    })
+    this.#background.add(run)
+    void run.finally(() => this.#background.delete(run))
+    return { removed, deferred: true }
+  }
+
+  /** Resolves once the deferred takeovers under way have ended (each is bounded). */
+  async idle (): Promise<void> {
+    await Promise.all([...this.#background])
+  }
+
+  /**
+   * Kicks the publisher of `key` on `server` (an operator's or a pusher's request) and waits for
+   * the server to release the stream, with the takeover's machinery and bound. API failures are
+   * thrown.
+   */
+  async evict (server: MediaServer, key: string, log: Log = this.#log): Promise<EvictResult> {
+    const deadline = this.#now() + this.#timeoutMs
+    const unlock = await this.#lockBoth(this.#lockKey(server.id, key), this.#timeoutMs)
+    if (unlock === null) return { outcome: 'busy' }
     try {
-      return await this.#publish(req, deadline, log)
+      const entry = await this.store.get(server.id, key)
+      const ref = entry === undefined ? refOf(key) : { key, vhost: entry.vhost, app: entry.app, stream: entry.stream, streamId: entry.streamId }
+      let live = await server.live(ref, deadline)
+      // The table's stream id may predate a restart of the server: then look the stream up by its url.
+      if (!live.active && ref.streamId !== undefined) live = await server.live({ ...ref, streamId: undefined }, deadline)
+      if (!live.active || live.holder === undefined) return { outcome: 'not-published' }
+      const holder = live.holder
+      const release = await kickAndWait({ server, holder, ref, live, kind: 'publish', signals: this.signals, deadline, now: this.#now })
+      this.#emit({ type: 'eviction', server: server.id, stream: key, clientId: holder, waitMs: release.waitMs, via: release.via }, log)
+      return { outcome: release.via === 'timeout' ? 'timeout' : 'released', clientId: holder, release }
     } finally {
       unlock()
     }
   }
 
-  /** on_unpublish: the client let go of the stream. Removes the entry only if it is that client's. */
-  async unpublish (key: string, clientId: string): Promise<boolean> {
-    this.signals.released(clientId)
-    return await this.store.deleteIfClient(key, clientId)
-  }
+  // ------------------------------------------------------------------ the steps
 
-  /** on_close: the client is gone. Removes whatever stream it published. */
-  async closed (clientId: string): Promise<boolean> {
-    this.signals.released(clientId)
-    return (await this.store.deleteByClient(clientId)) !== undefined
-  }
-
-  async #publish (req: PublishRequest, deadline: number, log: Log): Promise<PublishResult> {
-    const ctx: DecisionInput = {
-      policy: req.policy ?? this.#policy,
-      stream: req.key.replace(/^\//, ''),
-      newcomer: req.clientId,
-      credentials: req.credentials,
-      now: this.#now()
+  /** Runs `work` holding the stream's lock in this process, within the request's bound. */
+  async #serially (req: PublishRequest, path: TakeoverPath, log: Log, work: (deadline: number, policy: Policy) => Promise<PublishResult>): Promise<PublishResult> {
+    const policy = req.policy ?? this.#policy
+    // Bad credentials are refused before anything waits or reaches the server.
+    const first = decide(this.#input(req, policy))
+    if (first.kind === 'refuse') return await this.#refuse(req, this.#input(req, policy), first, 0, path, log)
+    const budget = this.budget(policy, req.server)
+    const deadline = this.#now() + budget
+    const unlock = await this.#locks.acquire(this.#lockKey(req.server.id, req.ref.key), budget, budget + LEASE_MARGIN_MS)
+    if (unlock === null) return this.#exhausted(req, 'waiting for the stream\'s lock (another takeover of it held it)', path, log)
+    try {
+      return await work(deadline, policy)
+    } finally {
+      unlock()
     }
-    // Bad credentials are refused before anything reaches SRS.
-    let decision = decide(ctx)
-    if (decision.kind === 'refuse') return await this.#refuse(req, ctx, decision, deadline, log)
+  }
+
+  /** The stream's state on the newcomer's server, or the result when the API failed. */
+  async #lookup (req: PublishRequest, ref: StreamRef, deadline: number, path: TakeoverPath, log: Log): Promise<LiveStream | PublishResult> {
+    try {
+      return await req.server.live(ref, deadline)
+    } catch (err) {
+      return this.#apiFailed(err, 'look up the stream', req, path, log)
+    }
+  }
+
+  /**
+   * At on_connect the hook carries no stream id: the table says which stream of the server the
+   * key names (no entry: nobody is known to publish it), and the server confirms.
+   */
+  async #known (req: PublishRequest, deadline: number, path: TakeoverPath, log: Log): Promise<LiveStream | PublishResult> {
+    const entry = await this.store.get(req.server.id, req.ref.key)
+    if (entry === undefined) return { active: false }
+    const live = await this.#lookup(req, { ...req.ref, streamId: entry.streamId }, deadline, path, log)
+    if ('outcome' in live || live.active || entry.streamId === undefined) return live
+    // The table's stream id may predate a restart of the server: look the stream up by its url.
+    return await this.#lookup(req, { ...req.ref, streamId: undefined }, deadline, path, log)
+  }
+
+  /** Decides on the newcomer's own server, taking the stream's shared lock when there is a conflict. */
+  async #resolve (req: PublishRequest, live: LiveStream, policy: Policy, deadline: number, path: TakeoverPath, log: Log): Promise<PublishResult> {
+    if (!conflict(live, req.newcomer.id)) return await this.#allow(req, live, policy, deadline, path, log)
+    const unlock = await this.#lockShared(req, deadline)
+    if (unlock === null) return this.#exhausted(req, 'waiting for the stream\'s lock held by another replica', path, log)
+    try {
+      let current = live
+      if (unlock !== NO_UNLOCK) {
+        // Another replica may have taken the stream over while this one waited.
+        const again = path === 'connect' ? await this.#known(req, deadline, path, log) : await this.#lookup(req, req.ref, deadline, path, log)
+        if ('outcome' in again) return again
+        current = again
+        if (!conflict(current, req.newcomer.id)) return await this.#allow(req, current, policy, deadline, path, log)
+      }
+      return await this.#takeover(req, req.server, req.ref, current, policy, deadline, path, log)
+    } finally {
+      unlock()
+    }
+  }
+
+  /**
+   * The stream is free on the newcomer's server. When it is held on another server (and
+   * CROSS_SERVER=takeover), that holder is taken over; else the newcomer is recorded and allowed.
+   */
+  async #allow (req: PublishRequest, live: LiveStream, policy: Policy, deadline: number, path: TakeoverPath, log: Log, carry = false): Promise<PublishResult> {
+    if (this.#crossServer === 'takeover' && (this.#servers?.size ?? 0) > 1) {
+      for (const entry of await this.store.holders(req.ref.key)) {
+        if (entry.server === req.server.id) continue
+        const other = this.#servers!.get(entry.server)
+        if (other === undefined) continue
+        const r = await this.#crossServerTakeover(req, live, other, entry, policy, deadline, path, log)
+        if (r !== undefined) return r
+      }
+    }
+    // At on_connect the client may still be a player: its on_publish records it.
+    if (path !== 'connect') await this.#record(req, 0, carry)
+    return { allowed: true, outcome: 'allowed' }
+  }
+
+  /** The stream is held on `other` too: take it over there (the newcomer verified on its own server first). */
+  async #crossServerTakeover (req: PublishRequest, ownLive: LiveStream, other: MediaServer, entry: Publisher, policy: Policy, deadline: number, path: TakeoverPath, log: Log): Promise<PublishResult | undefined> {
+    const ref: StreamRef = { key: entry.key, vhost: entry.vhost, app: entry.app, stream: entry.stream, streamId: entry.streamId }
     let live: LiveStream
     try {
-      live = await this.#liveState(req, deadline)
+      live = await other.live(ref, deadline)
+      if (!live.active && ref.streamId !== undefined) live = await other.live({ ...ref, streamId: undefined }, deadline)
     } catch (err) {
-      return this.#apiFailed(err, 'look up the stream', req, log)
+      // The other server cannot say: the newcomer's own server is free, so it is let in.
+      this.#apiFailedEvent(err, `look up the stream on server ${other.id}`, req, path, log)
+      return undefined
     }
-    ctx.live = live
-    ctx.flap = this.#flap?.state(req.key)
-    ctx.now = this.#now()
-    decision = decide(ctx)
-    if (decision.kind === 'allow') {
-      await this.#record(req, false)
-      return { reply: ALLOW, outcome: 'allowed' }
+    if (!live.active || live.holder === undefined) {
+      await this.store.deleteIfClient(entry.server, entry.key, entry.clientId)
+      return undefined
     }
-    if (decision.kind === 'refuse') return await this.#refuse(req, ctx, decision, deadline, log)
+    if (path === 'publish') {
+      const verified = await this.#verify(req, ownLive, deadline, path, log)
+      if (verified !== undefined) return verified
+    }
+    return await this.#takeover(req, other, ref, live, policy, deadline, path, log, true)
+  }
 
-    // 'probe' or 'evict': both name the incumbent.
-    const incumbent = (decision as { incumbent: string }).incumbent
-    let newcomer: SrsClient | null
+  /** The newcomer must be a publisher of this very stream on its server, or nobody is evicted. */
+  async #verify (req: PublishRequest, live: LiveStream, deadline: number, path: TakeoverPath, log: Log): Promise<PublishResult | undefined> {
+    let ok: boolean
     try {
-      newcomer = await this.#api.client(req.clientId, { deadline })
+      ok = await req.server.verify(req.newcomer, req.ref, live, deadline)
     } catch (err) {
-      return this.#apiFailed(err, 'verify the newcomer', req, log)
+      return this.#apiFailed(err, 'verify the newcomer', req, path, log)
     }
-    if (!publishes(newcomer, live, req)) {
-      this.stats.refusals++
-      const msg = `client ${req.clientId} is not publishing ${req.key} on SRS (stream held by ${incumbent}); nobody was evicted`
-      log.warn({ stream: req.key, client: req.clientId, incumbent }, msg)
-      this.#emit({ type: 'refusal', stream: req.key, client: req.clientId, ip: req.ip, code: Codes.PUBLISHER_NOT_VERIFIED, msg })
-      return { reply: { code: Codes.PUBLISHER_NOT_VERIFIED, msg }, outcome: 'refused-unverified' }
-    }
+    if (ok) return undefined
+    const msg = `client ${req.newcomer.id} is not publishing ${req.ref.key} on server ${req.server.id}; nobody was evicted`
+    this.#emit({ type: 'refusal', path, server: req.server.id, stream: req.ref.key, client: req.newcomer.id, ip: req.newcomer.ip, code: Codes.PUBLISHER_NOT_VERIFIED, reason: 'unverified', msg }, log)
+    return { allowed: false, outcome: 'refused-unverified', refusal: { code: Codes.PUBLISHER_NOT_VERIFIED, msg } }
+  }
 
+  /**
+   * `live` is held by another client on `holderServer`: apply the policy (flap guard, probe) and,
+   * if the newcomer should have the stream, evict the holder and wait for the release.
+   */
+  async #takeover (req: PublishRequest, holderServer: MediaServer, ref: StreamRef, live: LiveStream, policy: Policy, deadline: number, path: TakeoverPath, log: Log, crossServer = false): Promise<PublishResult> {
+    const ctx = this.#input(req, policy)
+    ctx.live = live
+    ctx.flap = await this.#flap?.state(req.ref.key)
+    ctx.now = this.#now()
+    let decision = decide(ctx)
+    if (decision.kind === 'refuse') return await this.#refuse(req, ctx, decision, deadline, path, log, holderServer)
+    // 'probe' or 'evict': both name the incumbent.
+    const holder = (decision as { incumbent: string }).incumbent
+    // In the publish hook the server lists the newcomer: a forged hook must evict nobody. (At
+    // on_connect it is not listed yet: valid credentials are what let it in.)
+    if (path === 'publish' && !crossServer) {
+      const refused = await this.#verify(req, live, deadline, path, log)
+      if (refused !== undefined) return refused
+    }
     if (decision.kind === 'probe') {
       try {
-        const probe = await this.#probe(incumbent, deadline)
+        const probe = await probeHolder(holderServer, holder, live, deadline, this.#now)
         ctx.sample = probe.sample
         ctx.incumbent = probe.info
       } catch (err) {
-        return this.#apiFailed(err, 'probe the incumbent', req, log)
+        return this.#apiFailed(err, 'probe the incumbent', req, path, log)
       }
       ctx.now = this.#now()
       decision = decide(ctx)
-      if (decision.kind === 'refuse') return await this.#refuse(req, ctx, decision, deadline, log)
+      if (decision.kind === 'refuse') return await this.#refuse(req, ctx, decision, deadline, path, log, holderServer)
     }
-
+    const kind: ReleaseKind = path === 'publish' || crossServer ? 'publish' : 'token'
     let release: Release
     try {
-      // A conflict is always on a stream SRS listed, so its id is known.
-      release = await this.#kickAndWait(incumbent, live.id!, deadline)
+      release = await kickAndWait({ server: holderServer, holder, ref, live, kind, signals: this.signals, deadline, now: this.#now })
     } catch (err) {
-      return this.#apiFailed(err, 'evict the incumbent', req, log)
+      return this.#apiFailed(err, 'evict the incumbent', req, path, log)
     }
-    this.#flap?.record(req.key)
-    const event = { stream: req.key, incumbent, newcomer: req.clientId, ip: req.ip, waitMs: release.waitMs, via: release.via }
-    await this.#record(req, true)
+    await this.#flap?.record(req.ref.key)
+    // A deferred takeover's newcomer has gone: its retry will be recorded when it publishes.
+    if (path !== 'deferred') await this.#record(req, 1)
+    const event = {
+      server: req.server.id, stream: req.ref.key, path, incumbent: holder, newcomer: req.newcomer.id, ip: req.newcomer.ip,
+      waitMs: release.waitMs, via: release.via, from: crossServer ? holderServer.id : undefined
+    }
     if (release.via === 'timeout') {
-      this.stats.takeoverTimeouts++
-      log.warn(event, 'evicted the incumbent but SRS did not release the stream in time; allowing, SRS decides')
-      this.#emit({ type: 'takeover-timeout', ...event })
-      return { reply: ALLOW, outcome: 'takeover-timeout', evicted: incumbent, release }
+      this.#emit({ type: 'takeover-timeout', ...event }, log)
+      return { allowed: true, outcome: 'takeover-timeout', evicted: holder, release }
     }
-    this.stats.takeovers++
-    log.info(event, 'takeover: evicted the incumbent, stream released')
-    this.#emit({ type: 'takeover', ...event })
-    return { reply: ALLOW, outcome: 'took-over', evicted: incumbent, release }
+    this.#emit({ type: 'takeover', ...event }, log)
+    return { allowed: true, outcome: 'took-over', evicted: holder, release }
+  }
+
+  /**
+   * A client whose on_connect named a live stream closed without playing or publishing: SRS's
+   * token refused it. The policy is applied to the holder so that the client's retry gets in.
+   * Nobody waits on this; it is bounded like a takeover and reported as one.
+   */
+  async #deferred (req: PublishRequest, log: Log): Promise<void> {
+    const policy = req.policy ?? this.#policy
+    if (policy === 'reject' || req.credentials?.kind === 'invalid') return
+    const budget = this.budget(policy, req.server)
+    const deadline = this.#now() + budget
+    const unlock = await this.#lockBoth(this.#lockKey(req.server.id, req.ref.key), budget)
+    if (unlock === null) return
+    try {
+      const live = await this.#known(req, deadline, 'deferred', log)
+      if ('outcome' in live || !conflict(live, req.newcomer.id)) return
+      await this.#takeover(req, req.server, req.ref, live, policy, deadline, 'deferred', log)
+    } finally {
+      unlock()
+    }
   }
 
   /**
@@ -243,185 +443,124 @@ export class PublisherService {
    * since when) for those words. A flap-guard refusal that trips the guard starts its cooldown and
    * logs a warning, once per episode.
    */
-  async #refuse (req: PublishRequest, ctx: DecisionInput, decision: Decision & { kind: 'refuse' }, deadline: number, log: Log): Promise<PublishResult> {
+  async #refuse (req: PublishRequest, ctx: DecisionInput, decision: Decision & { kind: 'refuse' }, deadline: number, path: TakeoverPath, log: Log, holderServer = req.server): Promise<PublishResult> {
     let d = decision
     if (d.reason !== 'credentials' && ctx.incumbent === undefined) {
-      ctx.incumbent = await this.#describe(ctx.live!.cid!, deadline)
+      ctx.incumbent = await describe(holderServer, ctx.live!, deadline)
       d = decide(ctx) as typeof d
     }
     if (d.trip === true) {
-      const until = this.#flap!.trip(req.key)
-      log.warn({ stream: req.key, incumbent: ctx.live!.cid, incumbentIp: ctx.incumbent!.ip, newcomer: req.clientId, newcomerIp: req.ip, until },
+      const until = await this.#flap!.trip(req.ref.key)
+      log.warn({ stream: req.ref.key, incumbent: ctx.live!.holder, incumbentIp: ctx.incumbent!.ip, newcomer: req.newcomer.id, newcomerIp: req.newcomer.ip, until },
         'flap guard: two publishers keep taking this stream from each other; the incumbent keeps it and newcomers are refused during the cooldown')
     }
-    this.stats.refusals++
-    log.info({ stream: req.key, client: req.clientId, ip: req.ip, code: d.code, reason: d.reason }, d.msg)
-    this.#emit({ type: 'refusal', stream: req.key, client: req.clientId, ip: req.ip, code: d.code, msg: d.msg })
-    return { reply: { code: d.code, msg: d.msg }, outcome: `refused-${d.reason}` }
-  }
-
-  /** The incumbent's address and start as SRS reports them; nothing if SRS cannot say. */
-  async #describe (cid: string, deadline: number): Promise<IncumbentInfo> {
-    try {
-      return infoOf(await this.#api.client(cid, { deadline }), this.#now())
-    } catch {
-      return {}
-    }
+    this.#emit({ type: 'refusal', path, server: req.server.id, stream: req.ref.key, client: req.newcomer.id, ip: req.newcomer.ip, code: d.code, reason: d.reason, msg: d.msg }, log)
+    return { allowed: false, outcome: `refused-${d.reason}`, refusal: { code: d.code, msg: d.msg } }
   }
 
   /**
-   * takeover-stale: reads the incumbent's received bytes twice, STALE_PROBE_MS apart (SRS's
-   * kbps stays 0 for a publisher's first 30 s, so only the bytes tell). Throws an SrsApiError,
-   * also when the probe cannot fit before the deadline.
+   * Records the newcomer as the stream's publisher. The takeover count is carried from the entry
+   * it replaces when it took the stream over, or (`carry`) when its connect may have.
    */
-  async #probe (incumbent: string, deadline: number): Promise<{ sample: StaleSample, info: IncumbentInfo }> {
-    const first = await this.#api.client(incumbent, { deadline })
-    if (first === null) return { sample: { gone: true }, info: {} }
-    const started = this.#now()
-    await sleep(this.#staleProbeMs, new AbortController().signal)
-    const second = await this.#api.client(incumbent, { deadline })
-    if (second === null) return { sample: { gone: true }, info: infoOf(first, started) }
-    const sample = { before: first.recv_bytes, after: second.recv_bytes, ms: this.#now() - started }
-    return { sample, info: infoOf(second, this.#now()) }
-  }
-
-  /**
-   * Kicks the publisher of `key` (an operator's or a pusher's request) and waits for SRS to release
-   * the stream, with the same machinery and bound as a takeover. Failures of SRS's API are thrown
-   * as SrsApiError.
-   */
-  async evict (key: string, log: Log = this.#log): Promise<EvictResult> {
-    const deadline = this.#now() + this.#timeoutMs
-    const unlock = await this.#lock.acquire(key, this.#timeoutMs)
-    if (unlock === null) return { outcome: 'busy' }
-    try {
-      const entry = await this.store.get(key)
-      const where = { key, app: entry?.app ?? '', stream: entry?.stream ?? '' }
-      let live = await this.#liveState({ ...where, streamId: entry?.streamId }, deadline)
-      // The table's stream id may predate an SRS restart: then look the stream up by its url.
-      if (!live.active && entry?.streamId !== undefined) live = await this.#liveState(where, deadline)
-      if (!live.active || live.cid === undefined) return { outcome: 'not-published' }
-      const release = await this.#kickAndWait(live.cid, live.id!, deadline)
-      const event = { stream: key, clientId: live.cid, waitMs: release.waitMs, via: release.via }
-      log.info(event, release.via === 'timeout' ? 'evicted on request; SRS did not release the stream in time' : 'evicted on request, stream released')
-      this.#emit({ type: 'eviction', ...event })
-      return { outcome: release.via === 'timeout' ? 'timeout' : 'released', clientId: live.cid, release }
-    } finally {
-      unlock()
-    }
-  }
-
-  /**
-   * Kicks `incumbent` and resolves once SRS has released it: its on_unpublish or on_close reached
-   * us, or SRS's API shows the stream no longer published by it; or at the deadline ('timeout').
-   * Throws the kick's SrsApiError.
-   */
-  async #kickAndWait (incumbent: string, streamId: string, deadline: number): Promise<Release> {
-    const stop = new AbortController()
-    const started = this.#now()
-    try {
-      // Listen before kicking: the incumbent's on_unpublish can arrive before the DELETE returns.
-      const hook = this.signals.wait(incumbent, stop.signal).then(() => 'hook' as const)
-      await this.#api.kick(incumbent, { deadline })
-      const via = await Promise.race([
-        hook,
-        this.#pollRelease(incumbent, streamId, deadline, stop.signal),
-        sleep(deadline - this.#now(), stop.signal).then(() => 'timeout' as const)
-      ])
-      return { via, waitMs: this.#now() - started }
-    } finally {
-      stop.abort()
-    }
-  }
-
-  /** SRS's view of the stream: by stream_id when the hook carried one, else found by stream_url. */
-  async #liveState (req: Pick<PublishRequest, 'key' | 'app' | 'stream' | 'streamId'>, deadline: number): Promise<LiveStream> {
-    if (req.streamId !== undefined) {
-      const s = await this.#api.stream(req.streamId, { deadline })
-      return s === null ? { active: false } : { id: s.id, active: s.publish.active, cid: s.publish.cid, url: s.url }
-    }
-    // SRS < 5.0.55 sends no stream_id and lists no stream url: match app and name.
-    const streams = await this.#api.allStreams({ deadline })
-    const s = streams.find((x) => x.url !== undefined ? x.url === req.key : x.app === req.app && x.name === req.stream && x.publish.active)
-    return s === undefined ? { active: false } : { id: s.id, active: s.publish.active, cid: s.publish.cid }
-  }
-
-  /**
-   * Polls SRS until the stream is no longer actively published by the incumbent (or is gone);
-   * never resolves otherwise. The hook signal usually wins; this covers a lost on_unpublish.
-   */
-  async #pollRelease (incumbent: string, streamId: string, deadline: number, signal: AbortSignal): Promise<'api'> {
-    for (let pause = POLL_FIRST_MS; ; pause = Math.min(POLL_MAX_MS, pause * 2)) {
-      await sleep(Math.min(pause, deadline - this.#now()), signal)
-      if (signal.aborted || this.#now() >= deadline) return await new Promise(() => {})
-      try {
-        const s = await this.#api.stream(streamId, { deadline })
-        if (s === null || !s.publish.active || s.publish.cid !== incumbent) return 'api'
-      } catch {
-        // A failed poll is not a release; keep waiting for the hook, the next poll or the bound.
-      }
-    }
-  }
-
-  async #record (req: PublishRequest, tookOver: boolean): Promise<void> {
-    const previous = await this.store.get(req.key)
+  async #record (req: PublishRequest, tookOver: number, carry = false): Promise<void> {
+    const previous = tookOver > 0 || carry ? await this.store.get(req.server.id, req.ref.key) : undefined
     await this.store.set({
-      key: req.key,
-      vhost: req.vhost,
-      app: req.app,
-      stream: req.stream,
-      clientId: req.clientId,
-      serverId: req.serverId,
-      streamId: req.streamId,
-      ip: req.ip,
+      server: req.server.id,
+      key: req.ref.key,
+      vhost: req.ref.vhost,
+      app: req.ref.app,
+      stream: req.ref.stream,
+      clientId: req.newcomer.id,
+      streamId: req.ref.streamId,
+      ip: req.newcomer.ip,
       since: this.#now(),
       state: 'publishing',
-      takeovers: (previous?.takeovers ?? 0) + (tookOver ? 1 : 0)
+      takeovers: (previous?.takeovers ?? 0) + tookOver
     })
   }
 
-  #apiFailed (err: unknown, stage: string, req: PublishRequest, log: Log): PublishResult {
-    // SrsApi reports every failure as an SrsApiError.
-    const e = err as SrsApiError
-    this.stats.apiFailures[e.kind] = (this.stats.apiFailures[e.kind] ?? 0) + 1
-    log.warn({ stream: req.key, client: req.clientId, kind: e.kind, err: e.message, failMode: this.#failMode },
-      `SRS API failed while trying to ${stage}`)
-    this.#emit({ type: 'api-failure', stream: req.key, client: req.clientId, kind: e.kind, stage })
-    if (this.#failMode === 'open') return { reply: ALLOW, outcome: 'api-failed-open' }
-    this.stats.refusals++
+  /** The API failed: a used-up bound allows (the server decides); anything else follows FAIL_MODE. */
+  #apiFailed (err: unknown, stage: string, req: PublishRequest, path: TakeoverPath, log: Log): PublishResult {
+    if ((err as ApiFailure).kind === 'deadline') return this.#exhausted(req, `trying to ${stage}`, path, log)
+    const e = this.#apiFailedEvent(err, stage, req, path, log)
+    if (this.#failMode === 'open') return { allowed: true, outcome: 'api-failed-open' }
     const msg = `cannot ${stage}: ${e.message}; FAIL_MODE=closed refuses what it cannot check`
-    this.#emit({ type: 'refusal', stream: req.key, client: req.clientId, ip: req.ip, code: Codes.SRS_API_UNAVAILABLE, msg })
-    return { reply: { code: Codes.SRS_API_UNAVAILABLE, msg }, outcome: 'refused-api-failed' }
+    this.#emit({ type: 'refusal', path, server: req.server.id, stream: req.ref.key, client: req.newcomer.id, ip: req.newcomer.ip, code: Codes.SRS_API_UNAVAILABLE, reason: 'api-failed', msg }, log)
+    return { allowed: false, outcome: 'refused-api-failed', refusal: { code: Codes.SRS_API_UNAVAILABLE, msg } }
   }
 
-  #emit (event: PublisherEvent): void {
-    this.#onEvent({ ...event, at: this.#now() })
+  #apiFailedEvent (err: unknown, stage: string, req: PublishRequest, path: TakeoverPath, log: Log): ApiFailure {
+    // Adapters report every failure of their API as an ApiFailure.
+    const e = err as ApiFailure
+    this.#emit({ type: 'api-failure', server: req.server.id, stream: req.ref.key, client: req.newcomer.id, kind: e.kind, stage, path, err: e.message, failMode: this.#failMode }, log)
+    return e
   }
-}
 
-/** Address and start of a client SRS reported (`alive` is in seconds). */
-function infoOf (client: SrsClient | null, now: number): IncumbentInfo {
-  if (client === null) return {}
-  return { ip: client.ip, since: client.alive === undefined ? undefined : now - Math.round(client.alive * 1000) }
-}
+  #exhausted (req: PublishRequest, stage: string, path: TakeoverPath, log: Log): PublishResult {
+    this.#emit({ type: 'bound-exhausted', server: req.server.id, stream: req.ref.key, client: req.newcomer.id, stage, path }, log)
+    return { allowed: true, outcome: 'bound-exhausted' }
+  }
 
-/** Whether SRS lists `client` as a publisher of this very stream. */
-function publishes (client: SrsClient | null, live: LiveStream, req: PublishRequest): boolean {
-  if (client === null || !client.publish) return false
-  // By SRS's own stream id: a hook's stream_url and stream_id are both the caller's word, and must
-  // not be able to name one stream for the check and another for the eviction.
-  return client.stream === live.id && (live.url === undefined || live.url === req.key)
-}
+  #input (req: PublishRequest, policy: Policy): DecisionInput {
+    return { policy, stream: req.ref.key.replace(/^\//, ''), newcomer: req.newcomer.id, credentials: req.credentials, now: this.#now() }
+  }
 
-/** Resolves after `ms` (at once if not positive), or when `signal` aborts. */
-function sleep (ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, Math.max(0, ms))
-    signal.addEventListener('abort', done, { once: true })
-    function done (): void {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
+  #lockKey (server: string, key: string): string {
+    // Across servers one stream is one lock, so that two servers' takeovers of it take turns.
+    return this.#crossServer === 'takeover' ? key : `${server}\n${key}`
+  }
+
+  /** The shared lock when there is one; NO_UNLOCK when there is none (one process). */
+  async #lockShared (req: PublishRequest, deadline: number): Promise<Unlock | null> {
+    if (this.#shared === undefined) return NO_UNLOCK
+    const wait = deadline - this.#now()
+    return await this.#shared.acquire(this.#lockKey(req.server.id, req.ref.key), wait, wait + LEASE_MARGIN_MS)
+  }
+
+  /** This process's lock, then the shared one, both within `waitMs`. */
+  async #lockBoth (key: string, waitMs: number): Promise<Unlock | null> {
+    const started = this.#now()
+    const local = await this.#locks.acquire(key, waitMs, waitMs + LEASE_MARGIN_MS)
+    if (local === null) return null
+    if (this.#shared === undefined) return local
+    const left = waitMs - (this.#now() - started)
+    const shared = await this.#shared.acquire(key, left, left + LEASE_MARGIN_MS)
+    if (shared === null) {
+      local()
+      return null
     }
-  })
+    return () => { shared(); local() }
+  }
+
+  #emit (event: Unstamped, log: Log): void {
+    this.#events.emit({ ...event, at: this.#now() } as PublisherEvent, log)
+  }
+}
+
+/** An event before the service stamps its time. */
+type Unstamped = PublisherEvent extends infer E ? E extends PublisherEvent ? Omit<E, 'at'> : never : never
+
+const NO_UNLOCK: Unlock = () => {}
+
+function conflict (live: LiveStream, newcomer: string): boolean {
+  return live.active && live.holder !== undefined && live.holder !== newcomer
+}
+
+/** The incumbent's address and start as the server reports them; nothing if it cannot say. */
+async function describe (server: MediaServer, live: LiveStream, deadline: number): Promise<IncumbentInfo> {
+  try {
+    const r = await server.read(live.holder!, live, deadline)
+    return r.gone === true ? {} : r.info
+  } catch {
+    return {}
+  }
+}
+
+/** A stream named by its url alone: `[vhost]/app/stream`. */
+export function refOf (key: string): StreamRef {
+  const parts = key.split('/')
+  const stream = parts.pop() ?? ''
+  const app = parts.pop() ?? ''
+  const vhost = parts.join('/')
+  return { key, vhost: vhost === '' ? '__defaultVhost__' : vhost, app, stream }
 }

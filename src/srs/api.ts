@@ -1,5 +1,4 @@
 import { Pool, type Dispatcher } from 'undici'
-import type { Config } from '../config.js'
 import { SrsApiError } from '../errors.js'
 
 /**
@@ -38,6 +37,19 @@ export interface SrsClient {
 
 export interface SrsVersion { version: string, major: number, minor: number, revision: number }
 
+/** A vhost as SRS lists it: its id (what streams and clients name) and its configured name. */
+export interface SrsVhost { id: string, name: string }
+
+/** What the API's answers say about the server behind it, and whether it is answering. */
+export interface SrsApiStatus {
+  /** `server` of the last answer: SRS's server id, kept across restarts. */
+  server: string | undefined
+  /** `service` of the last answer: new at every start of SRS (absent before 5.0.135). */
+  service: string | undefined
+  /** Whether the last call got an answer. */
+  up: boolean
+}
+
 export interface CallOptions {
   /** Absolute time (same clock as `now`) past which the call gives up. */
   deadline?: number
@@ -53,6 +65,11 @@ export interface SrsApiOptions {
   dispatcher?: Dispatcher
   now?: () => number
   random?: () => number
+  /**
+   * Called when an answer names another server or service than the one before (SRS restarted,
+   * or the URL now reaches another SRS), and when the API answers again after failing.
+   */
+  onChange?: (status: SrsApiStatus, why: 'identity' | 'recovered') => void
 }
 
 const RETRY_BASE_MS = 25
@@ -76,18 +93,8 @@ export class SrsApi {
   readonly #random: () => number
   /** API requests sent, for tests and metrics. */
   requests = 0
-
-  /** The client the settings describe (SRS_API_URL and its credentials, timeout, retries, page size). */
-  static fromConfig (config: Config, overrides: Partial<SrsApiOptions> = {}): SrsApi {
-    return new SrsApi({
-      url: config.SRS_API_URL,
-      auth: config.srsAuth,
-      timeoutMs: config.SRS_API_TIMEOUT_MS,
-      retries: config.SRS_API_RETRIES,
-      pageSize: config.SRS_API_PAGE_SIZE,
-      ...overrides
-    })
-  }
+  readonly status: SrsApiStatus = { server: undefined, service: undefined, up: true }
+  readonly #onChange: SrsApiOptions['onChange']
 
   constructor (opts: SrsApiOptions) {
     this.url = opts.url
@@ -107,6 +114,7 @@ export class SrsApi {
     this.#pageSize = opts.pageSize
     this.#now = opts.now ?? Date.now
     this.#random = opts.random ?? Math.random
+    this.#onChange = opts.onChange
   }
 
   async versions (opts?: CallOptions): Promise<SrsVersion> {
@@ -140,6 +148,14 @@ export class SrsApi {
     const env = await this.#read(path, opts, SRS_STREAM_NOT_FOUND)
     if (env.code === SRS_STREAM_NOT_FOUND) return null
     return toStream(env.stream, path)
+  }
+
+  /** Every vhost: SRS's streams and clients name theirs by id. */
+  async vhosts (opts?: CallOptions): Promise<SrsVhost[]> {
+    const env = await this.#read('/api/v1/vhosts/', opts)
+    if (!Array.isArray(env.vhosts)) throw badBody('/api/v1/vhosts/', 'no vhosts array')
+    return env.vhosts.filter(isObject).filter((v) => typeof v.id === 'string' && typeof v.name === 'string')
+      .map((v) => ({ id: v.id as string, name: v.name as string }))
   }
 
   async clients (start: number, count: number, opts?: CallOptions): Promise<SrsClient[]> {
@@ -188,7 +204,7 @@ export class SrsApi {
     const budget = opts?.deadline === undefined
       ? this.#timeoutMs
       : Math.min(this.#timeoutMs, opts.deadline - this.#now())
-    if (budget <= 0) throw new SrsApiError('timeout', `${method} ${path}: no time left before the deadline`)
+    if (budget <= 0) throw new SrsApiError('deadline', `${method} ${path}: no time left before the deadline`)
     this.requests++
     let res: Dispatcher.ResponseData
     try {
@@ -202,7 +218,7 @@ export class SrsApi {
         signal: AbortSignal.timeout(budget)
       })
     } catch (err) {
-      throw mapNetworkError(method, path, budget, err)
+      throw this.#down(mapNetworkError(method, path, budget, err))
     }
     let text = ''
     try {
@@ -212,7 +228,7 @@ export class SrsApi {
         text = await res.body.text()
       }
     } catch (err) {
-      throw mapNetworkError(method, path, budget, err)
+      throw this.#down(mapNetworkError(method, path, budget, err))
     }
     if (res.statusCode === 401) {
       throw new SrsApiError('unauthorized', `${method} ${path}: SRS answered 401; check SRS_API_USERNAME/SRS_API_PASSWORD against http_api.auth`, 401)
@@ -229,11 +245,31 @@ export class SrsApi {
     if (typeof env !== 'object' || env === null || !Number.isInteger((env as Envelope).code)) {
       throw badBody(path, 'no integer code')
     }
+    this.#answered(env as Envelope)
     const code = (env as Envelope).code
     if (code !== 0 && code !== accept) {
       throw new SrsApiError('api_code', `${method} ${path}: SRS answered code ${code}`, code)
     }
     return env as Envelope
+  }
+
+  /** Notes who answered; tells when the server's identity changed or the API came back. */
+  #answered (env: Envelope): void {
+    const st = this.status
+    const server = typeof env.server === 'string' ? env.server : st.server
+    const service = typeof env.service === 'string' ? env.service : st.service
+    const changed = (st.server !== undefined && server !== st.server) || (st.service !== undefined && service !== st.service)
+    const recovered = !st.up
+    st.server = server
+    st.service = service
+    st.up = true
+    if (changed) this.#onChange?.(st, 'identity')
+    else if (recovered) this.#onChange?.(st, 'recovered')
+  }
+
+  #down (err: SrsApiError): SrsApiError {
+    this.status.up = false
+    return err
   }
 }
 
@@ -241,14 +277,20 @@ function badBody (path: string, why: string): SrsApiError {
   return new SrsApiError('bad_body', `${path}: unexpected answer from SRS (${why})`)
 }
 
+/** Errors after which the request cannot have reached SRS. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'])
+
 function mapNetworkError (method: string, path: string, budget: number, err: unknown): SrsApiError {
-  const e = err as { name?: string, code?: string, message?: string }
+  const e = err as { name?: string, code?: string, message?: string, cause?: { code?: string } }
+  const code = e.code ?? e.cause?.code
+  // Unless the connection was never made, the request may have been carried out.
+  const unknownOutcome = code === undefined || !NOT_SENT.has(code)
   const timedOut = e.name === 'TimeoutError' || e.name === 'AbortError' ||
-    e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' || e.code === 'UND_ERR_CONNECT_TIMEOUT'
+    code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT'
   if (timedOut) {
-    return new SrsApiError('timeout', `${method} ${path}: no answer from SRS within ${budget} ms`, undefined, { cause: err })
+    return new SrsApiError('timeout', `${method} ${path}: no answer from SRS within ${budget} ms`, undefined, { cause: err, unknownOutcome })
   }
-  return new SrsApiError('unreachable', `${method} ${path}: SRS's API is unreachable (${String(e.message)})`, undefined, { cause: err })
+  return new SrsApiError('unreachable', `${method} ${path}: SRS's API is unreachable (${String(e.message)})`, undefined, { cause: err, unknownOutcome })
 }
 
 function isObject (v: unknown): v is Record<string, unknown> {

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from 'typebox'
+import { DEFAULT_VHOST, streamUrl } from '../streams.js'
 
 /**
  * What SRS POSTs to each hook (srs-protocol.md section 2) and what we answer (section 3).
@@ -92,12 +93,7 @@ export type HookReply = Static<typeof HookReply>
 
 export const ALLOW: HookReply = Object.freeze({ code: 0, msg: null })
 
-export const DEFAULT_VHOST = '__defaultVhost__'
-
-/** SRS's own stream url: `[vhost]/app/stream`, the vhost omitted for the default one (srs_generate_stream_url). */
-export function streamUrl (vhost: string, app: string, stream: string): string {
-  return `${vhost === DEFAULT_VHOST ? '' : vhost}/${app}/${stream}`
-}
+export { DEFAULT_VHOST, streamUrl }
 
 /** The key we file a stream under: SRS's stream_url when it sent one (SRS >= 5.0.55), else the same built here. */
 export function streamKeyOf (body: { vhost: string, app: string, stream: string, stream_url?: string | undefined }): string {
