@@ -3,6 +3,7 @@
 
 import t from 'tap'
 import http from 'node:http'
+import net from 'node:net'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { EventEmitter } from 'node:events'
@@ -269,6 +270,8 @@ t.test('hooks not given a URL are not sent: an unhooked publish is allowed', asy
   await until('4 registrations', () => hooks.of('on_stream_changed').length === 4)
   t.same(hooks.received.map((r) => r.hook), ['on_stream_changed', 'on_stream_changed', 'on_stream_changed', 'on_stream_changed'])
   t.equal(sim.config('hook.on_publish'), '')
+  t.match(await sim.httpAccess('/x'), { ok: true, reason: '', second: 0 }, 'on_http_access not configured: allowed')
+  t.equal((await sim.shellLogin('u', 'p')).ok, true)
 
   const off = await ZlmSimulator.start({ aliveIntervalSec: 0 })
   t.teardown(async () => await off.close())
@@ -378,10 +381,15 @@ t.test('a frozen publisher keeps the stream until keepAliveSecond, then a newcom
 
 t.test('a publisher stalled while live is dropped keepAliveSecond later', async (t) => {
   const { sim } = await setup(t, { keepAliveSecond: 0.3, sessionCheckMs: 50 })
+  // an idle HTTP connection to the API is a session too; the manager leaves it alone
+  const idle = net.connect(Number(new URL(sim.apiUrl).port), '127.0.0.1')
+  t.teardown(() => idle.destroy())
+  await new Promise((resolve) => idle.once('connect', resolve))
   const res = await sim.publish({ app: 'live', stream: 'cam1' })
   sim.stall(res.id)
   sim.stall(res.id)
   await until('dropped', () => sim.session(res.id)?.state === 'ended')
+  t.equal(idle.destroyed, false, 'the idle HTTP connection stays')
   t.throws(() => sim.stall(res.id), /no live publisher/)
   t.throws(() => sim.stop('nope'), /no live publisher/)
 })
@@ -536,6 +544,8 @@ t.test('vhosts count only with general.enableVhost', async (t) => {
   const pub = await hooks.waitFor((r) => r.hook === 'on_publish')
   t.equal(pub.headers['x-vhost'], 'v1.example')
   t.same(sim.schemas('live', 'cam1', 'v1.example').length, 4)
+  await sim.publish({ app: 'live', stream: 'cam1' })
+  t.same(sim.schemas('live', 'cam1').length, 4, 'no vhost: __defaultVhost__, another stream')
   const plain = await setup(t)
   await plain.sim.publish({ app: 'live', stream: 'cam1', vhost: 'v1.example' })
   t.equal(plain.sim.schemas('live', 'cam1').length, 4, 'without it: __defaultVhost__')
@@ -612,6 +622,13 @@ t.test('RTSP players go through on_rtsp_realm and on_rtsp_auth', async (t) => {
   const auth = hooks.of('on_rtsp_auth')[0]
   t.match(auth?.body, { user_name: 'u', realm: 'zlm', must_no_encrypt: false, schema: 'rtsp' })
   t.equal((await sim.play({ app: 'live', stream: 'cam1', schema: 'rtsp', rtspAuth: { user: 'u', password: 'bad' } })).reason, '401 Unauthorized: wrong password')
+  hooks.reply((r) => r.hook === 'on_rtsp_realm' ? { body: '{"code":0,"realm":"zlm"}' } : {})
+  t.equal((await sim.play({ app: 'live', stream: 'cam1', schema: 'rtsp', rtspAuth: { user: 'u', password: 'pw' } })).reason, '401 Unauthorized: wrong password', 'a reply without passwd means an empty password')
+  hooks.reply((r) => {
+    if (r.hook === 'on_rtsp_realm') return { body: '{"code":0,"realm":"zlm"}' }
+    if (r.hook === 'on_rtsp_auth') return { body: '{"code":0,"encrypted":false,"passwd":"pw"}' }
+    return {}
+  })
   t.equal((await sim.play({ app: 'live', stream: 'cam1', schema: 'rtsp' })).reason, '401 Unauthorized: no credentials')
   hooks.reply((r) => r.hook === 'on_rtsp_auth' ? { body: '{"code":1}' } : r.hook === 'on_rtsp_realm' ? { body: '{"code":0,"realm":"zlm"}' } : {})
   t.match((await sim.play({ app: 'live', stream: 'cam1', schema: 'rtsp', rtspAuth: { user: 'u', password: 'pw' } })).reason, /^401 Unauthorized: \[auth failed\]/)
@@ -747,8 +764,12 @@ t.test('closing the simulator ends pending hooks, retries and player waits', asy
   await sim.close()
   t.equal((await pub).ok, false)
   t.equal((await play).ok, false)
-  const late = await ZlmSimulator.start({ aliveIntervalSec: 0 })
+  const late = await ZlmSimulator.start({ hookBase: hooks.base, hooks: ['on_stream_not_found'] })
   const waiting = late.play({ app: 'live', stream: 'c' })
+  await hooks.waitFor((r) => r.hook === 'on_stream_not_found' && r.body.stream === 'c')
+  const starting = late.play({ app: 'live', stream: 'd' })
   await late.close()
-  t.equal((await waiting).ok, false)
+  t.match(await waiting, { ok: false, reason: 'NetStream.Play.StreamNotFound: no such stream' })
+  t.match(await starting, { ok: false, reason: 'NetStream.Play.StreamNotFound: no such stream' })
+  t.equal(late.startRtpSender(30000).last(), 'no-server', 'nothing runs after close')
 })
