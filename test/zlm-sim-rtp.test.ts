@@ -216,6 +216,8 @@ t.test('a stream whose RTP stops times out: entry erased, on_rtp_server_timeout,
   t.same(sim.listRtpServers().map((s) => s.streamId), ['gb1'], 'alive while data flows')
   sender.stop()
   t.equal(sender.last(), 'live')
+  // the last packet, at a known time
+  t.equal(sim.sendRtp(port), 'live')
   const stoppedAt = Date.now()
   const timeout = await until('on_rtp_server_timeout', () => hooks.of('on_rtp_server_timeout').find((r) => r.body.stream_id === 'gb1'), 3000)
   t.ok(Date.now() - stoppedAt >= 250, 'about timeoutSec after the last packet')

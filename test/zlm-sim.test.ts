@@ -363,8 +363,9 @@ t.test('a second publisher is refused while the first is live, after its on_publ
 
 t.test('a frozen publisher keeps the stream until keepAliveSecond, then a newcomer continues it', async (t) => {
   const { sim, hooks } = await setup(t, { keepAliveSecond: 0.6, sessionCheckMs: 50, continuePushMs: 5000 })
-  const first = await sim.publish({ app: 'live', stream: 'cam1', stalled: true })
+  // taken before the publish: the freeze starts at or after it
   const frozenAt = Date.now()
+  const first = await sim.publish({ app: 'live', stream: 'cam1', stalled: true })
   const attempts: boolean[] = []
   const accepted = await until('a newcomer accepted', async () => {
     const r = await sim.publish({ app: 'live', stream: 'cam1' })
@@ -379,8 +380,8 @@ t.test('a frozen publisher keeps the stream until keepAliveSecond, then a newcom
   t.equal(sim.owner('live', 'cam1'), accepted.id)
 })
 
-t.test('a publisher stalled while live is dropped keepAliveSecond later', async (t) => {
-  const { sim } = await setup(t, { keepAliveSecond: 0.3, sessionCheckMs: 50 })
+t.test('a publisher stalled while live is dropped keepAliveSecond later (SRT: srt.timeoutSec)', async (t) => {
+  const { sim } = await setup(t, { keepAliveSecond: 0.3, sessionCheckMs: 50, config: { 'srt.timeoutSec': '0.2', 'rtc.timeoutSec': '0.2' } })
   // an idle HTTP connection to the API is a session too; the manager leaves it alone
   const idle = net.connect(Number(new URL(sim.apiUrl).port), '127.0.0.1')
   t.teardown(() => idle.destroy())
@@ -388,7 +389,11 @@ t.test('a publisher stalled while live is dropped keepAliveSecond later', async 
   const res = await sim.publish({ app: 'live', stream: 'cam1' })
   sim.stall(res.id)
   sim.stall(res.id)
-  await until('dropped', () => sim.session(res.id)?.state === 'ended')
+  const rtsp = await sim.publish({ app: 'live', stream: 'cam2', schema: 'rtsp', stalled: true })
+  const srt = await sim.publish({ app: 'live', stream: 'cam3', schema: 'srt', stalled: true })
+  const rtc = await sim.publish({ app: 'live', stream: 'cam4', schema: 'rtc', stalled: true })
+  await until('dropped', () => [res, rtsp, srt, rtc].every((r) => sim.session(r.id)?.state === 'ended'))
+  t.same([res, rtsp, srt, rtc].map((r) => sim.session(r.id)?.endReason), ['recv data from rtmp pusher timeout', 'pusher session timeout', 'srt timeout', 'webrtc timeout'])
   t.equal(idle.destroyed, false, 'the idle HTTP connection stays')
   t.throws(() => sim.stall(res.id), /no live publisher/)
   t.throws(() => sim.stop('nope'), /no live publisher/)
