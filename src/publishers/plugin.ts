@@ -5,7 +5,7 @@ import { narrate, PublisherEvents, PublisherStats } from './events.js'
 import type { Locks } from './lock.js'
 import type { PendingConnects } from './connects.js'
 import { Reconciler } from './reconcile.js'
-import { PublisherService } from './service.js'
+import { PublisherService, ServerDirectories } from './service.js'
 import { parsePolicyByApp, policyFor } from './settings.js'
 import type { Signals } from './signals.js'
 import { MemoryPublisherStore, type PublisherStore } from './store.js'
@@ -16,6 +16,8 @@ declare module 'fastify' {
     publishers: PublisherService
     publisherEvents: PublisherEvents
     publisherStats: PublisherStats
+    /** Every media server, of every kind; a kind's plugin adds its directory. */
+    mediaServers: ServerDirectories
     reconciler: Reconciler
     /** The takeover policy of a stream's app (TAKEOVER_POLICY_BY_APP, else TAKEOVER_POLICY). */
     policyFor: (vhost: string, app: string) => Policy
@@ -47,7 +49,9 @@ export default fp<PublishersPluginOptions>(async (app, { config, state = {}, now
   app.decorate('publisherStats', new PublisherStats(events))
   const byApp = parsePolicyByApp(config.TAKEOVER_POLICY_BY_APP)
   app.decorate('policyFor', (vhost: string, app: string) => policyFor(byApp, config.TAKEOVER_POLICY, vhost, app))
-  const servers = app.srsServers
+  const servers = new ServerDirectories()
+  servers.add(app.srsServers)
+  app.decorate('mediaServers', servers)
   app.decorate('publishers', new PublisherService({
     store: table,
     events,
@@ -65,12 +69,12 @@ export default fp<PublishersPluginOptions>(async (app, { config, state = {}, now
     crossServer: config.CROSS_SERVER
   }))
   const reconciler = new Reconciler({
-    servers: () => servers.nodes.map((n) => n.server),
+    servers: () => servers.all(),
     store: table,
     log,
     now,
     intervalMs: config.RECONCILE_INTERVAL_MS,
-    prepare: async () => { await servers.discover() },
+    prepare: async () => { await app.srsServers.discover() },
     onCorrection: (c) => events.emit({ type: 'correction', server: c.server, stream: c.key, kind: c.kind, clientId: c.clientId, previous: c.previous, at: c.at }, log)
   })
   app.decorate('reconciler', reconciler)

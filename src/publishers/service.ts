@@ -61,6 +61,33 @@ export interface ServerDirectory {
   get: (id: string) => MediaServer | undefined
   /** How many servers there are (a stream can be held on another one only when there are several). */
   readonly size: number
+  /** Every server, for reconciliation. */
+  all: () => MediaServer[]
+}
+
+/** The servers of every kind (SRS, ZLMediaKit), each kind keeping its own directory. */
+export class ServerDirectories implements ServerDirectory {
+  readonly #dirs: ServerDirectory[] = []
+
+  add (dir: ServerDirectory): void {
+    this.#dirs.push(dir)
+  }
+
+  get (id: string): MediaServer | undefined {
+    for (const d of this.#dirs) {
+      const s = d.get(id)
+      if (s !== undefined) return s
+    }
+    return undefined
+  }
+
+  get size (): number {
+    return this.#dirs.reduce((n, d) => n + d.size, 0)
+  }
+
+  all (): MediaServer[] {
+    return this.#dirs.flatMap((d) => d.all())
+  }
 }
 
 export interface PublisherServiceOptions {

@@ -95,6 +95,10 @@ export class SrsServers {
     return this.nodes.find((n) => n.server.id === id)?.server
   }
 
+  all (): SrsMediaServer[] {
+    return this.nodes.map((n) => n.server)
+  }
+
   /** The node a server id names (its API's id, or its API's URL before it answered). */
   node (id: string): SrsNode | undefined {
     return this.nodes.find((n) => n.server.id === id || n.url === id)
