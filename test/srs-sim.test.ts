@@ -1028,3 +1028,251 @@ t.test('close() aborts in-flight hooks, ends pending publishes and rejects waite
   await waiter
   t.match(await sim.publish({ app: 'live', stream: 'cam3' }), { ok: false }, 'nothing publishes after close')
 })
+
+// ------------------------------------------------------------------ the 7.0.62 publish token
+
+t.test('7-token: a second RTMP publisher is refused at the token while still unlisted (2049), and never sends on_publish', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const first = await sim.publish({ app: 'live', stream: 'cam1' })
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_connect' && r.body.client_id !== first.clientId) await g.promise
+    return {}
+  })
+  const pending = sim.publish({ app: 'live', stream: 'cam1' })
+  const connect = await hooks.waitFor((r) => r.hook === 'on_connect' && r.body.client_id !== first.clientId)
+  const id = connect.body.client_id as string
+  t.same((await api(sim, `/api/v1/clients/${id}`)).json, { code: 2049 }, 'not in the statistics during on_connect')
+  g.open()
+  const res = await pending
+  t.match(res, { ok: false, code: SrsCode.StreamBusy, clientId: id })
+  t.equal(res.reason, `acquire stream publish token: stream /live/cam1 is busy, acquired by cid=${first.clientId}, current cid=${id}`)
+  t.same(hooks.hooksOf(id), ['on_connect', 'on_close'])
+  t.same(sim.clientIds(), [first.clientId], 'never listed')
+})
+
+t.test('7-token: players never take the token: on_connect then on_play, next to a publisher or before one', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const pub = await sim.publish({ app: 'live', stream: 'cam1' })
+  const p = await sim.play({ app: 'live', stream: 'cam1' })
+  t.match(p, { ok: true })
+  t.same(hooks.hooksOf(p.clientId), ['on_connect', 'on_play'])
+  t.equal(sim.activePublisher('live', 'cam1'), pub.clientId)
+  const early = await sim.play({ app: 'live', stream: 'cam2' })
+  t.match(await sim.publish({ app: 'live', stream: 'cam2' }), { ok: true }, 'a player holds no token')
+  t.match((await api(sim, `/api/v1/clients/${early.clientId}`)).json.client, { type: 'rtmp-play', publish: false })
+})
+
+t.test('7-token: the token is held until the holder\'s on_unpublish is answered, though the stream is already released', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const first = await sim.publish({ app: 'live', stream: 'cam1' })
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_unpublish') await g.promise
+    return {}
+  })
+  const stopping = sim.stop(first.clientId)
+  await hooks.waitFor((r) => r.hook === 'on_unpublish' && r.body.client_id === first.clientId)
+  t.match((await streamByName(sim, 'cam1'))?.publish, { active: false }, 'released: inactive')
+  t.equal(sim.activePublisher('live', 'cam1'), undefined, 'can_publish is true again')
+  const refused = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(refused, { ok: false, code: SrsCode.StreamBusy, reason: /acquired by cid=/ }, 'but the token is not free')
+  t.same(hooks.hooksOf(refused.clientId), ['on_connect', 'on_close'])
+  g.open()
+  await stopping
+  t.match(await sim.publish({ app: 'live', stream: 'cam1' }), { ok: true })
+})
+
+// ------------------------------------------------------------------ FMLE republish
+
+t.test('7-token: an FMLE republish unpublishes, sends on_connect again with the same client id, retakes the token and publishes on', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  // the first on_connect was answered before this replier: it holds the second one
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_connect' && r.body.client_id === a.clientId) await g.promise
+    return {}
+  })
+  const again = sim.republish(a.clientId)
+  await until('the second on_connect arrived', () => hooks.hooksOf(a.clientId).filter((h) => h === 'on_connect').length === 2)
+  t.same(hooks.hooksOf(a.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_connect'], 'its own client id, as a newcomer\'s would be')
+  t.match((await api(sim, `/api/v1/clients/${a.clientId}`)).json, { code: 0, client: { id: a.clientId, type: 'fmle-publish' } }, 'the same connection stays listed')
+  t.match((await streamByName(sim, 'cam1'))?.publish, { active: false, cid: a.clientId })
+  t.equal(sim.activePublisher('live', 'cam1'), undefined)
+  g.open()
+  t.match(await again, { ok: true, clientId: a.clientId, code: 0 })
+  t.same(hooks.hooksOf(a.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_connect', 'on_publish'])
+  t.equal(sim.activePublisher('live', 'cam1'), a.clientId)
+  t.match((await streamByName(sim, 'cam1'))?.publish, { active: true, cid: a.clientId })
+  t.match(await sim.publish({ app: 'live', stream: 'cam1' }), { ok: false, code: SrsCode.StreamBusy }, 'the token is held again')
+  await sim.stop(a.clientId)
+  t.same(hooks.hooksOf(a.clientId).slice(-2), ['on_unpublish', 'on_close'])
+})
+
+t.test('7-token: a newcomer that takes the token while the republishing holder is in on_connect wins; the holder gets 1028 and closes', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  // the first on_connect was answered before this replier: it holds the second one
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_connect' && r.body.client_id === a.clientId) await g.promise
+    return {}
+  })
+  const again = sim.republish(a.clientId)
+  await until('the second on_connect arrived', () => hooks.hooksOf(a.clientId).filter((h) => h === 'on_connect').length === 2)
+  const b = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(b, { ok: true }, 'the token was free')
+  t.same(hooks.hooksOf(b.clientId), ['on_connect', 'on_publish'])
+  g.open()
+  const res = await again
+  t.match(res, { ok: false, code: SrsCode.StreamBusy, clientId: a.clientId })
+  t.match(res.reason, `acquired by cid=${b.clientId}, current cid=${a.clientId}`)
+  t.same(hooks.hooksOf(a.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_connect', 'on_close'])
+  t.equal(sim.activePublisher('live', 'cam1'), b.clientId)
+  await until('the holder left', async () => await clientGone(sim, a.clientId))
+})
+
+t.test('republish: SRS 4 sends no second on_connect; SRS 6 does; a refused second on_publish closes the connection', async (t) => {
+  const v4 = await setup(t, { version: '4' })
+  const a = await v4.sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(await v4.sim.republish(a.clientId), { ok: true, clientId: a.clientId })
+  t.same(v4.hooks.hooksOf(a.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_publish'])
+
+  const { sim, hooks } = await setup(t, { version: '6' })
+  const b = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(await sim.republish(b.clientId), { ok: true })
+  t.same(hooks.hooksOf(b.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_connect', 'on_publish'])
+  hooks.reply((r) => r.hook === 'on_publish' ? { body: '{"code":1}' } : {})
+  t.match(await sim.republish(b.clientId), { ok: false, code: SrsCode.ResponseCode, reason: /^on_publish: / })
+  t.same(hooks.hooksOf(b.clientId).slice(5), ['on_unpublish', 'on_connect', 'on_publish', 'on_close'])
+  t.equal(await clientGone(sim, b.clientId), true)
+
+  const p = await sim.play({ app: 'live', stream: 'cam2' })
+  const s = await sim.publish({ app: 'live', stream: 'cam3', protocol: 'srt' })
+  for (const id of ['nobody00', p.clientId, s.clientId, b.clientId]) {
+    await t.rejects(sim.republish(id), /no active RTMP publisher/, id)
+  }
+})
+
+// ------------------------------------------------------------------ SRT and WebRTC publishers
+
+t.test('7-token SRT: the token comes before on_connect, so a refused SRT publisher sends no hook; the holder frees it after on_close', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const x = await sim.publish({ app: 'live', stream: 'cam1', protocol: 'srt' })
+  t.match(x, { ok: true })
+  t.same(hooks.hooksOf(x.clientId), ['on_connect', 'on_publish'])
+  t.match(hooks.received[0]?.body, { tcUrl: 'srt://127.0.0.1:10080/live', stream: 'cam1' })
+  t.match((await api(sim, `/api/v1/clients/${x.clientId}`)).json.client, { type: 'srt-publish', publish: true })
+  t.equal(sim.activePublisher('live', 'cam1'), x.clientId)
+
+  const n = hooks.received.length
+  const srt = await sim.publish({ app: 'live', stream: 'cam1', protocol: 'srt' })
+  const rtc = await sim.publish({ app: 'live', stream: 'cam1', protocol: 'rtc' })
+  t.match(srt, { ok: false, code: SrsCode.StreamBusy, reason: /acquired by cid=/ })
+  t.match(rtc, { ok: false, code: SrsCode.StreamBusy })
+  t.equal(hooks.received.length, n, 'no hook at all for a refused SRT or WebRTC publisher')
+  const rtmp = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.same(hooks.hooksOf(rtmp.clientId), ['on_connect', 'on_close'], 'RTMP gets on_connect first')
+
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_close' && r.body.client_id === x.clientId) await g.promise
+    return {}
+  })
+  const stopping = sim.stop(x.clientId)
+  await hooks.waitFor((r) => r.hook === 'on_close' && r.body.client_id === x.clientId)
+  t.match(await sim.publish({ app: 'live', stream: 'cam1' }), { ok: false, code: SrsCode.StreamBusy }, 'still held during on_close')
+  g.open()
+  await stopping
+  t.same(hooks.hooksOf(x.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_close'])
+  t.equal(await clientGone(sim, x.clientId), true)
+  t.match(await sim.publish({ app: 'live', stream: 'cam1' }), { ok: true })
+})
+
+t.test('7-token WebRTC: the token before on_publish, no on_connect or on_close; the disposed session frees it before its on_unpublish', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const x = await sim.publish({ app: 'live', stream: 'cam1', protocol: 'rtc', param: '?k=1' })
+  t.match(x, { ok: true })
+  t.same(hooks.hooksOf(x.clientId), ['on_publish'])
+  t.match(hooks.received[0]?.body, { param: '?k=1&upstream=rtc', tcUrl: 'webrtc://127.0.0.1/live', stream_url: '/live/cam1' })
+  t.match((await api(sim, `/api/v1/clients/${x.clientId}`)).json.client, { type: 'rtc-publish', publish: true })
+  const n = hooks.received.length
+  t.match(await sim.publish({ app: 'live', stream: 'cam1', protocol: 'rtc' }), { ok: false, code: SrsCode.StreamBusy })
+  t.equal(hooks.received.length, n, 'a refused WebRTC publisher sends no hook')
+
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_unpublish') await g.promise
+    return {}
+  })
+  await api(sim, `/api/v1/clients/${x.clientId}`, { method: 'DELETE' })
+  const unpublish = await hooks.waitFor((r) => r.hook === 'on_unpublish' && r.body.client_id === x.clientId)
+  t.equal(unpublish.body.param, '?k=1&upstream=rtc')
+  t.equal(await clientGone(sim, x.clientId), true, 'the session left the statistics before its on_unpublish')
+  const b = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(b, { ok: true }, 'and its token is free')
+  g.open()
+  await until('the on_unpublish was answered', () => sim.hookCalls.some((c) => c.hook === 'on_unpublish'))
+  t.same(hooks.hooksOf(x.clientId), ['on_publish', 'on_unpublish'])
+  const bare = await sim.publish({ app: 'live', stream: 'cam2', protocol: 'rtc' })
+  t.equal(sim.hookCalls.find((c) => c.clientId === bare.clientId)?.body.param, 'upstream=rtc')
+})
+
+t.test('v6 SRT: on_connect, on_publish, then acquire: 6007 against SRT, 1028 against RTMP, each followed by on_unpublish and on_close', async (t) => {
+  const { sim, hooks } = await setup(t)
+  hooks.reply((r) => {
+    if (r.hook === 'on_connect' && r.body.param === '?deny') return { status: 403 }
+    if (r.hook === 'on_publish' && r.body.param === '?nope') return { body: '{"code":1}' }
+    return {}
+  })
+  const x = await sim.publish({ app: 'live', stream: 'cam1', protocol: 'srt' })
+  t.match(x, { ok: true })
+  const srt = await sim.publish({ app: 'live', stream: 'cam1', protocol: 'srt' })
+  t.match(srt, { ok: false, code: SrsCode.SrtSourceBusy, reason: 'srt: stream /live/cam1 busy' })
+  t.same(hooks.hooksOf(srt.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_close'])
+  const rtmp = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(rtmp, { ok: false, code: SrsCode.StreamBusy })
+  t.same(hooks.hooksOf(rtmp.clientId), ['on_connect', 'on_publish', 'on_close'], 'RTMP is refused by the live source SRT holds')
+
+  await sim.publish({ app: 'live', stream: 'cam2' })
+  const onRtmp = await sim.publish({ app: 'live', stream: 'cam2', protocol: 'srt' })
+  t.match(onRtmp, { ok: false, code: SrsCode.StreamBusy })
+  t.same(hooks.hooksOf(onRtmp.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_close'])
+
+  const denied = await sim.publish({ app: 'live', stream: 'cam3', protocol: 'srt', param: '?deny' })
+  t.match(denied, { ok: false, code: SrsCode.HttpStatusInvalid, reason: /^on_connect: / })
+  t.same(hooks.hooksOf(denied.clientId), ['on_connect'], 'no on_close after a refused SRT on_connect')
+  const nope = await sim.publish({ app: 'live', stream: 'cam3', protocol: 'srt', param: '?nope' })
+  t.match(nope, { ok: false, code: SrsCode.ResponseCode, reason: /^on_publish: / })
+  t.same(hooks.hooksOf(nope.clientId), ['on_connect', 'on_publish', 'on_close'])
+  t.same(sim.clientIds().sort(), [x.clientId, sim.activePublisher('live', 'cam2') as string].sort())
+
+  await api(sim, `/api/v1/clients/${x.clientId}`, { method: 'DELETE' })
+  await until('the kicked SRT publisher left', async () => await clientGone(sim, x.clientId))
+  t.same(hooks.hooksOf(x.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_close'])
+})
+
+t.test('v6 WebRTC: 5020 before any hook against WebRTC; on_publish then 1028 against RTMP; refusals leave no client', async (t) => {
+  const { sim, hooks } = await setup(t)
+  hooks.reply((r) => r.hook === 'on_publish' && r.body.stream === 'cam3' ? { body: '{"code":1}' } : {})
+  const x = await sim.publish({ app: 'live', stream: 'cam1', protocol: 'rtc' })
+  t.match(x, { ok: true })
+  const n = hooks.received.length
+  t.match(await sim.publish({ app: 'live', stream: 'cam1', protocol: 'rtc' }), { ok: false, code: SrsCode.RtcSourceBusy })
+  t.equal(hooks.received.length, n, 'the RTC source busy check comes before the hook')
+
+  await sim.publish({ app: 'live', stream: 'cam2' })
+  const onRtmp = await sim.publish({ app: 'live', stream: 'cam2', protocol: 'rtc' })
+  t.match(onRtmp, { ok: false, code: SrsCode.StreamBusy })
+  t.same(hooks.hooksOf(onRtmp.clientId), ['on_publish'])
+  const refused = await sim.publish({ app: 'live', stream: 'cam3', protocol: 'rtc' })
+  t.match(refused, { ok: false, code: SrsCode.ResponseCode, reason: /^on_publish: / })
+  t.equal(await clientGone(sim, onRtmp.clientId), true)
+  t.equal(await clientGone(sim, refused.clientId), true)
+
+  await sim.stop(x.clientId)
+  t.same(hooks.hooksOf(x.clientId), ['on_publish', 'on_unpublish'])
+  t.equal(sim.activePublisher('live', 'cam1'), undefined)
+  await t.rejects(start(t, { version: '4' }).then(async (v4) => await v4.publish({ app: 'live', stream: 'cam1', protocol: 'srt' })), /not modelled for SRS 4/)
+})
