@@ -1276,3 +1276,119 @@ t.test('v6 WebRTC: 5020 before any hook against WebRTC; on_publish then 1028 aga
   t.equal(sim.activePublisher('live', 'cam1'), undefined)
   await t.rejects(start(t, { version: '4' }).then(async (v4) => await v4.publish({ app: 'live', stream: 'cam1', protocol: 'srt' })), /not modelled for SRS 4/)
 })
+
+// ------------------------------------------------------------------ restarts
+
+t.test('restart: connections drop without hooks, hooks in flight are abandoned, the API refuses while down, then SRS is back with the same server id', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7' })
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  const p = await sim.play({ app: 'live', stream: 'cam1' })
+  hooks.reply((r) => (r.hook === 'on_publish' && r.body.stream === 'cam2') || r.hook === 'on_play' ? { hang: true } : {})
+  const pendingPublish = sim.publish({ app: 'live', stream: 'cam2' })
+  const pendingPlay = sim.play({ app: 'live', stream: 'cam1' })
+  const onPublish = await hooks.waitFor((r) => r.hook === 'on_publish' && r.body.stream === 'cam2')
+  const onPlay = await hooks.waitFor((r) => r.hook === 'on_play' && r.body.client_id !== p.clientId)
+  const before = (await api(sim, '/api/v1/versions')).json
+  const n = hooks.received.length
+
+  const restarting = sim.restart({ version: '7-token', downMs: 300 })
+  await t.rejects(api(sim, '/api/v1/versions'), 'the API refuses connections while SRS is down')
+  t.same(await sim.publish({ app: 'live', stream: 'cam3' }), { clientId: '', ok: false, code: SrsCode.StConnect, reason: 'connect refused: SRS is down' })
+  t.match(await sim.play({ app: 'live', stream: 'cam3' }), { ok: false, code: SrsCode.StConnect })
+  t.match(await pendingPublish, { ok: false, code: SrsCode.SocketRead, reason: /SRS restarted/ })
+  t.match(await pendingPlay, { ok: false })
+  await onPublish.aborted
+  await onPlay.aborted
+  await restarting
+
+  const after = (await api(sim, '/api/v1/versions')).json
+  t.equal(after.server, before.server, 'the same server id')
+  t.not(after.service, before.service, 'a new service id')
+  t.not(after.pid, before.pid, 'a new pid')
+  t.equal(after.service, sim.serviceId)
+  t.equal(after.pid, sim.processId)
+  t.same(after.data, { major: 7, minor: 0, revision: 62, version: '7.0.62' }, 'upgraded across the restart')
+  t.equal(sim.userAgent, 'SRS/7.0.62(Hang)')
+  t.same((await api(sim, '/api/v1/streams/')).json.streams, [])
+  t.same((await api(sim, '/api/v1/clients/')).json.clients, [])
+  t.equal(hooks.received.length, n, 'no hook for any dropped connection')
+  t.same(hooks.hooksOf(a.clientId), ['on_connect', 'on_publish'])
+  t.same(hooks.hooksOf(p.clientId), ['on_connect', 'on_play'])
+  t.match(sim.hookCalls.find((c) => c.hook === 'on_publish' && c.body.stream === 'cam2'), { status: null, accepted: false, code: SrsCode.SocketRead })
+  await t.rejects(sim.stop(a.clientId), /no active publisher/)
+  t.equal(sim.activePublisher('live', 'cam1'), undefined)
+
+  hooks.reply(() => ({}))
+  const b = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(b, { ok: true })
+  const onPublishB = hooks.received.find((r) => r.hook === 'on_publish' && r.body.client_id === b.clientId) as Received
+  t.match(onPublishB.body, { server_id: before.server, service_id: after.service })
+  t.equal(onPublishB.headers['user-agent'], 'SRS/7.0.62(Hang)')
+  t.match(await sim.publish({ app: 'live', stream: 'cam1' }), { ok: false, code: SrsCode.StreamBusy, reason: /publish token/ }, 'the new version takes the token')
+})
+
+t.test('restart during teardowns: releases waiting on a delay, a hook or the unpublish gap send nothing more', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  const b = await sim.publish({ app: 'live', stream: 'cam2' })
+  const c = await sim.publish({ app: 'live', stream: 'cam3' })
+  // a is kicked and waits out a long release delay
+  sim.setReleaseDelay(60_000)
+  await api(sim, `/api/v1/clients/${a.clientId}`, { method: 'DELETE' })
+  // b stops, and its on_unpublish hangs
+  hooks.reply((r) => r.hook === 'on_unpublish' && r.body.client_id === b.clientId ? { hang: true } : {})
+  const stopB = sim.stop(b.clientId)
+  await hooks.waitFor((r) => r.hook === 'on_unpublish' && r.body.client_id === b.clientId)
+  // c stops inside a long unpublish gap
+  sim.setUnpublishGap(60_000)
+  const stopC = sim.stop(c.clientId)
+  await until('c is inactive', async () => (await streamByName(sim, 'cam3'))?.publish.active === false)
+  const n = hooks.received.length
+
+  await sim.restart()
+  await stopB
+  await stopC
+  t.equal(hooks.received.length, n, 'nothing was sent after the restart')
+  t.same(sim.clientIds(), [])
+  t.equal(sim.version, '7.0.62', 'the same version when none is given')
+  sim.setReleaseDelay(0)
+  sim.setUnpublishGap(0)
+  const again = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(again, { ok: true }, 'no token survived the restart')
+  await sim.stop(again.clientId)
+  t.same(hooks.hooksOf(again.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_close'])
+})
+
+t.test('restart: close() during the downtime ends it; no restart after close or during another', async (t) => {
+  const sim = await SrsSimulator.start()
+  const restarting = sim.restart({ downMs: 60_000 })
+  await t.rejects(sim.restart(), /already restarting/)
+  await sim.close()
+  await restarting
+  await t.rejects(sim.restart(), /simulator closed/)
+})
+
+// ------------------------------------------------------------------ several SRS servers
+
+t.test('two SRS servers side by side: each hook\'s server_id is the server field of that SRS\'s API', async (t) => {
+  const hooks = await hooksServer(t)
+  const a = await start(t, { hookBase: hooks.base, serverId: 'srs-node-a' })
+  const b = await start(t, { hookBase: hooks.base })
+  const pa = await a.publish({ app: 'live', stream: 'cam1' })
+  const pb = await b.publish({ app: 'live', stream: 'cam1' })
+  t.match(pa, { ok: true })
+  t.match(pb, { ok: true }, 'the same stream on another server is another stream')
+  const va = (await api(a, '/api/v1/versions')).json
+  const vb = (await api(b, '/api/v1/versions')).json
+  t.equal(va.server, 'srs-node-a')
+  t.not(va.server, vb.server)
+  t.not(va.service, vb.service)
+  t.equal(hooks.received.length, 4)
+  for (const r of hooks.received) {
+    const v = r.body.client_id === pa.clientId ? va : vb
+    t.equal(r.body.server_id, v.server, `${r.hook} of ${r.body.client_id as string}`)
+    t.equal(r.body.service_id, v.service)
+  }
+  t.same(a.clientIds(), [pa.clientId])
+  t.same(b.clientIds(), [pb.clientId])
+})
