@@ -1392,3 +1392,201 @@ t.test('two SRS servers side by side: each hook\'s server_id is the server field
   t.same(a.clientIds(), [pa.clientId])
   t.same(b.clientIds(), [pb.clientId])
 })
+
+// ------------------------------------------------------------------ the unpublish gap
+
+t.test('v6: publish.active=false comes first and can_publish=true after the unpublish gap; a newcomer inside the gap gets 1028', async (t) => {
+  const { sim, hooks } = await setup(t, { unpublishGapMs: 2000 })
+  t.equal(sim.unpublishGapMs, 2000)
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  const started = Date.now()
+  const stopping = sim.stop(a.clientId)
+  await until('the stream is inactive', async () => (await streamByName(sim, 'cam1'))?.publish.active === false)
+  t.equal(sim.activePublisher('live', 'cam1'), a.clientId, 'can_publish is still false')
+  t.notOk(hooks.received.some((r) => r.hook === 'on_unpublish'), 'no on_unpublish yet')
+  const b = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(b, { ok: false, code: SrsCode.StreamBusy })
+  t.same(hooks.hooksOf(b.clientId), ['on_connect', 'on_publish', 'on_close'])
+  await stopping
+  const unpublish = sim.hookCalls.find((c) => c.hook === 'on_unpublish') as HookCall
+  t.ok(unpublish.startedAt - started >= 1900, 'on_unpublish follows the gap')
+  t.match(await sim.publish({ app: 'live', stream: 'cam1' }), { ok: true })
+  for (const version of ['6', '7', '7-token', '7-fixed'] as const) {
+    t.equal((await start(t, { version })).unpublishGapMs, 5, `${version}: a gap of a few ms by default`)
+  }
+})
+
+t.test('v5: can_publish=true comes before active=false: no gap, a newcomer gets in while the old on_unpublish is pending', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '5', unpublishGapMs: 60_000 })
+  t.equal(sim.unpublishGapMs, 0, 'SRS 5 has no gap')
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_unpublish') await g.promise
+    return {}
+  })
+  const stopping = sim.stop(a.clientId)
+  await hooks.waitFor((r) => r.hook === 'on_unpublish')
+  t.match((await streamByName(sim, 'cam1'))?.publish, { active: false, cid: a.clientId })
+  t.match(await sim.publish({ app: 'live', stream: 'cam1' }), { ok: true })
+  g.open()
+  await stopping
+})
+
+// ------------------------------------------------------------------ the orphaned source of SRS 6 and 7 < 7.0.151
+
+t.test('v6: the next cleanup tick removes the new source of a publisher waiting in on_publish; it then publishes where no player finds it', async (t) => {
+  const { sim, hooks } = await setup(t, { sourceTickMs: 60_000 })
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_publish' && r.body.param === '?slow') await g.promise
+    return {}
+  })
+  const pending = sim.publish({ app: 'live', stream: 'cam1', param: '?slow' })
+  const onPublish = await hooks.waitFor((r) => r.hook === 'on_publish')
+  const id = onPublish.body.client_id as string
+  t.equal(sim.orphaned(id), false)
+  t.same(sim.cleanupTick(), ['/live/cam1'], 'stream_die_at_ is 0 for a new source: dead at once')
+  t.equal(sim.orphaned(id), true)
+  g.open()
+  t.match(await pending, { ok: true, clientId: id })
+  t.match((await streamByName(sim, 'cam1'))?.publish, { active: true, cid: id }, 'the API shows it published')
+  t.equal(sim.activePublisher('live', 'cam1'), id)
+  t.equal(sim.playerGetsMedia('live', 'cam1'), false, 'a player would get nothing')
+  const p = await sim.play({ app: 'live', stream: 'cam1' })
+  t.match(p, { ok: true }, 'the player passes its hooks')
+  t.equal(sim.receivesMedia(p.clientId), false, '"create consumer, active=0"')
+
+  // The pool's new source is free: acquire_publish checks the source each publisher fetched, so a second one gets in.
+  const dup = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(dup, { ok: true })
+  t.equal(sim.receivesMedia(p.clientId), true, 'the player is on the second publisher\'s source')
+  t.equal(sim.playerGetsMedia('live', 'cam1'), true)
+  t.match((await streamByName(sim, 'cam1'))?.publish, { active: true, cid: dup.clientId })
+  await sim.stop(id)
+  t.equal(sim.activePublisher('live', 'cam1'), dup.clientId)
+  t.match((await streamByName(sim, 'cam1'))?.publish, { active: false }, 'the statistics stream is per url: the orphan\'s unpublish closes it')
+  t.equal(sim.orphaned(id), true, 'known after it left')
+  t.throws(() => sim.orphaned('nobody00'), /unknown client/)
+})
+
+t.test('7-token: the token does not protect the source before 7.0.151; SRS\'s own timer orphans a publisher waiting in on_publish', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_publish') await g.promise
+    return {}
+  })
+  const pending = sim.publish({ app: 'live', stream: 'cam1' })
+  const id = (await hooks.waitFor((r) => r.hook === 'on_publish')).body.client_id as string
+  // the tick runs every 3 s; a new source is dead at once
+  await until('the timer removed the source', () => sim.orphaned(id), 8000)
+  g.open()
+  t.match(await pending, { ok: true })
+  t.equal(sim.playerGetsMedia('live', 'cam1'), false)
+  t.equal(sim.activePublisher('live', 'cam1'), id)
+})
+
+t.test('v6: the source an old publisher left is removed sourceCleanupMs after it died, with the newcomer that fetched it', async (t) => {
+  const { sim, hooks } = await setup(t, { sourceTickMs: 60_000, sourceCleanupMs: 1500 })
+  const x = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.same(sim.cleanupTick(), [], 'a published source is not dead')
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_publish' && r.body.client_id !== x.clientId) await g.promise
+    return {}
+  })
+  const pending = sim.publish({ app: 'live', stream: 'cam1' })
+  const id = (await hooks.waitFor((r) => r.hook === 'on_publish' && r.body.client_id !== x.clientId)).body.client_id as string
+  await sim.stop(x.clientId)
+  t.same(sim.cleanupTick(), [], 'it died just now')
+  t.equal(sim.orphaned(x.clientId), false)
+  await until('the source is dead long enough to go', () => sim.cleanupTick().length > 0)
+  t.equal(sim.orphaned(id), true)
+  g.open()
+  t.match(await pending, { ok: true })
+  t.equal(sim.playerGetsMedia('live', 'cam1'), false)
+})
+
+t.test('v6: players keep their source; a player waiting in on_play can be orphaned too (#4182)', async (t) => {
+  const { sim, hooks } = await setup(t, { sourceTickMs: 60_000 })
+  const p = await sim.play({ app: 'live', stream: 'cam1' })
+  t.same(sim.cleanupTick(), [], 'a source with a consumer is not dead')
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.equal(sim.receivesMedia(p.clientId), true)
+  t.equal(sim.playerGetsMedia('live', 'cam1'), true)
+  sim.stall(a.clientId)
+  t.equal(sim.receivesMedia(p.clientId), false, 'a stalled publisher delivers nothing')
+  t.equal(sim.playerGetsMedia('live', 'cam1'), false)
+  await sim.stop(a.clientId)
+  t.same(sim.cleanupTick(), [], 'the player still holds it')
+  await sim.stopPlayer(p.clientId)
+  t.same(sim.cleanupTick(), [], 'the last consumer left just now: dead in 3 s')
+  t.throws(() => sim.receivesMedia(p.clientId), /no active player/)
+
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_play' && r.body.stream === 'cam2') await g.promise
+    return {}
+  })
+  const pending = sim.play({ app: 'live', stream: 'cam2' })
+  await hooks.waitFor((r) => r.hook === 'on_play' && r.body.stream === 'cam2')
+  t.same(sim.cleanupTick(), ['/live/cam2'], 'no consumer yet')
+  g.open()
+  const q = await pending
+  t.match(q, { ok: true })
+  await sim.publish({ app: 'live', stream: 'cam2' })
+  t.equal(sim.orphaned(q.clientId), true)
+  t.equal(sim.receivesMedia(q.clientId), false, 'its source is not the publisher\'s')
+  t.equal(sim.playerGetsMedia('live', 'cam2'), true, 'a new player finds the publisher')
+})
+
+t.test('SRS 5 removes no source', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '5' })
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_publish') await g.promise
+    return {}
+  })
+  const pending = sim.publish({ app: 'live', stream: 'cam1' })
+  const id = (await hooks.waitFor((r) => r.hook === 'on_publish')).body.client_id as string
+  t.same(sim.cleanupTick(), [])
+  t.equal(sim.orphaned(id), false)
+  g.open()
+  t.match(await pending, { ok: true })
+  t.equal(sim.playerGetsMedia('live', 'cam1'), true)
+})
+
+t.test('7-fixed (7.0.151): a new source has a grace period, and a held token keeps it; once free it goes', async (t) => {
+  const graced = await setup(t, { version: '7-fixed', sourceTickMs: 60_000 })
+  t.equal(graced.sim.version, '7.0.151')
+  const g1 = gate()
+  graced.hooks.reply(async (r) => {
+    if (r.hook === 'on_play') await g1.promise
+    return {}
+  })
+  const pendingPlay = graced.sim.play({ app: 'live', stream: 'cam1' })
+  await graced.hooks.waitFor((r) => r.hook === 'on_play')
+  t.same(graced.sim.cleanupTick(), [], 'stream_die_at_ starts at the creation (#4576)')
+  g1.open()
+  t.match(await pendingPlay, { ok: true })
+
+  const { sim, hooks } = await setup(t, { version: '7-fixed', sourceTickMs: 60_000, sourceCleanupMs: 100 })
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_publish') await g.promise
+    return {}
+  })
+  const pending = sim.publish({ app: 'live', stream: 'cam1' })
+  const id = (await hooks.waitFor((r) => r.hook === 'on_publish')).body.client_id as string
+  const since = Date.now()
+  await until('the grace period is over', () => Date.now() > since + 200)
+  t.same(sim.cleanupTick(), [], 'the pending publisher\'s token keeps its source (#4693)')
+  g.open()
+  const a = await pending
+  t.match(a, { ok: true })
+  t.equal(sim.orphaned(id), false)
+  t.equal(sim.playerGetsMedia('live', 'cam1'), true)
+  await sim.stop(a.clientId)
+  await until('the free, dead source is removed', () => sim.cleanupTick().length > 0)
+})
