@@ -189,3 +189,13 @@ t.test('a refused publisher with credentials, refused by our policy at on_connec
   t.same(sim.kicks, [])
   t.equal(sim.activePublisher('live', 'cam1'), a.clientId)
 })
+
+t.test('at on_connect a stream id the table holds from before an SRS restart is looked past, to the stream by its url', async (t) => {
+  const { sim, app } = await world(t, { PUBLISH_AUTH: 'signed', PUBLISH_SECRET: SECRET })
+  const a = await sim.publish({ app: 'live', stream: 'cam1', param: signed(), stalled: true })
+  const entry = await app.publishers.store.get(sim.serverId, '/live/cam1')
+  await app.publishers.store.set({ ...entry!, streamId: 'vid-beforerestart' })
+  const b = await sim.publish({ app: 'live', stream: 'cam1', param: signed() })
+  t.ok(b.ok, 'taken over on the first attempt')
+  t.same(sim.kicks, [a.clientId])
+})

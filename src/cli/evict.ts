@@ -90,7 +90,7 @@ export async function evict (args: string[], io: Io): Promise<number> {
       return 2
     }
     const { node, holder, id } = found[0]!
-    io.out(`found publisher ${holder} (SRS stream ${id ?? '?'}); kicking it and waiting up to ${config.TAKEOVER_TIMEOUT_MS} ms for SRS to release ${key}`)
+    io.out(`found publisher ${holder} (SRS stream ${String(id)}); kicking it and waiting up to ${config.TAKEOVER_TIMEOUT_MS} ms for SRS to release ${key}`)
     const service = new PublisherService({
       store: new MemoryPublisherStore(1), events: new PublisherEvents(), log, now: Date.now, takeoverTimeoutMs: config.TAKEOVER_TIMEOUT_MS, failMode: 'open'
     })
