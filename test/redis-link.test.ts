@@ -211,6 +211,15 @@ t.test('Redis unreachable at first: logged once; its first connection then count
   t.equal(logs.find('cannot reach Redis').length, 1, 'one line, however many attempts')
 })
 
+t.test('defaults: the prefix srs-hooks: and a bound of 250 ms', async (t) => {
+  const link = new RedisLink({ url: redis.url, log: pino({ level: 'silent' }) })
+  t.teardown(() => link.close())
+  t.equal(link.prefix, 'srs-hooks:')
+  t.equal(link.timeoutMs, 250)
+  await waitFor(() => link.up, 5000, 'the link')
+  t.equal(link.health.since <= Date.now(), true)
+})
+
 t.test('before its first connection the link answers "unavailable" at once', async (t) => {
   const { link } = newLink(t, redis.url)
   const r = await link.call('get', async (c) => await c.get('k'))
@@ -262,9 +271,19 @@ t.test('close: calls fail at once and are not counted; twice is harmless; a hung
 
   const b = await openLink(t, redis, { prefix: redis.prefix() })
   redis.pause()
+  // Down now: close while the probe's PING is out.
+  const client = b.link.client as unknown as { ping: () => Promise<string> }
+  const ping = client.ping.bind(client)
+  const probing = new Promise<void>((resolve) => { client.ping = async () => { resolve(); return await ping() } })
+  await b.link.call('get', async (r) => await r.get('k'))
+  await probing
   const [, ms] = await timed(b.link.close())
   t.ok(ms < BOUND, `closed within the bound while Redis hangs (${ms.toFixed(0)} ms)`)
+  const probes = b.logs.lines.length
   redis.resume()
+  await waitFor(() => b.link.client.status === 'end', 2000, 'the connection to end')
+  t.equal(b.link.health.up, false, 'a closed link stays down')
+  t.equal(b.logs.lines.length, probes, 'and says nothing more')
 
   const c = await openLink(t, redis, { prefix: redis.prefix() })
   await redis.stop()

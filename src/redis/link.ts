@@ -319,8 +319,8 @@ export class RedisLink {
     this.#scheduleProbe(0)
   }
 
+  /** On 'ready' (after connecting, or reconnecting after a close) or a probe's answer: never up or closed. */
   #toUp (): void {
-    if (this.#state === 'up' || this.#state === 'closed') return
     const wasDown = this.#state === 'down'
     const downMs = this.#now() - this.#since
     this.#state = 'up'
@@ -342,7 +342,6 @@ export class RedisLink {
 
   /** While down with the connection open (a hung Redis), PINGs until it answers. */
   #scheduleProbe (delayMs: number): void {
-    if (this.#probe !== undefined) return
     this.#probe = setTimeout(() => {
       this.#probe = undefined
       void this.#runProbe()
@@ -350,8 +349,8 @@ export class RedisLink {
     this.#probe.unref()
   }
 
+  /** Runs only while down: coming up and closing both clear its timer. */
   async #runProbe (): Promise<void> {
-    if (this.#state !== 'down') return
     // A closed connection comes back through ioredis' reconnection, and its 'ready'.
     if (this.client.status === 'ready') {
       let timer: NodeJS.Timeout | undefined
@@ -360,6 +359,8 @@ export class RedisLink {
         new Promise<false>((resolve) => { timer = setTimeout(resolve, this.timeoutMs, false) })
       ])
       clearTimeout(timer)
+      // Closed, or back through a reconnection, while the PING was out.
+      if (this.#state !== 'down') return
       if (answered) {
         this.#toUp()
         return
