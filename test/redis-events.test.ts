@@ -15,8 +15,8 @@ async function timed<T> (p: Promise<T>): Promise<[T, number]> {
 }
 
 /** The events log of one replica, on a link of its own. */
-async function replica (t: Test, prefix: string, max: number, chunk?: number): Promise<{ events: RedisEventStore, link: RedisLink }> {
-  const { link } = await openLink(t, redis, { prefix })
+async function replica (t: Test, prefix: string, max: number, chunk?: number, timeoutMs = 100): Promise<{ events: RedisEventStore, link: RedisLink }> {
+  const { link } = await openLink(t, redis, { prefix, timeoutMs })
   return { events: new RedisEventStore({ link, max, ...(chunk === undefined ? {} : { chunk }) }), link }
 }
 
@@ -84,7 +84,8 @@ t.test('every replica lists every replica\'s events, numbered in one sequence', 
 })
 
 t.test('a thousand events past a small cap: the stream is trimmed, the list is exact', async (t) => {
-  const { events, link } = await replica(t, redis.prefix(), 50)
+  // A bound for a busy test machine: this test is about trimming, not the bound.
+  const { events, link } = await replica(t, redis.prefix(), 50, undefined, 2000)
   for (let i = 0; i < 1000; i += 50) {
     await Promise.all(Array.from({ length: 50 }, async (_, j) => { await events.add(ev('takeover', i + j)) }))
   }

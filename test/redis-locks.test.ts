@@ -17,7 +17,9 @@ async function timed<T> (p: Promise<T>): Promise<[T, number]> {
 /** A RedisLocks on a link of its own: one replica. */
 async function replica (t: Test, prefix: string, opts: Partial<RedisLocksOptions> = {}): Promise<{ locks: RedisLocks, link: RedisLink }> {
   const { link } = await openLink(t, redis, { prefix })
-  return { locks: new RedisLocks({ link, ...opts }), link }
+  const locks = new RedisLocks({ link, ...opts })
+  await waitFor(() => link.health.subscribed, 2000, 'the subscription')
+  return { locks, link }
 }
 
 /* What every Locks does, run against the in-process one and the Redis one alike. */

@@ -9,7 +9,9 @@ const redis = await RedisServer.start(t)
 /** A RedisSignals on a link of its own: one replica. */
 async function replica (t: Test, prefix: string): Promise<{ signals: RedisSignals, link: RedisLink }> {
   const { link } = await openLink(t, redis, { prefix })
-  return { signals: new RedisSignals({ link }), link }
+  const signals = new RedisSignals({ link })
+  await waitFor(() => link.health.subscribed, 2000, 'the subscription')
+  return { signals, link }
 }
 
 /** Resolves with how long `p` took, or with 'pending' if it had not settled after `ms`. */

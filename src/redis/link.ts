@@ -372,10 +372,9 @@ export class RedisLink {
 
   #subscribeAll (): void {
     const channels = [...this.#channels.keys()]
-    if (channels.length === 0) {
-      this.#subscribed = true
-      return
-    }
+    // Not listening on every channel until the reply (a channel just added, or a reconnection).
+    this.#subscribed = channels.length === 0
+    if (channels.length === 0) return
     this.#sub.subscribe(...channels).then(() => {
       this.#subscribed = true
       for (const listener of this.#resubscribed) listener()
