@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { MemoryEventStore, type EventStore, type StoredEvent } from '../src/operations/events.js'
 import { RedisEventStore } from '../src/redis/events.js'
 import type { RedisLink } from '../src/redis/link.js'
-import { RedisServer, commandCounter, openLink, restoreAtEnd } from './fixtures/redis.js'
+import { RedisServer, commandCounter, openLink, restoreAtEnd, waitFor } from './fixtures/redis.js'
 
 const redis = await RedisServer.start(t)
 /** openLink's REDIS_TIMEOUT_MS, and the margin a bounded call is allowed past it. */
@@ -141,4 +141,10 @@ t.test('Redis stopped or hung: events go to the local log, and are listed from i
   t.same((await a.events.list(10)).map((e) => [e.type, e.replica]), [['refusal', 'a'], ['takeover', 'a']], 'A\'s own events')
   t.equal(await a.events.total(), 2)
   t.match(a.link.failures, { 'events.add': 1, 'events.list': 2, 'events.total': 2 })
+  // Restarted empty: the shared log and its numbering start over.
+  await redis.restart()
+  await waitFor(() => a.link.up && b.link.up, 5000, 'both links back')
+  t.equal(await a.events.total(), 0)
+  await b.events.add(ev('takeover', 4, { replica: 'b' }))
+  t.same((await a.events.list(10)).map((e) => [e.type, e.replica, e.seq]), [['takeover', 'b', 1]])
 })

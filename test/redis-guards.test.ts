@@ -175,4 +175,12 @@ t.test('Redis stopped or hung: the guards answer from this replica\'s own histor
   t.equal(await a.counts.get('10.1.1.1'), 2, 'A\'s own two failures')
   t.equal(await a.counts.add('10.1.1.1', MINUTE), 3)
   t.match(a.link.failures, { 'flap.read': 3, 'flap.record': 1, 'flap.trip': 1, 'failures.get': 2, 'failures.add': 2 })
+  // Restarted empty: every history and count starts over, shared again.
+  await redis.restart()
+  await waitFor(() => a.link.up && b.link.up, 5000, 'both links back')
+  t.match(await a.flap.read('k', Date.now() - MINUTE), { recent: 0, coolingUntil: 0 })
+  await b.flap.record('k', Date.now(), MINUTE)
+  t.match(await a.flap.read('k', Date.now() - MINUTE), { recent: 1 })
+  t.equal(await b.counts.add('10.1.1.1', MINUTE), 1)
+  t.equal(await a.counts.get('10.1.1.1'), 1)
 })
