@@ -156,6 +156,20 @@ t.test('Redis hung (paused): a call returns within its bound, later ones at once
   t.same(await link.call('get', async (c) => await c.get('k')), { ok: true, value: 'v' }, 'the write went through once Redis resumed')
 })
 
+t.test('a connection that answers nothing for long is dropped and made again', async (t) => {
+  restoreAtEnd(t, redis)
+  const { link } = await openLink(t, redis, { prefix: redis.prefix(), timeoutMs: 50 })
+  let recovered = 0
+  link.onRecovered(() => { recovered++ })
+  redis.pause()
+  await link.call('get', async (c) => await c.get('k'))
+  // The probe's PINGs go unanswered for socketTimeout (1 s here): the socket is dropped.
+  await waitFor(() => link.health.lastError?.includes('Socket timeout'), 3000, 'the connection to be dropped')
+  redis.resume()
+  await waitFor(() => recovered === 1, 5000, 'the return')
+  t.same(await link.call('get', async (c) => await c.get(link.key('k'))), { ok: true, value: null })
+})
+
 t.test('a caller\'s deadline shorter than the bound is not a Redis failure', async (t) => {
   restoreAtEnd(t, redis)
   const { link } = await openLink(t, redis, { prefix: redis.prefix() })

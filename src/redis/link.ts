@@ -151,6 +151,10 @@ export class RedisLink {
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
       connectTimeout: Math.max(1000, 4 * this.timeoutMs),
+      // A connection that has answered nothing for this long while commands (the probe's PINGs)
+      // wait is dropped and made again: a half-open connection (Redis's host gone, or failed
+      // over to another address) would otherwise hang until TCP keepalive gave up, minutes later.
+      socketTimeout: Math.max(1000, 8 * this.timeoutMs),
       retryStrategy: (attempt) => Math.min(50 * 2 ** (attempt - 1), reconnectMaxMs),
       keepAlive: 10_000
     })
