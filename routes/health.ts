@@ -15,7 +15,12 @@ const Ready = Type.Object({
   ready: Type.Boolean(),
   /** Names of the checks that failed. */
   failed: Type.Array(Type.String()),
-  checks: Type.Object({ srs: Check, store: Check }),
+  checks: Type.Object({ srs: Check, store: Check, redis: Type.Optional(Check) }),
+  /**
+   * Checks that failed without making the replica unready: Redis (with REDIS_URL), whose outage
+   * every replica sees at once and which each survives on its local state.
+   */
+  degraded: Type.Array(Type.String()),
   /** Each SRS server's answer (the srs check fails only when none answers). */
   servers: Type.Array(Type.Object({ api: Type.String(), server: Type.Union([Type.String(), Type.Null()]), ok: Type.Boolean(), msg: Type.String() }))
 })
@@ -53,7 +58,11 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { con
     const up = servers.filter((x) => x.ok)
     const srs = { ok: up.length > 0, msg: servers.map((x) => x.msg).join('; ') }
     const failed = [...(srs.ok ? [] : ['srs']), ...(store.ok ? [] : ['store'])]
-    return await reply.code(failed.length === 0 ? 200 : 503).send({ code: failed.length === 0 ? Codes.OK : Codes.NOT_READY, ready: failed.length === 0, failed, checks: { srs, store }, servers })
+    const redis = app.redis?.check()
+    const degraded = redis === undefined || redis.ok ? [] : ['redis']
+    return await reply.code(failed.length === 0 ? 200 : 503).send({
+      code: failed.length === 0 ? Codes.OK : Codes.NOT_READY, ready: failed.length === 0, failed, degraded, checks: { srs, store, redis }, servers
+    })
   })
 
   app.get('/metrics', async (_req, reply) => {

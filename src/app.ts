@@ -16,6 +16,7 @@ import type { EventStore } from './operations/events.js'
 import type { FailureCounts } from './auth/limiter.js'
 import type { PublisherState } from './publishers/plugin.js'
 import recordings from './recordings/plugin.js'
+import redis from './redis/plugin.js'
 import type { StatFn } from './recordings/service.js'
 import type { RecordingStore } from './recordings/store.js'
 import srs from './srs/plugin.js'
@@ -84,10 +85,12 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   })
 
   await app.register(srs, { config, dispatcher: deps.dispatcher, now, statsIntervalMs: deps.srsStatsIntervalMs })
-  await app.register(publishers, { config, state: deps.state, now })
-  await app.register(auth, { config, now, failures: deps.failures })
+  await app.register(redis, { config, now })
+  const shared = app.sharedState
+  await app.register(publishers, { config, state: deps.state ?? shared?.publishers, now })
+  await app.register(auth, { config, now, failures: deps.failures ?? shared?.failures })
   await app.register(recordings, { config, store: deps.recordings, stat: deps.stat, now })
-  await app.register(operations, { config, now, events: deps.events })
+  await app.register(operations, { config, now, events: deps.events ?? shared?.events })
   for (const prefix of CALLBACK_PREFIXES) await app.register(callbacks, { prefix, config })
   for (const prefix of ADMIN_PREFIXES) await app.register(admin, { prefix, config, now })
   await app.register(health, { config, now })

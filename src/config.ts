@@ -3,6 +3,7 @@ import { Value } from 'typebox/value'
 import { AuthSettings } from './auth/settings.js'
 import { OperationsSettings } from './operations/settings.js'
 import { TakeoverSettings } from './publishers/settings.js'
+import { RedisSettings } from './redis/settings.js'
 import { apiEndpoints, SrsSettings, type SrsApiEndpoint } from './srs/settings.js'
 
 /**
@@ -19,6 +20,7 @@ export const ConfigSchema = Type.Object({
   BODY_LIMIT: Type.Integer({ default: 16_384, minimum: 1024, maximum: 10_485_760 }),
   ...SrsSettings,
   ...TakeoverSettings,
+  ...RedisSettings,
   ...AuthSettings,
   ...OperationsSettings
 })

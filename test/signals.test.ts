@@ -43,3 +43,11 @@ t.test('an aborted wait leaves nothing behind and stays pending', async (t) => {
   await new Promise((resolve) => setImmediate(resolve))
   t.notOk(aDone, 'an aborted waiter is not woken')
 })
+
+t.test('a wait already aborted registers nothing', async (t) => {
+  const s = new MemorySignals()
+  const ac = new AbortController()
+  ac.abort()
+  void s.wait('x', ac.signal)
+  t.equal(s.waiting, 0)
+})

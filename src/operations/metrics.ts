@@ -108,6 +108,27 @@ export function createMetrics (app: FastifyInstance): Metrics {
         break
     }
   })
+  const redis = app.redis
+  if (redis !== undefined) {
+    new Gauge({ // eslint-disable-line no-new
+      name: PREFIX + 'redis_up',
+      help: '1 while Redis (REDIS_URL) answers and the shared state is used; 0 while this replica uses its local state.',
+      registers,
+      collect () {
+        this.set(redis.up ? 1 : 0)
+      }
+    })
+    new Counter({ // eslint-disable-line no-new
+      name: PREFIX + 'redis_failures_total',
+      help: 'Redis calls that failed (down, slow past REDIS_TIMEOUT_MS, or an error) and fell back to local state, by operation.',
+      labelNames: ['op'] as const,
+      registers,
+      collect () {
+        this.reset()
+        for (const [op, n] of Object.entries(redis.failures)) this.inc({ op }, n)
+      }
+    })
+  }
   new Counter({ // eslint-disable-line no-new
     name: PREFIX + 'unknown_server_hooks_total',
     help: 'Hooks from a server_id that none of the configured servers has (answered per FAIL_MODE, nobody evicted).',

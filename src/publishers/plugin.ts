@@ -78,9 +78,11 @@ export default fp<PublishersPluginOptions>(async (app, { config, state = {}, now
     onCorrection: (c) => events.emit({ type: 'correction', server: c.server, stream: c.key, kind: c.kind, clientId: c.clientId, previous: c.previous, at: c.at }, log)
   })
   app.decorate('reconciler', reconciler)
+  // Redis back after an outage (maybe restarted empty): rebuild the shared table from the servers.
+  app.redis?.onRecovered(() => { void reconciler.run() })
   app.addHook('onReady', async () => { reconciler.start() })
   app.addHook('onClose', async () => {
     await reconciler.stop()
     await app.publishers.idle()
   })
-}, { name: 'publishers', dependencies: ['srs-api'] })
+}, { name: 'publishers', dependencies: ['srs-api', 'redis'] })

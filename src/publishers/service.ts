@@ -33,6 +33,7 @@ export type PublishOutcome =
   | 'took-over' // the incumbent was evicted and the server released the stream
   | 'takeover-timeout' // evicted, release not seen within TAKEOVER_TIMEOUT_MS: allowed, the server decides
   | 'bound-exhausted' // the bound ran out waiting for the stream's lock or for an answer: allowed, the server decides
+  | 'lost-race' // another replica took the stream over while this one waited for its lock: allowed, the server decides
   | 'api-failed-open' // the server's API failed; FAIL_MODE=open allows
   | 'refused-api-failed' // the server's API failed; FAIL_MODE=closed refuses
   | 'refused-unverified' // the newcomer is not a publishing client of the server: nobody evicted
@@ -328,6 +329,9 @@ export class PublisherService {
         if ('outcome' in again) return again
         current = again
         if (!conflict(current, req.newcomer.id)) return await this.#allow(req, current, policy, deadline, path, log)
+        // Someone else took it over meanwhile (two newcomers at once on two replicas): that race is
+        // lost; evicting the winner too would make two evictions of one reconnect.
+        if (current.holder !== live.holder) return this.#lostRace(req, current.holder!, path, log)
       }
       return await this.#takeover(req, req.server, req.ref, current, policy, deadline, path, log)
     } finally {
@@ -520,6 +524,12 @@ export class PublisherService {
     const e = err as ApiFailure
     this.#emit({ type: 'api-failure', server: req.server.id, stream: req.ref.key, client: req.newcomer.id, kind: e.kind, stage, path, err: e.message, failMode: this.#failMode }, log)
     return e
+  }
+
+  #lostRace (req: PublishRequest, winner: string, path: TakeoverPath, log: Log): PublishResult {
+    log.info({ server: req.server.id, stream: req.ref.key, client: req.newcomer.id, winner, path },
+      'another takeover of this stream won while this one waited for its lock; allowing, the server decides')
+    return { allowed: true, outcome: 'lost-race' }
   }
 
   #exhausted (req: PublishRequest, stage: string, path: TakeoverPath, log: Log): PublishResult {

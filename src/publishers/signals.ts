@@ -42,6 +42,8 @@ export class MemorySignals implements Signals {
 
   wait (topic: string, signal: AbortSignal): Promise<void> {
     if (this.#recent.has(topic)) return Promise.resolve()
+    // Already let go of: nothing to wait for, and nothing to remember.
+    if (signal.aborted) return new Promise(() => {})
     return new Promise((resolve) => {
       let waiters = this.#waiters.get(topic)
       if (waiters === undefined) this.#waiters.set(topic, waiters = new Set())

@@ -1,0 +1,68 @@
+import { MemoryPendingConnects, PENDING_CONNECT_TTL_MS, type PendingConnect, type PendingConnects } from '../publishers/connects.js'
+import type { RedisLink } from './link.js'
+
+/**
+ * Clients between on_connect and on_play/on_publish/on_close, shared by the replicas: SRS's
+ * on_connect of a client may reach one replica and its on_close another, and the deferred takeover
+ * needs what the on_connect said.
+ *
+ *   {prefix}pending:SERVER:CLIENT   JSON   PX 60 s (a client is judged within a minute of its connect)
+ *
+ * add() is one SET; decide() one script (rewrite with decided, keeping the TTL); take() one GETDEL.
+ * When Redis cannot answer, the local twin has what this replica saw.
+ */
+
+export interface RedisPendingConnectsOptions {
+  link: RedisLink
+  local?: PendingConnects
+  ttlMs?: number
+}
+
+/** KEYS: entry. Marks it decided, keeping its expiry. */
+const DECIDE = `
+local v = redis.call('get', KEYS[1])
+if not v then return 0 end
+local p = cjson.decode(v)
+p['decided'] = true
+redis.call('set', KEYS[1], cjson.encode(p), 'KEEPTTL')
+return 1
+`
+
+export class RedisPendingConnects implements PendingConnects {
+  readonly #link: RedisLink
+  readonly #local: PendingConnects
+  readonly #ttlMs: number
+  readonly #decide
+
+  constructor (opts: RedisPendingConnectsOptions) {
+    this.#link = opts.link
+    this.#local = opts.local ?? new MemoryPendingConnects()
+    this.#ttlMs = opts.ttlMs ?? PENDING_CONNECT_TTL_MS
+    this.#decide = opts.link.script('pendingDecide', 1, DECIDE)
+  }
+
+  async add (p: PendingConnect): Promise<void> {
+    await this.#local.add(p)
+    await this.#link.call('pending.add', async (redis) => await redis.set(this.#key(p.server, p.clientId), JSON.stringify(p), 'PX', this.#ttlMs))
+  }
+
+  async decide (server: string, clientId: string): Promise<void> {
+    await this.#local.decide(server, clientId)
+    await this.#link.call('pending.decide', async (redis) => await this.#decide(redis, [this.#key(server, clientId)], []))
+  }
+
+  async take (server: string, clientId: string): Promise<PendingConnect | undefined> {
+    const local = await this.#local.take(server, clientId)
+    const r = await this.#link.call('pending.take', async (redis) => await redis.getdel(this.#key(server, clientId)))
+    if (!r.ok || r.value === null) return r.ok ? undefined : local
+    try {
+      return JSON.parse(r.value) as PendingConnect
+    } catch {
+      return local
+    }
+  }
+
+  #key (server: string, clientId: string): string {
+    return this.#link.key('pending', server, clientId)
+  }
+}

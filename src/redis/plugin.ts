@@ -1,0 +1,61 @@
+import fp from 'fastify-plugin'
+import type { FailureCounts } from '../auth/limiter.js'
+import type { Config } from '../config.js'
+import type { EventStore } from '../operations/events.js'
+import type { PublisherState } from '../publishers/plugin.js'
+import { RedisPendingConnects } from './connects.js'
+import { RedisEventStore } from './events.js'
+import { RedisFailureCounts } from './failures.js'
+import { RedisFlapStore } from './flap.js'
+import { RedisLink } from './link.js'
+import { RedisLocks } from './locks.js'
+import { RedisSignals } from './signals.js'
+import { RedisPublisherStore } from './store.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The connection to Redis when REDIS_URL is set (the replicas' shared state); else undefined. */
+    redis: RedisLink | undefined
+    /** The state the replicas share in Redis, for the plugins that keep it; undefined without REDIS_URL. */
+    sharedState: SharedState | undefined
+  }
+}
+
+export interface SharedState {
+  publishers: PublisherState
+  failures: FailureCounts
+  events: EventStore
+}
+
+export interface RedisPluginOptions {
+  config: Config
+  now: () => number
+}
+
+/**
+ * With REDIS_URL set, the replicas share in Redis: the publisher table, the per-stream takeover
+ * locks, the release signals, the flap guard's history, the brute-force counts, clients between
+ * their connect and their publish, and the events log. Each keeps a local twin and falls back to it
+ * when Redis is down or slow, within REDIS_TIMEOUT_MS. Without REDIS_URL nothing is shared.
+ */
+export default fp<RedisPluginOptions>(async (app, { config, now }) => {
+  if (config.REDIS_URL === undefined) {
+    app.decorate('redis', undefined)
+    app.decorate('sharedState', undefined)
+    return
+  }
+  const link = new RedisLink({ url: config.REDIS_URL, log: app.log.child({ component: 'redis' }), prefix: config.REDIS_PREFIX, timeoutMs: config.REDIS_TIMEOUT_MS, now })
+  app.decorate('redis', link)
+  app.decorate('sharedState', {
+    publishers: {
+      store: new RedisPublisherStore({ link, localMax: config.MAX_PUBLISHERS }),
+      locks: new RedisLocks({ link }),
+      signals: new RedisSignals({ link }),
+      flap: new RedisFlapStore({ link, now }),
+      pending: new RedisPendingConnects({ link })
+    },
+    failures: new RedisFailureCounts({ link, now }),
+    events: new RedisEventStore({ link, max: config.EVENTS_MAX })
+  })
+  app.addHook('onClose', async () => { await link.close() })
+}, { name: 'redis' })
