@@ -101,7 +101,8 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
       req.hookLog = { ...seen, outcome: r.outcome, code: r.reply.code, reason: r.reply.msg ?? undefined }
       return r.reply
     }
-    await app.publishers.progressed(node.server.id, client)
+    // Only an on_connect of the token strategy remembers clients (see on_connect).
+    if (node.strategy !== 'publish') await app.publishers.progressed(node.server.id, client)
     const request = {
       server: node.server,
       ref: { key, vhost: b.vhost, app: b.app, stream: b.stream, streamId: streamIdOf(b) },
@@ -199,7 +200,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
     const client = clientIdOf(b)
     const seen = describe(b, streamKeyOf({ ...b, stream: b.stream! }), client)
     const node = nodeOf(b)
-    if (node !== UNKNOWN) await app.publishers.progressed(node.server.id, client)
+    if (node !== UNKNOWN && node.strategy !== 'publish') await app.publishers.progressed(node.server.id, client)
     const verdict = await app.auth.checkPlay({ vhost: b.vhost, app: b.app, stream: b.stream!, param: b.param, ip: b.ip })
     if (!verdict.ok) {
       req.hookLog = { ...seen, outcome: 'refused', code: verdict.code, reason: verdict.msg }

@@ -29,7 +29,14 @@ const FIGURES = [
   'publishers in the table after reconciling', 'reconciliation failures',
   '5 takeovers at once: succeeded', '5 takeovers at once: total time (ref: one alone)', 'the takeover alone succeeded',
   'mixed hooks: maximum rate', 'mixed hooks for 0.5 s: rate (ref: half the maximum)', 'mixed hooks for 0.5 s: p99 latency',
-  'mixed hooks for 0.5 s: requests failed', 'mixed hooks for 0.5 s: heap growth', 'mixed hooks for 0.5 s: RSS growth (ref: RSS before)'
+  'mixed hooks for 0.5 s: requests failed', 'mixed hooks for 0.5 s: heap growth', 'mixed hooks for 0.5 s: RSS growth (ref: RSS before)',
+  'at-connect takeover overhead p50, R=5 ms (ref: at on_publish)', 'at-connect takeover overhead p99, R=5 ms (ref: at on_publish)',
+  'at-connect takeover overhead p50, R=50 ms (ref: at on_publish)', 'at-connect takeover overhead p99, R=50 ms (ref: at on_publish)',
+  'at-connect and at-publish takeovers that failed',
+  'players\' on_connect throughput, token strategy (ref: SRS 6)', 'players\' on_connect p99, token strategy (ref: SRS 6)', 'players\' on_connect requests failed (ref: completed)',
+  'takeover overhead p50, R=5 ms, two replicas (ref: one)', 'takeover overhead p99, R=5 ms, two replicas (ref: one)',
+  'on_publish p99 without conflict, two replicas (ref: one)', 'Redis round trips per on_publish without conflict', 'replica takeovers and publishes that failed',
+  'mixed hooks throughput with REDIS_URL (ref: without)', 'mixed hooks p99 with REDIS_URL (ref: without)', 'mixed hooks failed with and without REDIS_URL (ref: completed)'
 ]
 
 interface Cells { figure: string, value: number, unit: string, reference: string, ratio: string, target: string, met: string }
@@ -54,7 +61,7 @@ t.test('bench options default to the issue\'s parameters and name a bad variable
     scaleStreams: 100_000,
     concurrent: 200,
     releaseDelaysMs: [5, 50, 500],
-    scenarios: [1, 2, 3, 4, 5, 6]
+    scenarios: [1, 2, 3, 4, 5, 6, 7, 8]
   })
   t.same(optionsFrom({ BENCH_RELEASE_DELAYS_MS: '7, 70', BENCH_SCENARIOS: '4' }).releaseDelaysMs, [7, 70])
   t.equal(optionsFrom({ BENCH_LOAD_S: '0.5' }).loadS, 0.5)
@@ -80,7 +87,7 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString() })
   const code = await new Promise((resolve) => child.on('exit', resolve))
   t.equal(code, 0, err)
-  t.match(err, /\[6\/6\] sustained mixed load/)
+  t.match(err, /\[8\/8\] two replicas sharing Redis/)
 
   const rows = parseTable(out)
   t.same(rows.map((r) => r.figure), FIGURES)
@@ -100,5 +107,10 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   t.equal(value('publishers in the table after reconciling'), 100)
   t.equal(value('5 takeovers at once: succeeded'), 5)
   t.equal(value('mixed hooks for 0.5 s: requests failed'), 0)
+  t.equal(value('at-connect and at-publish takeovers that failed'), 0)
+  t.equal(value('players\' on_connect requests failed (ref: completed)'), 0)
+  t.equal(value('replica takeovers and publishes that failed'), 0)
+  t.equal(value('Redis round trips per on_publish without conflict'), 1, 'one round trip to Redis')
+  t.equal(value('mixed hooks failed with and without REDIS_URL (ref: completed)'), 0)
   t.ok(value('RSS after reconciling 100 (ref: idle RSS)') > 10, 'RSS is in MB')
 })

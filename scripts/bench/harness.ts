@@ -13,7 +13,7 @@ import autocannon from 'autocannon'
 import { Pool } from 'undici'
 import { CALLBACK_PREFIXES } from '../../src/app.js'
 import { BENCH_SERVER_ID } from './hooks.js'
-import { SrsSimulator } from '../../test/fixtures/srs-sim.js'
+import { SrsSimulator, type SimOptions } from '../../test/fixtures/srs-sim.js'
 import type { BenchOptions } from './options.js'
 import type { Memory, Reconciled } from './target.js'
 
@@ -51,6 +51,11 @@ export class Target {
     return await this.command('reconcile') as Reconciled
   }
 
+  /** Commands the app sent to Redis so far (REDIS_URL set): a script is one. */
+  async redisCommands (): Promise<number> {
+    return await this.command('redisCommands') as number
+  }
+
   async close (): Promise<void> {
     const exited = once(this.child, 'exit')
     this.child.disconnect()
@@ -70,12 +75,15 @@ export interface Stage {
   app: Target
 }
 
-/** Its recordings index (on_dvr) goes to a temporary DATA_DIR, removed afterwards. */
-export async function withStage<T> (run: (stage: Stage) => Promise<T>): Promise<T> {
+/**
+ * Its recordings index (on_dvr) goes to a temporary DATA_DIR, removed afterwards. `env` configures
+ * the app beyond SRS_API_URL and DATA_DIR; `sim` the simulator.
+ */
+export async function withStage<T> (run: (stage: Stage) => Promise<T>, opts: { env?: Record<string, string>, sim?: SimOptions } = {}): Promise<T> {
   const dataDir = await mkdtemp(join(tmpdir(), 'srs-hooks-bench-'))
   // The id the bench's hook bodies carry, so the server knows which SRS sent them.
-  const sim = await SrsSimulator.start({ serverId: BENCH_SERVER_ID })
-  const app = await Target.start('app', { SRS_API_URL: sim.apiUrl, DATA_DIR: dataDir })
+  const sim = await SrsSimulator.start({ serverId: BENCH_SERVER_ID, ...opts.sim })
+  const app = await Target.start('app', { SRS_API_URL: sim.apiUrl, DATA_DIR: dataDir, ...opts.env })
   sim.setHookBase(app.hookBase)
   try {
     return await run({ sim, app })

@@ -10,6 +10,8 @@ import {
 } from './harness.js'
 import { hookRequest, knownStreams } from './hooks.js'
 import type { BenchOptions } from './options.js'
+import { replicasWithRedis } from './replicas.js'
+import { connectTakeover } from './token.js'
 
 const PLAIN_STREAM = { id: 'vid-0000001', app: 'live', name: 'cam1' }
 
@@ -199,5 +201,6 @@ const sustainedLoad: Scenario = {
 }
 
 export const SCENARIOS: Scenario[] = [
-  hookThroughput, publishWithoutConflict, takeoverOverhead, scale, concurrentTakeovers, sustainedLoad
+  hookThroughput, publishWithoutConflict, takeoverOverhead, scale, concurrentTakeovers, sustainedLoad,
+  connectTakeover, replicasWithRedis
 ]

@@ -48,6 +48,15 @@ async function serveApp (env: NodeJS.ProcessEnv): Promise<Served> {
   const { loadConfig } = await import('../../src/config.js')
   const app = await buildApp(loadConfig({ ...env, HOST: '127.0.0.1', PORT: '0', RECONCILE_INTERVAL_MS: '0' }))
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  // Where takeovers happen depends on SRS's version: know it before the first measured hook.
+  await app.srsServers.discover()
+  // Round trips to Redis (a script or a pipeline is one), when REDIS_URL is set.
+  let redisCommands = 0
+  const client = app.redis?.client as unknown as { sendCommand: (...args: unknown[]) => unknown } | undefined
+  if (client !== undefined) {
+    const send = client.sendCommand.bind(client)
+    client.sendCommand = (...args: unknown[]) => { redisCommands++; return send(...args) }
+  }
   return {
     url,
     commands: {
@@ -56,7 +65,8 @@ async function serveApp (env: NodeJS.ProcessEnv): Promise<Served> {
         await app.reconciler.run()
         const ms = performance.now() - started
         return { ms, size: await app.publishers.store.size(), failures: app.reconciler.failures }
-      }
+      },
+      redisCommands: async () => redisCommands
     },
     close: async () => { await app.close() }
   }
