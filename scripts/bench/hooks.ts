@@ -61,3 +61,25 @@ export async function knownStreams (sim: SrsSimulator, app: string, n: number): 
   const { streams } = await res.json() as { streams: KnownStream[] }
   return streams.filter((s) => s.app === app)
 }
+
+/** The time of the newcomer's on_publish as the simulator saw it, from sending to our reply. */
+function publishHookMs (sim: SrsSimulator, clientId: string): number {
+  return sim.hookCalls.findLast((c) => c.hook === 'on_publish' && c.clientId === clientId)!.ms
+}
+
+/**
+ * Takes over `n` live streams one after another, each once (a camera reconnecting; taking one
+ * stream over and over would trip the flap guard). The newcomers' on_publish times, and how many
+ * takeovers failed.
+ */
+export async function takeOverInTurn (sim: SrsSimulator, prefix: string, n: number): Promise<{ ms: number[], failed: number }> {
+  sim.seedLive(n, { prefix })
+  const ms: number[] = []
+  let failed = 0
+  for (let i = 0; i < n; i++) {
+    const r = await sim.publish({ app: 'live', stream: prefix + i })
+    failed += Number(!r.ok)
+    ms.push(publishHookMs(sim, r.clientId))
+  }
+  return { ms, failed }
+}

@@ -11,7 +11,7 @@ import { Gateway } from '../../test/fixtures/gateway.js'
 import { RedisServer } from '../../test/fixtures/redis.js'
 import { SrsSimulator } from '../../test/fixtures/srs-sim.js'
 import { checks, pace, percentile, row, saturate, Target, warmUp, type HttpRequest, type LoadResult, type Row, type Scenario } from './harness.js'
-import { BENCH_SERVER_ID, hookRequest, knownStreams } from './hooks.js'
+import { BENCH_SERVER_ID, hookRequest, knownStreams, takeOverInTurn } from './hooks.js'
 import type { BenchOptions } from './options.js'
 
 /** A simulator, `n` srs-hooks behind a gateway (on_publish to the last, every other hook to the first), and a Redis when n > 1. */
@@ -39,15 +39,8 @@ async function withCluster<T> (redis: RedisServer | undefined, n: number, run: (
 /** Takeovers of seeded streams in turn: the newcomers' on_publish times less the release delay. */
 async function overheads (sim: SrsSimulator, prefix: string, n: number, releaseMs: number): Promise<{ ms: number[], failed: number }> {
   sim.setReleaseDelay(releaseMs)
-  sim.seedLive(n, { prefix })
-  const ms: number[] = []
-  let failed = 0
-  for (let i = 0; i < n; i++) {
-    const r = await sim.publish({ app: 'live', stream: prefix + i })
-    failed += Number(!r.ok)
-    ms.push(sim.hookCalls.findLast((c) => c.hook === 'on_publish' && c.clientId === r.clientId)!.ms - releaseMs)
-  }
-  return { ms, failed }
+  const run = await takeOverInTurn(sim, prefix, n)
+  return { ms: run.ms.map((ms) => ms - releaseMs), failed: run.failed }
 }
 
 /** on_publish without conflict, paced, through the gateway; `measured` wraps the measured part. */

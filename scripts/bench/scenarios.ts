@@ -8,7 +8,7 @@ import {
   checks, MB, pace, percentile, row, saturate, warmUp, withStage, withTarget,
   type HttpRequest, type LoadResult, type Row, type Scenario, type Target
 } from './harness.js'
-import { hookRequest, knownStreams } from './hooks.js'
+import { hookRequest, knownStreams, takeOverInTurn } from './hooks.js'
 import type { BenchOptions } from './options.js'
 import { replicasWithRedis } from './replicas.js'
 import { connectTakeover } from './token.js'
@@ -61,28 +61,6 @@ const publishWithoutConflict: Scenario = {
       row('on_publish requests failed (ref: completed)', 'requests', ours.failures + api.failures, ours.completed + api.completed, checks.atMost(0, 'requests'))
     ]
   }
-}
-
-/** The time of the newcomer's on_publish as the simulator saw it, from sending to our reply. */
-function publishHookMs (sim: SrsSimulator, clientId: string): number {
-  return sim.hookCalls.findLast((c) => c.hook === 'on_publish' && c.clientId === clientId)!.ms
-}
-
-/**
- * Takes over `n` live streams one after another, each once (a camera reconnecting; taking one
- * stream over and over would trip the flap guard). The newcomers' on_publish times, and how many
- * takeovers failed.
- */
-async function takeOverInTurn (sim: SrsSimulator, prefix: string, n: number): Promise<{ ms: number[], failed: number }> {
-  sim.seedLive(n, { prefix })
-  const ms: number[] = []
-  let failed = 0
-  for (let i = 0; i < n; i++) {
-    const r = await sim.publish({ app: 'live', stream: prefix + i })
-    failed += Number(!r.ok)
-    ms.push(publishHookMs(sim, r.clientId))
-  }
-  return { ms, failed }
 }
 
 /** 3. The time a takeover adds to the release itself, for several release delays. */
