@@ -100,15 +100,16 @@ const callbacks: FastifyPluginAsyncTypebox = async (app) => {
     return ALLOW
   })
 
-  // on_dvr: the recording is written to the index (synchronously, durable) before the reply; the
-  // file itself is examined afterwards, off the reply's path, so SRS's DVR worker never waits on it.
+  // on_dvr: the recording is stored durably (the index, or the spool while PostgreSQL is out of
+  // reach) before the reply; the file itself is examined afterwards, off the reply's path, so SRS's
+  // DVR worker never waits on it.
   hook('on_dvr', HookBodies.on_dvr, async (req) => {
     const b = req.body
     const key = streamKeyOf(b)
     const client = clientIdOf(b)
     let r
     try {
-      r = app.recordings.index({
+      r = await app.recordings.index({
         vhost: b.vhost,
         app: b.app,
         stream: b.stream,
@@ -122,7 +123,8 @@ const callbacks: FastifyPluginAsyncTypebox = async (app) => {
     } catch (err) {
       throw new AppError(`recording ${JSON.stringify(b.file)} not stored: ${(err as Error).message}`, Codes.RECORDING_NOT_STORED, 503, { cause: err })
     }
-    req.hookLog = { ...describe(b, key, client), outcome: r.created ? 'stored' : 'duplicate', code: 0, recording: r.recording.id, file: b.file }
+    const outcome = !r.created ? 'duplicate' : r.spooled ? 'spooled' : 'stored'
+    req.hookLog = { ...describe(b, key, client), outcome, code: 0, recording: r.id ?? undefined, file: b.file }
     return ALLOW
   })
 

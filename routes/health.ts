@@ -5,7 +5,8 @@ import { Codes } from '../src/errors.js'
 
 /**
  * GET /healthz: the process is up. GET /readyz: SRS's API answers and the recordings index takes a
- * write; 503 naming the check that failed otherwise. GET /metrics: Prometheus text.
+ * write (with PostgreSQL out of reach: the spool does, with room); 503 naming the check that failed
+ * otherwise; the spool's depth and age. GET /metrics: Prometheus text.
  * Open to every caller (no stream names or secrets in them), as probes and scrapers expect.
  */
 
@@ -15,7 +16,9 @@ const Ready = Type.Object({
   ready: Type.Boolean(),
   /** Names of the checks that failed. */
   failed: Type.Array(Type.String()),
-  checks: Type.Object({ srs: Check, store: Check })
+  checks: Type.Object({ srs: Check, store: Check }),
+  /** The spool in front of PostgreSQL (null with SQLite): recordings waiting, and how long the oldest has. */
+  spool: Type.Union([Type.Object({ depth: Type.Integer(), oldest_age_ms: Type.Union([Type.Integer(), Type.Null()]), max: Type.Integer() }), Type.Null()])
 })
 
 export interface HealthRoutesOptions {
@@ -34,17 +37,13 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { con
         (v) => ({ ok: true, msg: `SRS ${v.version} at ${config.SRS_API_URL}` }),
         (err: Error) => ({ ok: false, msg: `SRS's API at ${config.SRS_API_URL} failed: ${err.message}` })
       ),
-      (async () => {
-        try {
-          app.recordings.store.checkWritable(now())
-          return { ok: true, msg: null }
-        } catch (err) {
-          return { ok: false, msg: `the recordings index in DATA_DIR=${config.DATA_DIR} is not writable: ${(err as Error).message}` }
-        }
-      })()
+      app.recordings.readiness()
     ])
     const failed = [...(srs.ok ? [] : ['srs']), ...(store.ok ? [] : ['store'])]
-    return await reply.code(failed.length === 0 ? 200 : 503).send({ code: failed.length === 0 ? Codes.OK : Codes.NOT_READY, ready: failed.length === 0, failed, checks: { srs, store } })
+    const s = app.recordings.spool()
+    const age = app.recordings.spoolAgeMs()
+    const spool = s === null ? null : { depth: s.depth, oldest_age_ms: age === null ? null : Math.round(age), max: s.max }
+    return await reply.code(failed.length === 0 ? 200 : 503).send({ code: failed.length === 0 ? Codes.OK : Codes.NOT_READY, ready: failed.length === 0, failed, checks: { srs, store }, spool })
   })
 
   app.get('/metrics', async (_req, reply) => {

@@ -2,6 +2,7 @@ import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 import { AuthSettings } from './auth/settings.js'
 import { OperationsSettings } from './operations/settings.js'
+import { RecordingsSettings } from './recordings/settings.js'
 
 /**
  * Every setting, read from the environment. README.md ("Configuration") documents each one with
@@ -28,7 +29,8 @@ export const ConfigSchema = Type.Object({
   MAX_PUBLISHERS: Type.Integer({ default: 200_000, minimum: 1 }),
   BODY_LIMIT: Type.Integer({ default: 16_384, minimum: 1024, maximum: 10_485_760 }),
   ...AuthSettings,
-  ...OperationsSettings
+  ...OperationsSettings,
+  ...RecordingsSettings
 })
 
 export type RawConfig = Static<typeof ConfigSchema>
