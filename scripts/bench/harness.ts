@@ -14,7 +14,7 @@ import { Pool } from 'undici'
 import { CALLBACK_PREFIXES } from '../../src/app.js'
 import { SrsSimulator } from '../../test/fixtures/srs-sim.js'
 import type { BenchOptions } from './options.js'
-import type { Memory, Reconciled } from './target.js'
+import type { Memory, Reconciled, RecordingsState } from './target.js'
 
 const STARTUP_TIMEOUT_MS = 60_000
 
@@ -50,6 +50,11 @@ export class Target {
     return await this.command('reconcile') as Reconciled
   }
 
+  /** The recordings service's counters, spool and group commits. */
+  async recordings (): Promise<RecordingsState> {
+    return await this.command('recordings') as RecordingsState
+  }
+
   async close (): Promise<void> {
     const exited = once(this.child, 'exit')
     this.child.disconnect()
@@ -69,11 +74,15 @@ export interface Stage {
   app: Target
 }
 
-/** Its recordings index (on_dvr) goes to a temporary DATA_DIR, removed afterwards. */
-export async function withStage<T> (run: (stage: Stage) => Promise<T>): Promise<T> {
+/**
+ * Its recordings index (on_dvr) goes to a temporary DATA_DIR, removed afterwards; `env` adds
+ * settings (DATABASE_URL...); `prepare` fills the DATA_DIR before the server starts.
+ */
+export async function withStage<T> (run: (stage: Stage) => Promise<T>, env: Record<string, string> = {}, prepare?: (dataDir: string) => Promise<void>): Promise<T> {
   const dataDir = await mkdtemp(join(tmpdir(), 'srs-hooks-bench-'))
+  await prepare?.(dataDir)
   const sim = await SrsSimulator.start()
-  const app = await Target.start('app', { SRS_API_URL: sim.apiUrl, DATA_DIR: dataDir })
+  const app = await Target.start('app', { SRS_API_URL: sim.apiUrl, DATA_DIR: dataDir, ...env })
   sim.setHookBase(app.hookBase)
   try {
     return await run({ sim, app })
@@ -101,6 +110,8 @@ export interface LoadOptions {
   url: string
   /** One request is built once and repeated; a list is dealt out in turn across all connections. */
   requests: HttpRequest[]
+  /** Builds each request instead (every on_dvr a new file); `requests` is then ignored. */
+  next?: () => HttpRequest
   connections: number
 }
 
@@ -123,8 +134,8 @@ const ALLOWED = /^\{"code":0[,}]/
  * autocannon records latencies in whole milliseconds.
  */
 export async function saturate (o: LoadOptions & { durationS: number }): Promise<LoadResult> {
-  const deal = dealer(o.requests)
-  const requests = o.requests.length === 1 ? o.requests : [{ setupRequest: (req: autocannon.Request) => ({ ...req, ...deal() }) }]
+  const deal = o.next ?? dealer(o.requests)
+  const requests = o.next === undefined && o.requests.length === 1 ? o.requests : [{ setupRequest: (req: autocannon.Request) => ({ ...req, ...deal() }) }]
   const result = await autocannon({
     url: o.url,
     connections: o.connections,
@@ -150,7 +161,7 @@ export async function saturate (o: LoadOptions & { durationS: number }): Promise
  */
 export async function pace (o: LoadOptions & { durationS: number, rate: number }): Promise<LoadResult> {
   const pool = new Pool(o.url, { connections: o.connections })
-  const next = dealer(o.requests)
+  const next = o.next ?? dealer(o.requests)
   const total = Math.max(1, Math.round(o.rate * o.durationS))
   const sent: Array<Promise<Sample>> = []
   const started = performance.now()
@@ -202,7 +213,7 @@ export const MB = 1024 * 1024
 
 // ------------------------------------------------------------------------------ results
 
-export type Unit = 'req/s' | 'ms' | 'MB' | 'calls' | 'streams' | 'requests' | 'takeovers'
+export type Unit = 'req/s' | 'ms' | 'MB' | 'calls' | 'streams' | 'requests' | 'takeovers' | 'rows' | 'bursts'
 
 /** A target on a figure: its wording, and whether the value (with its reference) meets it. */
 export interface Check {

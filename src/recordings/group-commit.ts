@@ -164,6 +164,10 @@ class SqliteHost {
     this.#worker.once('exit', (code) => { this.#fail(new Error(`the SQLite worker exited (code ${code})`)) })
   }
 
+  get dead (): boolean {
+    return this.#dead !== null
+  }
+
   /** The process's host, started if there is none (or the last one died). */
   static get (): SqliteHost {
     if (SqliteHost.#current === null || SqliteHost.#current.#dead !== null) SqliteHost.#current = new SqliteHost()
@@ -217,22 +221,25 @@ class SqliteHost {
   }
 }
 
-/** One SQLite database open in the worker: its calls, answered once their group is committed. */
+/**
+ * One SQLite database of the worker: its calls, answered once their group is committed. The
+ * caller opened (and migrated) the file on its own thread at start, where blocking harms nothing
+ * and errors stop the start; the worker is started, and the database opened in it, at the first
+ * call. A process that never records (most tests, a CLI) never starts the thread. If the worker
+ * dies, the calls it held fail (never answered as stored) and the next call opens the database in
+ * a new one.
+ */
 export class SqliteDatabase {
-  readonly #host: SqliteHost
-  readonly #db: number
+  readonly #kind: DatabaseKind
+  readonly #options: unknown
+  /** The worker's host and this database's number in it, once asked for (set synchronously: calls at once share one open). */
+  #opened: Promise<{ host: SqliteHost, db: number }> | null = null
+  #host: SqliteHost | null = null
   #closed: Promise<void> | null = null
 
-  private constructor (host: SqliteHost, db: number) {
-    this.#host = host
-    this.#db = db
-  }
-
-  /** Opens `kind` with `options` in the worker; resolves it with what the database reported. */
-  static async open (kind: DatabaseKind, options: unknown): Promise<{ database: SqliteDatabase, info: unknown }> {
-    const host = SqliteHost.get()
-    const { db, info } = await host.open(kind, options)
-    return { database: new SqliteDatabase(host, db), info }
+  constructor (kind: DatabaseKind, options: unknown) {
+    this.#kind = kind
+    this.#options = options
   }
 
   /** Stops the process's worker, as a crash would (for tests). */
@@ -242,12 +249,25 @@ export class SqliteDatabase {
 
   async call<T> (op: string, ...args: unknown[]): Promise<T> {
     if (this.#closed !== null) throw new SqliteWorkerError('the SQLite database is closed')
-    return await this.#host.send<T>({ id: 0, op, db: this.#db, args })
+    const { host, db } = await this.#open()
+    return await host.send<T>({ id: 0, op, db, args })
   }
 
-  /** Answers what is queued, then closes the database. */
+  /** Answers what is queued, then closes the database (if it was ever opened in the worker). */
   async close (): Promise<void> {
-    this.#closed ??= this.#host.closeDb(this.#db).catch(() => {})
+    this.#closed ??= (async () => {
+      const opened = await this.#opened?.catch(() => null)
+      if (opened !== undefined && opened !== null && !opened.host.dead) await opened.host.closeDb(opened.db).catch(() => {})
+    })()
     await this.#closed
+  }
+
+  #open (): Promise<{ host: SqliteHost, db: number }> {
+    if (this.#opened !== null && this.#host?.dead !== true) return this.#opened
+    const host = this.#host = SqliteHost.get()
+    const opened = this.#opened = host.open(this.#kind, this.#options).then(({ db }) => ({ host, db }))
+    // A failed open is tried again at the next call.
+    opened.catch(() => { if (this.#opened === opened) this.#opened = null })
+    return opened
   }
 }

@@ -10,13 +10,10 @@ import type { SpooledStore } from './spooled.js'
 export function registerRecordingMetrics (prefix: string, registers: Registry[], recordings: RecordingService): void {
   new Gauge({ // eslint-disable-line no-new
     name: prefix + 'recordings',
-    help: 'Recordings in the index (with PostgreSQL: in the database, every replica\'s). Not set when the index does not answer.',
+    help: 'Recordings in the index (with PostgreSQL: in the database, every replica\'s); NaN when the index does not answer.',
     registers,
     async collect () {
-      this.reset()
-      try {
-        this.set(await recordings.count())
-      } catch {}
+      this.set(await recordings.count().catch(() => NaN))
     }
   })
   new Counter({ // eslint-disable-line no-new

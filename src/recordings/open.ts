@@ -7,6 +7,9 @@ import { SpooledStore } from './spooled.js'
 import { SqliteRecordingStore } from './sqlite.js'
 import type { RecordingStore } from './store.js'
 
+/** How long a start waits for PostgreSQL at most before serving with the spool. */
+const START_BOUND_MS = 5000
+
 /**
  * The store the settings ask for: PostgreSQL behind a spool in DATA_DIR when DATABASE_URL is set,
  * else SQLite in DATA_DIR. Rejects with a message an operator can act on (the URL's password
@@ -39,7 +42,8 @@ export async function openStore (config: Config, log: Log): Promise<RecordingSto
   })
   const store = new SpooledStore(pg, spool, { writeTimeoutMs: config.DATABASE_WRITE_TIMEOUT_MS, retryMs: config.SPOOL_RETRY_MS, log })
   try {
-    await store.start(config.DATABASE_QUERY_TIMEOUT_MS)
+    // At most 5 s (Fastify gives a plugin 10 s to start): past it, serve and spool.
+    await store.start(Math.min(config.DATABASE_QUERY_TIMEOUT_MS, START_BOUND_MS))
   } catch (err) {
     await store.close()
     throw new Error(`PostgreSQL at ${pg.where} refused: ${(err as Error).message}`, { cause: err })

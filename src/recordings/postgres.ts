@@ -216,27 +216,10 @@ export class PgRecordingStore implements RecordingStore {
     [size, mtime, error, checkedAt, key.serverId, key.clientId, key.fileKey])
   }
 
-  /** A page, newest first; the same bounds as SqliteIndex.list, as ranges on received_at. */
+  /** A page, newest first; the same bounds as the SQLite index's (see pgListSql). */
   async list (q: RecordingQuery): Promise<RecordingPage> {
-    const where: string[] = []
-    const params: unknown[] = []
-    const param = (v: unknown): string => { params.push(v); return `$${params.length}` }
-    for (const f of ['vhost', 'app', 'stream'] as const) {
-      const v = q[f]
-      if (v !== undefined) where.push(`${f} = ${param(v)}`)
-    }
-    if (q.from !== undefined) where.push(`received_at >= ${param(q.from)}`)
-    if (q.to !== undefined) {
-      const to = param(q.to)
-      // The longest span indexed (recordings_span), once per query as an InitPlan: a recording
-      // that started by `to` was received by `to` + that span.
-      where.push(`coalesce(started_at, received_at) <= ${to}`,
-        `received_at <= ${to} + (SELECT greatest(0, coalesce(max(received_at - started_at), 0)) FROM ${this.#s}.recordings)`)
-    }
-    if (q.after !== undefined) where.push(`(received_at, id) < (${param(q.after.receivedAt)}, ${param(q.after.id)})`)
-    const sql = `SELECT * FROM ${this.#s}.recordings ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''}
-      ORDER BY received_at DESC, id DESC LIMIT ${param(q.limit + 1)}`
-    const rows = (await this.#query<RecordingRow>(sql, params)).rows
+    const { text, values } = pgListSql(this.#s, q)
+    const rows = (await this.#query<RecordingRow>(text, values)).rows
     const items = rows.slice(0, q.limit).map(toRecording)
     const last = items[items.length - 1]
     const next: Cursor | null = rows.length > q.limit && last !== undefined ? { receivedAt: last.receivedAt, id: last.id } : null
@@ -285,6 +268,31 @@ export class PgRecordingStore implements RecordingStore {
   async #query<R extends pg.QueryResultRow = pg.QueryResultRow> (text: string, params: unknown[] = [], timeoutMs = this.#opts.queryTimeoutMs): Promise<pg.QueryResult<R>> {
     return await this.#pool.query<R>({ text, values: params, query_timeout: timeoutMs } as pg.QueryConfig)
   }
+}
+
+/**
+ * The page query: every bound a range on received_at in the index of the equality filters (as
+ * sqliteListSql). The longest span indexed (recordings_span) is read once per query as an
+ * InitPlan: a recording that started by `to` was received by `to` + that span.
+ */
+export function pgListSql (s: string, q: RecordingQuery): { text: string, values: unknown[] } {
+  const where: string[] = []
+  const values: unknown[] = []
+  const param = (v: unknown): string => { values.push(v); return `$${values.length}` }
+  for (const f of ['vhost', 'app', 'stream'] as const) {
+    const v = q[f]
+    if (v !== undefined) where.push(`${f} = ${param(v)}`)
+  }
+  if (q.from !== undefined) where.push(`received_at >= ${param(q.from)}`)
+  if (q.to !== undefined) {
+    const to = param(q.to)
+    where.push(`coalesce(started_at, received_at) <= ${to}`,
+      `received_at <= ${to} + (SELECT greatest(0, coalesce(max(received_at - started_at), 0)) FROM ${s}.recordings)`)
+  }
+  if (q.after !== undefined) where.push(`(received_at, id) < (${param(q.after.receivedAt)}, ${param(q.after.id)})`)
+  const text = `SELECT * FROM ${s}.recordings ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''}
+    ORDER BY received_at DESC, id DESC LIMIT ${param(q.limit + 1)}`
+  return { text, values }
 }
 
 /** What every connection shares: the URL, the bounds, bigints as numbers, a name in pg_stat_activity. */

@@ -190,9 +190,13 @@ export class Spool {
     this.max = max
   }
 
+  /** Opens (creating if needed) `spool.db` in `opts.dir` here, at start, and reads its state; then the worker owns it. */
   static async open (opts: SpoolFileOptions & { max: number }): Promise<Spool> {
-    const { database: worker, info } = await SqliteDatabase.open('spool', { dir: opts.dir, busyTimeoutMs: opts.busyTimeoutMs })
-    return new Spool(worker, info as SpoolState & { file: string }, opts.max)
+    const options = { dir: opts.dir, busyTimeoutMs: opts.busyTimeoutMs }
+    const file = new SpoolFile(options)
+    const info = file.info()
+    file.close()
+    return new Spool(new SqliteDatabase('spool', options), info, opts.max)
   }
 
   /** Recordings waiting, and the receipt time of the oldest, as of the last answer from the worker. */

@@ -182,6 +182,7 @@ export class SpooledStore implements RecordingStore {
         if (rows.length === 0) break
         const created = await this.pg.insertMany(rows)
         const removed = await this.spoolFile.remove(rows.map((r) => r.seq))
+        this.counters.drained += rows.length
         // File information recorded in the spool while the batch was on its way to PostgreSQL.
         const sent = new Map(rows.map((r) => [r.seq, r]))
         for (const now of removed) {
@@ -189,7 +190,6 @@ export class SpooledStore implements RecordingStore {
           if (now.checkedAt === row.checkedAt && now.size === row.size && now.mtime === row.mtime && now.fileError === row.fileError) continue
           await this.pg.setFileInfo(keyOf(row.recording), now.fileError !== null ? { error: now.fileError } : { size: now.size!, mtime: now.mtime! }, now.checkedAt!)
         }
-        this.counters.drained += rows.length
         this.#lastError = null
         this.#log.info({ drained: rows.length, new: created, spooled: this.spoolFile.state.depth }, 'drained spooled recordings into PostgreSQL')
       }

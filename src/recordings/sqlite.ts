@@ -177,33 +177,15 @@ export class SqliteIndex {
     this.#setInfo.run(size, mtime, error, checkedAt, key.serverId, key.clientId, key.fileKey, checkedAt)
   }
 
-  /**
-   * A page, newest first. Every bound is a range on received_at in the index of the equality
-   * filters: `from` directly; the cursor as received_at <= its time (then id breaks ties); `to`
-   * through the longest span: a recording that started by `to` was received by `to` + that span.
-   */
+  /** A page, newest first (see listSql for how every bound becomes a range of one index). */
   list (q: RecordingQuery): Omit<RecordingPage, 'spooled'> {
-    const where: string[] = []
-    const params: Record<string, string | number> = { limit: q.limit + 1 }
-    for (const f of ['vhost', 'app', 'stream'] as const) {
-      const v = q[f]
-      if (v !== undefined) { where.push(`${f} = @${f}`); params[f] = v }
+    const { sql, params } = sqliteListSql(q, () => (this.#span.get() as number | null) ?? 0)
+    let stmt = this.#lists.get(sql)
+    if (stmt === undefined) {
+      stmt = this.db.prepare(sql)
+      this.#lists.set(sql, stmt)
     }
-    if (q.from !== undefined) { where.push('received_at >= @from'); params.from = q.from }
-    let upper: number | undefined
-    if (q.to !== undefined) {
-      where.push('coalesce(started_at, received_at) <= @to')
-      params.to = q.to
-      upper = q.to + Math.max(0, (this.#span.get() as number | null) ?? 0)
-    }
-    if (q.after !== undefined) {
-      where.push('(received_at < @afterAt OR id < @afterId)')
-      params.afterAt = q.after.receivedAt
-      params.afterId = q.after.id
-      upper = Math.min(upper ?? Infinity, q.after.receivedAt)
-    }
-    if (upper !== undefined) { where.push('received_at <= @upper'); params.upper = upper }
-    const rows = this.#list(where).all(params) as Row[]
+    const rows = stmt.all(params) as Row[]
     const items = rows.slice(0, q.limit).map(toRecording)
     const last = items[items.length - 1]
     const next: Cursor | null = rows.length > q.limit && last !== undefined ? { receivedAt: last.receivedAt, id: last.id } : null
@@ -222,17 +204,38 @@ export class SqliteIndex {
     this.db.close()
   }
 
-  /** One prepared statement per shape of query (at most 2^6 of them). */
-  #list (where: string[]): Database.Statement {
-    const sql = `SELECT * FROM recordings ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''}
-      ORDER BY received_at DESC, id DESC LIMIT @limit`
-    let stmt = this.#lists.get(sql)
-    if (stmt === undefined) {
-      stmt = this.db.prepare(sql)
-      this.#lists.set(sql, stmt)
-    }
-    return stmt
+}
+
+/**
+ * The page query (one prepared statement per shape, at most 2^6 of them). Every bound is a range
+ * on received_at in the index of the equality filters: `from` directly; the cursor as
+ * received_at <= its time (then id breaks ties); `to` through the longest span (`span()`): a
+ * recording that started by `to` was received by `to` + that span.
+ */
+export function sqliteListSql (q: RecordingQuery, span: () => number): { sql: string, params: Record<string, string | number> } {
+  const where: string[] = []
+  const params: Record<string, string | number> = { limit: q.limit + 1 }
+  for (const f of ['vhost', 'app', 'stream'] as const) {
+    const v = q[f]
+    if (v !== undefined) { where.push(`${f} = @${f}`); params[f] = v }
   }
+  if (q.from !== undefined) { where.push('received_at >= @from'); params.from = q.from }
+  let upper: number | undefined
+  if (q.to !== undefined) {
+    where.push('coalesce(started_at, received_at) <= @to')
+    params.to = q.to
+    upper = q.to + Math.max(0, span())
+  }
+  if (q.after !== undefined) {
+    where.push('(received_at < @afterAt OR id < @afterId)')
+    params.afterAt = q.after.receivedAt
+    params.afterId = q.after.id
+    upper = Math.min(upper ?? Infinity, q.after.receivedAt)
+  }
+  if (upper !== undefined) { where.push('received_at <= @upper'); params.upper = upper }
+  const sql = `SELECT * FROM recordings ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''}
+    ORDER BY received_at DESC, id DESC LIMIT @limit`
+  return { sql, params }
 }
 
 /** Brings the file to SQLITE_SCHEMA_VERSION in one transaction; refuses a newer one. */
@@ -259,10 +262,14 @@ export class SqliteRecordingStore implements RecordingStore {
     this.file = file
   }
 
-  /** Opens (creating or migrating if needed) `recordings.db` in `opts.dir`, in its worker. */
+  /**
+   * Opens `recordings.db` in `opts.dir`, creating or migrating it here, at start (a bad DATA_DIR
+   * or a newer schema stops the start); from then on the worker owns it.
+   */
   static async open (opts: SqliteIndexOptions): Promise<SqliteRecordingStore> {
-    const { database: worker, info } = await SqliteDatabase.open('index', opts)
-    return new SqliteRecordingStore(worker, (info as { file: string }).file)
+    const index = new SqliteIndex(opts)
+    index.close()
+    return new SqliteRecordingStore(new SqliteDatabase('index', opts), index.file)
   }
 
   async add (r: NewRecording): Promise<Added> {
