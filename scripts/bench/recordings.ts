@@ -195,6 +195,37 @@ function slowest (l: Listing): { name: string, p99: number } {
   return worst
 }
 
+/**
+ * The page queries alone, as the stores run them (no HTTP, no worker, no JSON): each shape
+ * `rounds` times after one unmeasured run, one at a time. Times in ms.
+ */
+async function timeQueries (sqliteFile: string, url: string, list: Shape[], rounds: number): Promise<{ sqlite: number[], postgres: number[] }> {
+  const db = new Database(sqliteFile, { readonly: true })
+  const span = db.prepare('SELECT max(received_at - started_at) FROM recordings').pluck()
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  const sqlite: number[] = []
+  const postgres: number[] = []
+  try {
+    for (let round = -1; round < rounds; round++) {
+      for (const s of list) {
+        let started = performance.now()
+        const { sql, params } = sqliteListSql(s.query, () => span.get() as number)
+        db.prepare(sql).all(params)
+        if (round >= 0) sqlite.push(performance.now() - started)
+        started = performance.now()
+        const { text, values } = pgListSql('srs_hooks', s.query)
+        await client.query(text, values)
+        if (round >= 0) postgres.push(performance.now() - started)
+      }
+    }
+  } finally {
+    db.close()
+    await client.end()
+  }
+  return { sqlite, postgres }
+}
+
 /** 8. A page of GET recordings at a million rows, every filter combination, PostgreSQL against SQLite. */
 export const listingAtScale: Scenario = {
   title: 'GET recordings at scale, PostgreSQL vs SQLite',
@@ -207,7 +238,12 @@ export const listingAtScale: Scenario = {
     await seedPostgres(url, n)
     say(`seeded PostgreSQL with ${n} rows in ${Math.round(performance.now() - started)} ms`)
     let sqliteFile = ''
-    const sqlite = await withStage(async ({ app }) => await measureListing(app, list, opts.durationS), {}, async (dir) => {
+    let queries = { sqlite: [0], postgres: [0] }
+    const sqlite = await withStage(async ({ app }) => {
+      const http = await measureListing(app, list, opts.durationS)
+      queries = await timeQueries(sqliteFile, url, list, 10)
+      return http
+    }, {}, async (dir) => {
       started = performance.now()
       seedSqlite(dir, n)
       sqliteFile = `${dir}/recordings.db`
@@ -222,6 +258,9 @@ export const listingAtScale: Scenario = {
       row(`GET recordings p99 at ${n} rows, PostgreSQL (ref: SQLite)`, 'ms', percentile(postgres.all, 99), percentile(sqlite.all, 99)),
       row(`GET recordings p99 at ${n} rows, SQLite`, 'ms', percentile(sqlite.all, 99), undefined, checks.below(10, 'ms')),
       row(`GET recordings p99 at ${n} rows, PostgreSQL`, 'ms', percentile(postgres.all, 99), undefined, checks.below(10, 'ms')),
+      row(`page query alone p50 at ${n} rows, PostgreSQL (ref: SQLite)`, 'ms', percentile(queries.postgres, 50), percentile(queries.sqlite, 50)),
+      row(`page query alone p99 at ${n} rows, PostgreSQL (ref: SQLite)`, 'ms', percentile(queries.postgres, 99), percentile(queries.sqlite, 99), checks.below(5, 'ms')),
+      row(`page query alone p99 at ${n} rows, SQLite`, 'ms', percentile(queries.sqlite, 99), undefined, checks.below(5, 'ms')),
       row('GET recordings p99 of the slowest filter combination, PostgreSQL (ref: SQLite)', 'ms', wp.p99, ws.p99),
       row('GET recordings failed (ref: completed)', 'requests', sqlite.failures + postgres.failures, sqlite.all.length + postgres.all.length, checks.atMost(0, 'requests'))
     ]

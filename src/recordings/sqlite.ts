@@ -206,18 +206,35 @@ export class SqliteIndex {
 
 }
 
+/** The index whose leading columns are exactly these equality filters, then (received_at, id). */
+const INDEX_FOR: Record<string, string> = {
+  '': 'recordings_newest',
+  vhost: 'recordings_vhost',
+  app: 'recordings_app',
+  stream: 'recordings_stream_name',
+  'app,stream': 'recordings_stream',
+  'vhost,app': 'recordings_vhost_app',
+  'vhost,stream': 'recordings_vhost_stream',
+  'vhost,app,stream': 'recordings_vhost_app_stream'
+}
+
 /**
  * The page query (one prepared statement per shape, at most 2^6 of them). Every bound is a range
  * on received_at in the index of the equality filters: `from` directly; the cursor as
  * received_at <= its time (then id breaks ties); `to` through the longest span (`span()`): a
  * recording that started by `to` was received by `to` + that span.
+ *
+ * The index is named (INDEXED BY): without statistics (ANALYZE) SQLite's planner may take an
+ * index with fewer equalities when a query has both `from` and `to`, and scan a rare stream's
+ * months instead of its page (60 ms instead of 0.4 ms at a million rows).
  */
 export function sqliteListSql (q: RecordingQuery, span: () => number): { sql: string, params: Record<string, string | number> } {
   const where: string[] = []
   const params: Record<string, string | number> = { limit: q.limit + 1 }
+  const equal: string[] = []
   for (const f of ['vhost', 'app', 'stream'] as const) {
     const v = q[f]
-    if (v !== undefined) { where.push(`${f} = @${f}`); params[f] = v }
+    if (v !== undefined) { where.push(`${f} = @${f}`); params[f] = v; equal.push(f) }
   }
   if (q.from !== undefined) { where.push('received_at >= @from'); params.from = q.from }
   let upper: number | undefined
@@ -233,7 +250,7 @@ export function sqliteListSql (q: RecordingQuery, span: () => number): { sql: st
     upper = Math.min(upper ?? Infinity, q.after.receivedAt)
   }
   if (upper !== undefined) { where.push('received_at <= @upper'); params.upper = upper }
-  const sql = `SELECT * FROM recordings ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''}
+  const sql = `SELECT * FROM recordings INDEXED BY ${INDEX_FOR[equal.join(',')]!} ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''}
     ORDER BY received_at DESC, id DESC LIMIT @limit`
   return { sql, params }
 }
