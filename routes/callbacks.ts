@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import type { Static, TSchema } from 'typebox'
 import { credentialsOf } from '../src/auth/service.js'
 import { AppError, Codes, type Code } from '../src/errors.js'
+import { UnindexableRecordingError } from '../src/recordings/service.js'
 import {
   ALLOW, HookBodies, HookReply, clientIdOf, redactQuery, streamIdOf, streamKeyOf,
   type HookAction, type OnConnect, type OnPublish
@@ -121,7 +122,9 @@ const callbacks: FastifyPluginAsyncTypebox = async (app) => {
         file: b.file
       })
     } catch (err) {
-      throw new AppError(`recording ${JSON.stringify(b.file)} not stored: ${(err as Error).message}`, Codes.RECORDING_NOT_STORED, 503, { cause: err })
+      const msg = `recording ${JSON.stringify(b.file)} not stored: ${(err as Error).message}`
+      if (err instanceof UnindexableRecordingError) throw new AppError(msg, Codes.INVALID_BODY, 400, { cause: err })
+      throw new AppError(msg, Codes.RECORDING_NOT_STORED, 503, { cause: err })
     }
     const outcome = !r.created ? 'duplicate' : r.spooled ? 'spooled' : 'stored'
     req.hookLog = { ...describe(b, key, client), outcome, code: 0, recording: r.id ?? undefined, file: b.file }

@@ -134,14 +134,18 @@ t.test('in a group, a call that fails fails alone; a commit that fails fails eve
   const dir = t.testdir()
   const db = new Database(join(dir, 'g.db'))
   t.teardown(() => db.close())
-  db.exec('CREATE TABLE x (v INTEGER NOT NULL UNIQUE)')
+  db.exec(`CREATE TABLE x (v INTEGER NOT NULL UNIQUE);
+    CREATE TABLE y (v INTEGER REFERENCES x (v) DEFERRABLE INITIALLY DEFERRED)`)
+  db.pragma('foreign_keys = ON')
   const insert = db.prepare('INSERT INTO x (v) VALUES (?)')
+  const orphan = db.prepare('INSERT INTO y (v) VALUES (?)')
   let failCommit = false
   const replies: Reply[] = []
   const ops = {
     put: { write: true, run: (v: number) => insert.run(v).changes },
     get: { write: false, run: () => db.prepare('SELECT count(*) FROM x').pluck().get() },
-    breakCommit: { write: true, run: () => { if (failCommit) db.exec('ROLLBACK') } }
+    breakCommit: { write: true, run: () => { if (failCommit) db.exec('ROLLBACK') } },
+    orphan: { write: true, run: (v: number) => orphan.run(v).changes }
   }
   const group = new GroupCommit(db, ops, (r) => replies.push(...r))
   group.push({ id: 1, op: 'put', args: [1] })
@@ -163,6 +167,13 @@ t.test('in a group, a call that fails fails alone; a commit that fails fails eve
   t.match(replies, [{ id: 6, error: { message: /no transaction is active/ } }, { id: 7, error: {} }], 'nothing answered as stored')
   t.equal(db.prepare('SELECT count(*) FROM x').pluck().get(), 2, 'and nothing stored')
   replies.length = 0
+  group.push({ id: 9, op: 'put', args: [5] })
+  group.push({ id: 10, op: 'orphan', args: [99] })
+  group.flush()
+  t.match(replies, [{ id: 9, error: { code: 'SQLITE_CONSTRAINT_FOREIGNKEY' } }, { id: 10, error: { code: 'SQLITE_CONSTRAINT_FOREIGNKEY' } }], 'COMMIT refused (a deferred check): rolled back, nothing answered as stored')
+  t.notOk(db.inTransaction)
+  t.equal(db.prepare('SELECT count(*) FROM x').pluck().get(), 2)
+  replies.length = 0
   const other = new Database(join(dir, 'g.db'))
   t.teardown(() => other.close())
   other.exec('BEGIN IMMEDIATE')
@@ -176,7 +187,7 @@ t.test('in a group, a call that fails fails alone; a commit that fails fails eve
   for (const c of many) group.push(c)
   group.flushAll()
   t.equal(replies.length, 1500)
-  t.equal(group.stats.groups, 6, 'at most 1000 calls per group: two groups')
+  t.equal(group.stats.groups, 7, 'at most 1000 calls per group: two groups')
 })
 
 t.test('a database the worker cannot open (DATA_DIR gone since start) fails its calls with why, and is opened at the next call once it can be', async (t) => {
@@ -191,6 +202,8 @@ t.test('a database the worker cannot open (DATA_DIR gone since start) fails its 
 })
 
 t.test('a worker that dies fails the calls it held (never answered as stored); the next call opens the database in a new one', async (t) => {
+  // End the worker the earlier tests used, cleanly (what ran in it is then recorded by coverage).
+  await SqliteDatabase.retireWorker()
   const store = await SqliteRecordingStore.open({ dir: t.testdir() })
   t.teardown(() => store.close())
   t.match(await store.add(rec(1)), { created: true })

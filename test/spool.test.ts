@@ -251,6 +251,34 @@ t.test('what examining a file finds while its recording waits in the spool goes 
   t.match((await real.list({ limit: 5 })).items, [{ size: 42, checkedAt: 5 }], 'an older examination never overwrites a newer one')
 })
 
+t.test('a recording PostgreSQL refuses for what it holds is not spooled when it answers, and set aside (not lost, not blocking) when spooled', async (t) => {
+  const { proxy, url } = await proxied(t)
+  const errors: Array<Record<string, unknown>> = []
+  const log = { ...pino({ level: 'silent' }), error: (o: Record<string, unknown>) => { errors.push(o) } } as any
+  const pgStore = new PgRecordingStore({ url, schema: 'srs_hooks', queryTimeoutMs: 2000, writeTimeoutMs: 1000, poolMax: 2, log })
+  const dir = t.testdir()
+  const spool = await Spool.open({ dir, max: 10 })
+  const store = new SpooledStore(pgStore, spool, { writeTimeoutMs: 1000, retryMs: 20, log, batch: 10 })
+  t.teardown(() => store.close())
+  await store.start(5000)
+  const rec = (file: string): NewRecording => ({ vhost: 'v', app: 'a', stream: 's', streamUrl: '/a/s', clientId: 'c', file, path: file, startedAt: null, receivedAt: 1, fileError: null })
+  // Past the service's checks (a NUL never reaches a store through on_dvr), as a row PostgreSQL refuses.
+  await t.rejects(store.add(rec('/direct\u0000.flv')), { code: '22021' }, 'refused at once: not spooled, not acknowledged')
+  t.equal(store.spool().depth, 0)
+  proxy.set('reset')
+  for (const f of ['/1.flv', '/poison\u0000.flv', '/2.flv']) t.match(await store.add(rec(f)), { spooled: true })
+  proxy.set('pass')
+  await waitFor(() => store.spool().depth === 0, 10_000, 'the drain')
+  await store.drained()
+  t.same((await pgStore.list({ limit: 10 })).items.map((r) => r.file), ['/2.flv', '/1.flv'])
+  t.equal(store.counters.rejected, 1)
+  t.match(errors, [{ code: '22021', file: '/poison\u0000.flv' }])
+  const Database = (await import('better-sqlite3')).default
+  const db = new Database(join(dir, 'spool.db'), { readonly: true })
+  t.match(db.prepare('SELECT recording, reason FROM rejected').all(), [{ recording: /poison/, reason: /^22021: invalid byte sequence/ }], 'kept, with why')
+  db.close()
+})
+
 t.test('DATABASE_URL\'s password never reaches the log, whatever fails', async (t) => {
   const { proxy, url } = await proxied(t)
   const secret = 'pw-7f3c9d2e1b'

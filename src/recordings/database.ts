@@ -72,6 +72,17 @@ export function isPermanent (err: unknown): boolean {
 }
 
 /**
+ * Whether PostgreSQL refused the data itself (SQLSTATE 22: data exception, 23: integrity, 54: a
+ * limit such as an index entry's size): the same row would be refused again, however long one
+ * waits. Such a recording is not spooled; one already spooled is set aside so that it does not
+ * hold up the others.
+ */
+export function isDataError (err: unknown): boolean {
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && /^(22|23|54)[0-9A-Z]{3}$/.test(code)
+}
+
+/**
  * `work` raced against `ms`: rejects with DatabaseTimeoutError when it takes longer. `work` goes
  * on (pg's own timeouts end it); a late failure of it is ignored, a late success is harmless
  * because every write is keyed.

@@ -61,6 +61,15 @@ export function registerRecordingMetrics (prefix: string, registers: Registry[],
       }
     })
     new Counter({ // eslint-disable-line no-new
+      name: prefix + 'recordings_spool_rejected_total',
+      help: 'Spooled recordings PostgreSQL refused for what they hold, kept in the spool\'s rejected table (see the error log).',
+      registers,
+      collect () {
+        this.reset()
+        this.inc(store.counters.rejected)
+      }
+    })
+    new Counter({ // eslint-disable-line no-new
       name: prefix + 'recordings_spool_drain_failures_total',
       help: 'Attempts to drain the spool that failed (PostgreSQL still out of reach).',
       registers,

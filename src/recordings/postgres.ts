@@ -47,9 +47,10 @@ export const PG_MIGRATIONS: Array<{ version: number, name: string, sql: (s: stri
         size bigint,
         mtime bigint,
         file_error text,
-        checked_at bigint,
-        CONSTRAINT recordings_key UNIQUE (server_id, client_id, file_key)
+        checked_at bigint
       );
+      -- The key by the path's hash: a path may be longer than a B-tree entry (about 2.7 KB).
+      CREATE UNIQUE INDEX recordings_key ON ${s}.recordings (server_id, client_id, md5(file_key));
       CREATE INDEX recordings_newest ON ${s}.recordings (received_at, id);
       CREATE INDEX recordings_app ON ${s}.recordings (app, received_at, id);
       CREATE INDEX recordings_stream ON ${s}.recordings (app, stream, received_at, id);
@@ -85,6 +86,11 @@ const types = {
   getTypeParser: ((oid: number, format?: string) =>
     oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser
 }
+
+/** The recording key's unique index (recordings_key), as ON CONFLICT names it. */
+const CONFLICT = '(server_id, client_id, md5(file_key))'
+/** A row by its key, through recordings_key: parameters $n, $n+1, $n+2 are server, client and file key. */
+const BY_KEY = (n: number): string => `server_id = $${n} AND client_id = $${n + 1} AND md5(file_key) = md5($${n + 2}) AND file_key = $${n + 2}`
 
 const COLUMNS = ['server_id', 'client_id', 'file_key', 'vhost', 'app', 'stream', 'stream_url', 'stream_id', 'cwd', 'file', 'path',
   'started_at', 'received_at', 'size', 'mtime', 'file_error', 'checked_at'] as const
@@ -177,10 +183,10 @@ export class PgRecordingStore implements RecordingStore {
     const work = (async () => {
       const ins = await this.#query<{ id: number }>(`INSERT INTO ${this.#s}.recordings (${COLUMNS.join(', ')})
         VALUES (${COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})
-        ON CONFLICT ON CONSTRAINT recordings_key DO NOTHING RETURNING id`, values(r, { size: null, mtime: null, fileError: r.fileError, checkedAt: null }), ms)
+        ON CONFLICT ${CONFLICT} DO NOTHING RETURNING id`, values(r, { size: null, mtime: null, fileError: r.fileError, checkedAt: null }), ms)
       if (ins.rows.length === 1) return { id: ins.rows[0]!.id, created: true, spooled: false }
       // Already there (possibly committed by another session in this very instant: a new statement sees it).
-      const found = await this.#query<{ id: number }>(`SELECT id FROM ${this.#s}.recordings WHERE server_id = $1 AND client_id = $2 AND file_key = $3`, [k.serverId, k.clientId, k.fileKey], ms)
+      const found = await this.#query<{ id: number }>(`SELECT id FROM ${this.#s}.recordings WHERE ${BY_KEY(1)}`, [k.serverId, k.clientId, k.fileKey], ms)
       return { id: found.rows[0]?.id ?? null, created: false, spooled: false }
     })()
     return await bounded(work, ms, 'storing a recording')
@@ -202,7 +208,7 @@ export class PgRecordingStore implements RecordingStore {
     })
     const res = await this.#query<{ inserted: boolean }>(`INSERT INTO ${this.#s}.recordings AS r (${COLUMNS.join(', ')})
       VALUES ${tuples.join(', ')}
-      ON CONFLICT ON CONSTRAINT recordings_key DO UPDATE
+      ON CONFLICT ${CONFLICT} DO UPDATE
         SET size = excluded.size, mtime = excluded.mtime, file_error = excluded.file_error, checked_at = excluded.checked_at
         WHERE excluded.checked_at IS NOT NULL AND (r.checked_at IS NULL OR r.checked_at <= excluded.checked_at)
       RETURNING (xmax = 0) AS inserted`, params)
@@ -212,7 +218,7 @@ export class PgRecordingStore implements RecordingStore {
   async setFileInfo (key: RecordingKey, info: FileInfo, checkedAt: number): Promise<void> {
     const [size, mtime, error] = 'error' in info ? [null, null, info.error] : [info.size, info.mtime, null]
     await this.#query(`UPDATE ${this.#s}.recordings SET size = $1, mtime = $2, file_error = $3, checked_at = $4
-      WHERE server_id = $5 AND client_id = $6 AND file_key = $7 AND (checked_at IS NULL OR checked_at <= $4)`,
+      WHERE ${BY_KEY(5)} AND (checked_at IS NULL OR checked_at <= $4)`,
     [size, mtime, error, checkedAt, key.serverId, key.clientId, key.fileKey])
   }
 

@@ -25,6 +25,32 @@ export interface RecordingServiceOptions {
   maxQueued?: number
 }
 
+/**
+ * An on_dvr that cannot be indexed as sent (the route answers 400). No SRS sends one: names are
+ * short and C strings hold no NUL; a forged hook might, and PostgreSQL could neither store a NUL
+ * nor index names past its B-tree entry limit (about 2.7 KB).
+ */
+export class UnindexableRecordingError extends Error {
+  readonly code = 'RECORDING_UNINDEXABLE'
+
+  constructor (why: string) {
+    super(`cannot be indexed: ${why}`)
+    this.name = 'UnindexableRecordingError'
+  }
+}
+
+/** Bytes (UTF-8) that vhost, app and stream may take together, and server and client ids together. */
+export const MAX_NAMES_BYTES = 2000
+export const MAX_IDS_BYTES = 1024
+
+function checkIndexable (n: DvrNotice): void {
+  const strings = [n.vhost, n.app, n.stream, n.streamUrl, n.clientId, n.serverId, n.streamId, n.cwd, n.file]
+  if (strings.some((v) => v?.includes('\0') === true)) throw new UnindexableRecordingError('a field holds a NUL character')
+  const bytes = (...v: Array<string | undefined>): number => v.reduce((sum, x) => sum + Buffer.byteLength(x ?? ''), 0)
+  if (bytes(n.vhost, n.app, n.stream) > MAX_NAMES_BYTES) throw new UnindexableRecordingError(`vhost, app and stream take more than ${MAX_NAMES_BYTES} bytes together`)
+  if (bytes(n.serverId, n.clientId) > MAX_IDS_BYTES) throw new UnindexableRecordingError(`server_id and client_id take more than ${MAX_IDS_BYTES} bytes together`)
+}
+
 export interface RecordingCounters {
   /** Stored in the index. */
   stored: number
@@ -72,8 +98,17 @@ export class RecordingService {
     this.#maxQueued = opts.maxQueued ?? 1000
   }
 
-  /** Stores the recording (rejects if it cannot be stored) and queues the examination of its file. */
+  /**
+   * Stores the recording (rejects if it cannot be stored; with UnindexableRecordingError, before
+   * trying, if it never could be) and queues the examination of its file.
+   */
   async index (n: DvrNotice): Promise<Added> {
+    try {
+      checkIndexable(n)
+    } catch (err) {
+      this.counters.failed++
+      throw err
+    }
     const path = resolveRecordingPath(n.file, n.cwd)
     const recording = {
       ...n,

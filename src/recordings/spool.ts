@@ -10,7 +10,9 @@ import { keyOf, type FileInfo, type NewRecording, type RecordingKey } from './st
  * the SQLite index) until they are drained into PostgreSQL, oldest first (spooled.ts).
  *
  * One row per recording key: the same on_dvr spooled twice is one row. The row keeps what
- * examining the file found meanwhile, so a drained recording arrives with its size.
+ * examining the file found meanwhile, so a drained recording arrives with its size. A recording
+ * PostgreSQL refuses for what it holds is moved to the `rejected` table of the same file, with
+ * PostgreSQL's reason, so that it neither blocks the drain nor is lost.
  */
 
 const SCHEMA = `
@@ -28,6 +30,12 @@ CREATE TABLE IF NOT EXISTS spool (
   UNIQUE (server_id, client_id, file_key)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rejected (
+  seq INTEGER PRIMARY KEY,
+  recording TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  rejected_at INTEGER NOT NULL
+);
 `
 const SPOOL_SCHEMA_VERSION = 1
 
@@ -85,6 +93,7 @@ export class SpoolFile {
   readonly #delete: Database.Statement
   readonly #oldest: Database.Statement
   readonly #touch: Database.Statement
+  readonly #reject: Database.Statement
 
   constructor (opts: SpoolFileOptions) {
     mkdirSync(opts.dir, { recursive: true })
@@ -113,6 +122,7 @@ export class SpoolFile {
     this.#delete = this.db.prepare('DELETE FROM spool WHERE seq = ?')
     this.#oldest = this.db.prepare('SELECT received_at FROM spool ORDER BY seq LIMIT 1').pluck()
     this.#touch = this.db.prepare("INSERT INTO meta (key, value) VALUES ('ready_check', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+    this.#reject = this.db.prepare('INSERT OR REPLACE INTO rejected (seq, recording, reason, rejected_at) SELECT seq, recording, ?, ? FROM spool WHERE seq = ?')
     // Counted once; kept by add() and remove() from then on.
     this.#depth = this.db.prepare('SELECT count(*) FROM spool').pluck().get() as number
   }
@@ -122,6 +132,7 @@ export class SpoolFile {
     setFileInfo: { write: true, run: (key: RecordingKey, info: FileInfo, checkedAt: number) => this.setFileInfo(key, info, checkedAt) },
     peek: { write: false, run: (limit: number) => this.peek(limit) },
     remove: { write: true, run: (seqs: number[]) => this.remove(seqs) },
+    reject: { write: true, run: (rows: Array<{ seq: number, reason: string }>, now: number) => this.reject(rows, now) },
     touch: { write: true, run: (now: number) => { this.#touch.run(String(now)) } }
   }
 
@@ -169,6 +180,12 @@ export class SpoolFile {
     }
     this.#depth = Math.max(0, this.#depth - removed.length)
     return { removed, ...this.state() }
+  }
+
+  /** Moves recordings PostgreSQL refused to the `rejected` table, with why. */
+  reject (rows: Array<{ seq: number, reason: string }>, now: number): SpoolState {
+    for (const r of rows) this.#reject.run(r.reason, now, r.seq)
+    return this.remove(rows.map((r) => r.seq))
   }
 
   close (): void {
@@ -225,6 +242,11 @@ export class Spool {
     const s = await this.#worker.call<SpoolState & { removed: SpooledInfo[] }>('remove', seqs)
     this.#state = { depth: s.depth, oldestAt: s.oldestAt }
     return s.removed
+  }
+
+  async reject (rows: Array<{ seq: number, reason: string }>, now: number): Promise<void> {
+    const s = await this.#worker.call<SpoolState>('reject', rows, now)
+    this.#state = { depth: s.depth, oldestAt: s.oldestAt }
   }
 
   /** Throws unless a write reaches the spool's file now. */

@@ -1,7 +1,7 @@
 import type { Log } from '../logger.js'
-import { bounded, isPermanent } from './database.js'
+import { bounded, isDataError, isPermanent } from './database.js'
 import type { PgRecordingStore } from './postgres.js'
-import type { Spool } from './spool.js'
+import type { Spool, SpooledRecording } from './spool.js'
 import {
   keyOf,
   type Added, type FileInfo, type NewRecording, type Readiness, type RecordingKey, type RecordingPage, type RecordingQuery,
@@ -40,13 +40,15 @@ export interface SpoolCounters {
   drained: number
   /** Drain attempts that failed (PostgreSQL still out of reach). */
   drainFailures: number
+  /** Spooled recordings PostgreSQL refused for what they hold, set aside in the spool's `rejected` table. */
+  rejected: number
 }
 
 export class SpooledStore implements RecordingStore {
   readonly kind = 'postgres'
   readonly pg: PgRecordingStore
   readonly spoolFile: Spool
-  readonly counters: SpoolCounters = { spooled: 0, drained: 0, drainFailures: 0 }
+  readonly counters: SpoolCounters = { spooled: 0, drained: 0, drainFailures: 0, rejected: 0 }
   readonly #opts: SpooledStoreOptions
   readonly #log: Log
   readonly #batch: number
@@ -89,6 +91,8 @@ export class SpooledStore implements RecordingStore {
         this.#lastError = null
         return added
       } catch (err) {
+        // PostgreSQL refused the row itself: it would refuse it from the spool too. Not stored, said so.
+        if (isDataError(err)) throw err
         this.#failed(err, 'PostgreSQL did not take a recording within its bound; spooling it')
       }
     }
@@ -178,9 +182,16 @@ export class SpooledStore implements RecordingStore {
     try {
       if (!this.pg.migrated) await this.pg.migrate()
       while (!this.#closed) {
-        const rows = await this.spoolFile.peek(this.#batch)
+        let rows = await this.spoolFile.peek(this.#batch)
         if (rows.length === 0) break
-        const created = await this.pg.insertMany(rows)
+        let created
+        try {
+          created = await this.pg.insertMany(rows)
+        } catch (err) {
+          if (!isDataError(err)) throw err
+          // A row PostgreSQL refuses must not hold up the others: one by one, and set it aside.
+          ;({ rows, created } = await this.#oneByOne(rows))
+        }
         const removed = await this.spoolFile.remove(rows.map((r) => r.seq))
         this.counters.drained += rows.length
         // File information recorded in the spool while the batch was on its way to PostgreSQL.
@@ -203,6 +214,27 @@ export class SpooledStore implements RecordingStore {
         }, this.#opts.retryMs)
       }
     }
+  }
+
+  /** Inserts `rows` one at a time; those PostgreSQL refuses go to the spool's `rejected` table. */
+  async #oneByOne (rows: SpooledRecording[]): Promise<{ rows: SpooledRecording[], created: number }> {
+    const taken: SpooledRecording[] = []
+    const refused: Array<{ seq: number, reason: string }> = []
+    let created = 0
+    for (const row of rows) {
+      try {
+        created += await this.pg.insertMany([row])
+        taken.push(row)
+      } catch (err) {
+        if (!isDataError(err)) throw err
+        refused.push({ seq: row.seq, reason: `${(err as { code: string }).code}: ${(err as Error).message}` })
+        this.#log.error({ err: (err as Error).message, code: (err as { code: string }).code, file: row.recording.file, spool: this.spoolFile.file },
+          'PostgreSQL refuses a spooled recording; it is kept in the spool\'s rejected table')
+      }
+    }
+    await this.spoolFile.reject(refused, Date.now())
+    this.counters.rejected += refused.length
+    return { rows: taken, created }
   }
 
   #spoolEmpty (): boolean {

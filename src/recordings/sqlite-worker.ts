@@ -14,7 +14,12 @@ const send = (replies: Reply[]): void => { port.postMessage(replies) }
 const open = new Map<number, { file: SqliteIndex | SpoolFile, group: GroupCommit }>()
 let next = 0
 
-port.on('message', (m: HostCall) => {
+port.on('message', (m: HostCall | 'exit') => {
+  // The process is about to end with nothing open: end this thread cleanly first.
+  if (m === 'exit') {
+    port.close()
+    return
+  }
   if (m.db === null) {
     try {
       const [kind, options] = m.args as [DatabaseKind, any]
