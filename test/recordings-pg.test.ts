@@ -75,6 +75,25 @@ t.test('a database migrated by a newer srs-hooks is refused at start, and so is 
   t.notMatch(err?.message, /pw-never-shown/)
 })
 
+t.test('a migration that fails leaves nothing half-applied and is tried again at the next start', async (t) => {
+  const url = await cluster.database()
+  await cluster.query('CREATE SCHEMA srs_hooks; CREATE TABLE srs_hooks.meta (x int)', [], url)
+  const s = storeOn(url)
+  t.equal(s.spool(), null)
+  await t.rejects(s.migrate(), { code: '42P07', message: /relation "meta" already exists/ })
+  t.notOk(s.migrated)
+  t.same(await cluster.query('SELECT version FROM srs_hooks.schema_migrations', [], url), [], 'version 1 not recorded')
+  t.same(await cluster.query('SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = \'srs_hooks\' AND tablename = \'recordings\'', [], url), [{ n: 0 }], 'its tables rolled back')
+  await cluster.query('DROP TABLE srs_hooks.meta', [], url)
+  t.same(await s.migrate(), [1])
+  await s.close()
+})
+
+t.test('with DATABASE_URL an unusable DATA_DIR (where the spool lives) stops the start with a message naming it', async (t) => {
+  const dir = t.testdir({ 'a-file': 'x' })
+  await t.rejects(startApp(t, { DATABASE_URL: await cluster.database(), DATA_DIR: join(dir, 'a-file', 'data') }), /cannot open the recordings spool in DATA_DIR=.*a-file/)
+})
+
 t.test('DATABASE_SCHEMA: another schema, created if missing, beside the default one', async (t) => {
   const url = await cluster.database()
   const { hookBase, app } = await startApp(t, { DATABASE_URL: url, DATABASE_SCHEMA: 'video_index' })

@@ -6,6 +6,7 @@ import { pino } from 'pino'
 import { postHook, startApp, waitFor } from './fixtures/app.js'
 import { dvr, recordingsSuite } from './fixtures/recordings-suite.js'
 import { GroupCommit, SqliteDatabase, type Reply } from '../src/recordings/group-commit.js'
+import { Retention } from '../src/recordings/retention.js'
 import { RecordingService, type StatFn } from '../src/recordings/service.js'
 import { SQLITE_SCHEMA_VERSION, SqliteIndex, SqliteRecordingStore } from '../src/recordings/sqlite.js'
 import { decodeCursor, encodeCursor, resolveRecordingPath, timestampOf, type NewRecording, type RecordingStore } from '../src/recordings/store.js'
@@ -215,6 +216,19 @@ t.test('a worker that dies fails the calls it held (never answered as stored); t
   await SqliteDatabase.stopWorker()
   await store.close()
   t.match(await store.readiness(1), { ok: false, msg: /closed/ })
+})
+
+t.test('a retention sweep the store fails is logged and counted; the next one tries again', async (t) => {
+  const warnings: Array<Record<string, unknown>> = []
+  let fail = true
+  const store = { prune: async () => { if (fail) throw new Error('database is locked'); return 0 } } as unknown as RecordingStore
+  const retention = new Retention({ store, days: 1, everyMs: 60_000, now: () => 1e12, log: { ...pino({ level: 'silent' }), warn: (o: Record<string, unknown>) => warnings.push(o) } as any })
+  t.equal(await retention.sweep(), 0)
+  t.equal(retention.failures, 1)
+  t.match(warnings, [{ err: 'database is locked', deleted: 0 }])
+  fail = false
+  t.equal(await retention.sweep(), 0)
+  t.equal(retention.failures, 1)
 })
 
 t.test('examining files: bounded in flight and in waiting; late answers after close are dropped', async (t) => {

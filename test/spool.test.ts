@@ -279,6 +279,25 @@ t.test('a recording PostgreSQL refuses for what it holds is not spooled when it 
   db.close()
 })
 
+t.test('PostgreSQL out of reach and the spool unwritable: not ready, saying both; a spool from a newer srs-hooks is refused at start', async (t) => {
+  const { proxy, url } = await proxied(t)
+  const log = pino({ level: 'silent' })
+  const dir = t.testdir()
+  const spool = await Spool.open({ dir, max: 10 })
+  const store = new SpooledStore(new PgRecordingStore({ url, schema: 'srs_hooks', queryTimeoutMs: 1000, writeTimeoutMs: 500, poolMax: 1, log }), spool, { writeTimeoutMs: 500, retryMs: 60_000, log })
+  await store.start(2000)
+  proxy.set('reset')
+  t.match(await store.readiness(1), { ok: true, msg: /recordings go to the spool \(0 waiting\)/ })
+  await spool.close()
+  t.match(await store.readiness(2), { ok: false, msg: /does not take a write.*; the spool .*spool\.db is not writable either: the SQLite database is closed/ })
+  await store.close()
+  const Database = (await import('better-sqlite3')).default
+  const db = new Database(join(dir, 'spool.db'))
+  db.pragma('user_version = 7')
+  db.close()
+  await t.rejects(Spool.open({ dir, max: 10 }), /spool\.db has schema version 7, newer than this srs-hooks knows \(1\)/)
+})
+
 t.test('DATABASE_URL\'s password never reaches the log, whatever fails', async (t) => {
   const { proxy, url } = await proxied(t)
   const secret = 'pw-7f3c9d2e1b'

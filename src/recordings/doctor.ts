@@ -1,3 +1,4 @@
+import { pino } from 'pino'
 import type { Config } from '../config.js'
 import { checkDatabaseUrl, redactUrl } from './database.js'
 import { PG_SCHEMA_VERSION, PgRecordingStore } from './postgres.js'
@@ -14,7 +15,6 @@ export interface Say {
   step: (what: string) => void
 }
 
-const silent = { debug () {}, info () {}, warn () {}, error () {} }
 
 export async function checkDatabase (config: Config, say: Say): Promise<void> {
   const raw = config.DATABASE_URL!
@@ -28,7 +28,7 @@ export async function checkDatabase (config: Config, say: Say): Promise<void> {
   const where = redactUrl(url)
   const schema = config.DATABASE_SCHEMA
   const db = new PgRecordingStore({
-    url, schema, queryTimeoutMs: config.DATABASE_QUERY_TIMEOUT_MS, writeTimeoutMs: config.DATABASE_QUERY_TIMEOUT_MS, poolMax: 1, log: silent
+    url, schema, queryTimeoutMs: config.DATABASE_QUERY_TIMEOUT_MS, writeTimeoutMs: config.DATABASE_QUERY_TIMEOUT_MS, poolMax: 1, log: pino({ level: 'silent' })
   })
   try {
     say.step(`connecting to PostgreSQL at ${where}`)
