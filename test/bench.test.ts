@@ -42,8 +42,8 @@ const FIGURES = [
   'page query alone p50 at 1000 rows, PostgreSQL (ref: SQLite)', 'page query alone p99 at 1000 rows, PostgreSQL (ref: SQLite)',
   'page query alone p99 at 1000 rows, SQLite',
   'GET recordings p99 of the slowest filter combination, PostgreSQL (ref: SQLite)', 'GET recordings failed (ref: completed)',
-  'on_publish + on_unpublish p99 beside bursts of 5 on_hls (ref: without bursts)',
-  'on_publish + on_unpublish p50 beside bursts of 5 on_dvr (ref: of 5 on_hls)', 'on_publish + on_unpublish p99 beside bursts of 5 on_dvr (ref: of 5 on_hls)',
+  'on_publish + on_unpublish p50 during bursts of 5 on_dvr (ref: of 5 on_hls)', 'on_publish + on_unpublish p99 during bursts of 5 on_dvr (ref: of 5 on_hls)',
+  'on_publish + on_unpublish p99 during bursts of 5 on_hls (ref: between bursts)', 'on_publish + on_unpublish during on_dvr bursts (ref: during on_hls bursts)',
   'on_dvr p99 in bursts of 5 at once (ref: on_hls)', 'bursts of 5 on_dvr (ref: of on_hls)', 'SQLite writes per commit in the bursts (group commit; ref: on_dvr)',
   'event loop held by 5 on_dvr committed on it one by one, as before (ref: the same 5 through the worker, loop free)',
   'requests failed beside and in the bursts (ref: completed)'

@@ -331,69 +331,103 @@ async function onLoopVsWorker (n: number): Promise<{ onLoop: number, worker: num
   }
 }
 
-interface Bursts { beside: LoadResult, ms: number[], failed: number, bursts: number }
+interface Sample { due: number, ms: number, ok: boolean }
+interface Burst { kind: 'on_dvr' | 'on_hls', start: number, end: number, ms: number[], failed: number }
 
 /**
- * The steady load `load` while `size` requests from `next` are sent at once, every second
- * (a pause between bursts, so that each is an event, as SRS reaping many files at once is).
+ * `rate` requests per second from `requests` (in turn) for `durationS`, each timed from when it
+ * was due, while bursts of `size` requests at once alternate between on_dvr and on_hls, one every
+ * `gapMs` after the last one answered. Interleaved, so that whatever else loads the machine
+ * weighs on both kinds alike.
  */
-async function besideBursts (load: Parameters<typeof pace>[0], size: number, next: () => HttpRequest): Promise<Bursts> {
-  const ms: number[] = []
-  let failed = 0
-  let bursts = 0
-  let stop = false
-  const pool = new Pool(load.url, { connections: size })
+async function interleavedBursts (url: string, requests: HttpRequest[], rate: number, durationS: number, size: number, connections: number): Promise<{ samples: Sample[], bursts: Burst[] }> {
+  const steady = new Pool(url, { connections })
+  const burstPool = new Pool(url, { connections: size })
+  const dvr = dvrRequests('burst')
+  const hls = (): HttpRequest => hookRequest('on_hls', DVR_STREAM, 'hls00001')
+  const samples: Array<Promise<Sample>> = []
+  const bursts: Burst[] = []
+  const started = performance.now()
+  const until = started + durationS * 1000
+  const send = async (pool: Pool, req: HttpRequest): Promise<{ ok: boolean }> => {
+    const res = await pool.request({ ...req, headers: { 'content-type': 'application/json' } })
+    return { ok: answered(res.statusCode, await res.body.text()) }
+  }
   const burster = (async () => {
-    while (!stop) {
+    await sleep(200)
+    for (let i = 0; performance.now() < until - 300; i++) {
+      const kind = i % 2 === 0 ? 'on_dvr' : 'on_hls'
+      const burst: Burst = { kind, start: performance.now(), end: 0, ms: [], failed: 0 }
       await Promise.all(Array.from({ length: size }, async () => {
-        const started = performance.now()
-        const res = await pool.request({ ...next(), headers: { 'content-type': 'application/json' } })
-        const body = await res.body.text()
-        ms.push(performance.now() - started)
-        failed += Number(!answered(res.statusCode, body))
+        const t0 = performance.now()
+        const { ok } = await send(burstPool, kind === 'on_dvr' ? dvr() : hls())
+        burst.ms.push(performance.now() - t0)
+        burst.failed += Number(!ok)
       }))
-      bursts++
-      await sleep(1000)
+      burst.end = performance.now()
+      bursts.push(burst)
+      await sleep(500)
     }
   })()
-  const beside = await pace(load)
-  stop = true
+  let i = 0
+  while (performance.now() < until) {
+    const due = Math.min(Math.floor((performance.now() - started) * rate / 1000) + 1, durationS * rate)
+    while (samples.length < due) {
+      const at = started + samples.length * 1000 / rate
+      const req = requests[i++ % requests.length]!
+      samples.push(send(steady, req).then(({ ok }) => ({ due: at, ms: performance.now() - at, ok })))
+    }
+    await sleep(1)
+  }
+  const done = await Promise.all(samples)
   await burster
-  await pool.close()
-  return { beside, ms, failed, bursts }
+  await steady.close()
+  await burstPool.close()
+  return { samples: done, bursts }
+}
+
+/** The steady samples whose time in flight overlaps a burst of `kind` (or none, for null). */
+function during (samples: Sample[], bursts: Burst[], kind: Burst['kind'] | null): number[] {
+  const overlaps = (s: Sample, b: Burst): boolean => s.due < b.end && s.due + s.ms > b.start
+  return samples.filter((s) => {
+    const hit = bursts.find((b) => overlaps(s, b))
+    return kind === null ? hit === undefined : hit?.kind === kind
+  }).map((s) => s.ms)
 }
 
 /**
  * 9. Bursts of on_dvr (SQLite, an fsync at every commit) beside a steady on_publish/on_unpublish
- * load, against the same bursts of on_hls (the same HTTP work, nothing stored): what storing the
- * recordings adds to the hooks a takeover waits for.
+ * load, interleaved with the same bursts of on_hls (the same HTTP work, nothing stored): what
+ * storing the recordings adds to the hooks a takeover waits for, apart from what any burst of
+ * requests costs.
  */
 export const dvrBurst: Scenario = {
   title: 'bursts of on_dvr beside on_publish and on_unpublish (SQLite)',
   run: async (_shared, opts) => await withStage(async ({ sim, app }) => {
     const streams = await knownStreams(sim, 'burst', Math.min(opts.streams, 500))
     const others = streams.flatMap((s, i) => [hookRequest('on_publish', s, `b${i}`), hookRequest('on_unpublish', s, `b${i}`)])
-    const load = { url: app.url, requests: others, connections: opts.connections, durationS: opts.durationS, rate: opts.dvrRate }
     await warmUp(app.url, others, opts)
     const b = opts.dvrBurst
-    const quiet = await pace(load)
-    const hls = await besideBursts(load, b, () => hookRequest('on_hls', DVR_STREAM, 'hls00001'))
     const before = (await app.recordings()).groups!
-    const dvr = await besideBursts(load, b, dvrRequests('burst'))
+    const { samples, bursts } = await interleavedBursts(app.url, others, opts.dvrRate, opts.durationS, b, opts.connections)
     await app.recordings() // after the last burst's file examinations, queued behind it
     const after = (await app.recordings()).groups!
+    const [inDvr, inHls, between] = [during(samples, bursts, 'on_dvr'), during(samples, bursts, 'on_hls'), during(samples, bursts, null)]
+    const of = (kind: Burst['kind']): Burst[] => bursts.filter((x) => x.kind === kind)
+    const burstMs = (kind: Burst['kind']): number[] => of(kind).flatMap((x) => x.ms)
     const direct = await onLoopVsWorker(b)
+    const q = (ms: number[], p: number): number => ms.length === 0 ? 0 : percentile(ms, p)
     return [
-      row(`on_publish + on_unpublish p99 beside bursts of ${b} on_hls (ref: without bursts)`, 'ms', hls.beside.p99, quiet.p99),
-      row(`on_publish + on_unpublish p50 beside bursts of ${b} on_dvr (ref: of ${b} on_hls)`, 'ms', dvr.beside.p50, hls.beside.p50),
-      row(`on_publish + on_unpublish p99 beside bursts of ${b} on_dvr (ref: of ${b} on_hls)`, 'ms', dvr.beside.p99, hls.beside.p99, checks.addedBelow(5, 'ms')),
-      row(`on_dvr p99 in bursts of ${b} at once (ref: on_hls)`, 'ms', percentile(dvr.ms, 99), percentile(hls.ms, 99)),
-      row(`bursts of ${b} on_dvr (ref: of on_hls)`, 'bursts', dvr.bursts, hls.bursts),
-      row('SQLite writes per commit in the bursts (group commit; ref: on_dvr)', 'calls', (after.calls - before.calls - 2) / Math.max(1, after.commits - before.commits), dvr.ms.length),
+      row(`on_publish + on_unpublish p50 during bursts of ${b} on_dvr (ref: of ${b} on_hls)`, 'ms', q(inDvr, 50), q(inHls, 50)),
+      row(`on_publish + on_unpublish p99 during bursts of ${b} on_dvr (ref: of ${b} on_hls)`, 'ms', q(inDvr, 99), q(inHls, 99), checks.addedBelow(5, 'ms')),
+      row(`on_publish + on_unpublish p99 during bursts of ${b} on_hls (ref: between bursts)`, 'ms', q(inHls, 99), q(between, 99)),
+      row('on_publish + on_unpublish during on_dvr bursts (ref: during on_hls bursts)', 'requests', inDvr.length, inHls.length),
+      row(`on_dvr p99 in bursts of ${b} at once (ref: on_hls)`, 'ms', q(burstMs('on_dvr'), 99), q(burstMs('on_hls'), 99)),
+      row(`bursts of ${b} on_dvr (ref: of on_hls)`, 'bursts', of('on_dvr').length, of('on_hls').length),
+      row('SQLite writes per commit in the bursts (group commit; ref: on_dvr)', 'calls', (after.calls - before.calls - 2) / Math.max(1, after.commits - before.commits), burstMs('on_dvr').length),
       row(`event loop held by ${b} on_dvr committed on it one by one, as before (ref: the same ${b} through the worker, loop free)`, 'ms', direct.onLoop, direct.worker),
       row('requests failed beside and in the bursts (ref: completed)', 'requests',
-        quiet.failures + hls.beside.failures + hls.failed + dvr.beside.failures + dvr.failed,
-        quiet.completed + hls.beside.completed + hls.ms.length + dvr.beside.completed + dvr.ms.length, checks.atMost(0, 'requests'))
+        samples.filter((x) => !x.ok).length + bursts.reduce((n, x) => n + x.failed, 0), samples.length + bursts.reduce((n, x) => n + x.ms.length, 0), checks.atMost(0, 'requests'))
     ]
   })
 }
