@@ -126,7 +126,7 @@ export class SqliteIndex {
         started_at, received_at, file_error)
       VALUES (@server_id, @client_id, @file_key, @vhost, @app, @stream, @stream_url, @stream_id, @cwd, @file, @path,
         @started_at, @received_at, @file_error)
-      ON CONFLICT (server_id, client_id, file_key) DO NOTHING`)
+      ON CONFLICT (server_id, client_id, file_key) DO NOTHING RETURNING id`).pluck()
     this.#byKey = this.db.prepare('SELECT id FROM recordings WHERE server_id = ? AND client_id = ? AND file_key = ?').pluck()
     this.#setInfo = this.db.prepare(`UPDATE recordings SET size = ?, mtime = ?, file_error = ?, checked_at = ?
       WHERE server_id = ? AND client_id = ? AND file_key = ? AND (checked_at IS NULL OR checked_at <= ?)`)
@@ -153,7 +153,7 @@ export class SqliteIndex {
 
   add (r: NewRecording): Added {
     const key = keyOf(r)
-    const { changes } = this.#insert.run({
+    const inserted = this.#insert.get({
       server_id: key.serverId,
       client_id: key.clientId,
       file_key: key.fileKey,
@@ -168,8 +168,9 @@ export class SqliteIndex {
       started_at: r.startedAt,
       received_at: r.receivedAt,
       file_error: r.fileError
-    })
-    return { id: this.#byKey.get(key.serverId, key.clientId, key.fileKey) as number, created: changes === 1, spooled: false }
+    }) as number | undefined
+    if (inserted !== undefined) return { id: inserted, created: true, spooled: false }
+    return { id: this.#byKey.get(key.serverId, key.clientId, key.fileKey) as number, created: false, spooled: false }
   }
 
   setFileInfo (key: RecordingKey, info: FileInfo, checkedAt: number): void {
