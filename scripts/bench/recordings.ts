@@ -343,8 +343,8 @@ interface Burst { kind: 'on_dvr' | 'on_hls', start: number, end: number, ms: num
 
 /**
  * `rate` requests per second from `requests` (in turn) for `durationS`, each timed from when it
- * was due, while bursts of `size` requests at once alternate between on_dvr and on_hls, one every
- * `gapMs` after the last one answered. Interleaved, so that whatever else loads the machine
+ * was due, while bursts of `size` requests at once alternate between on_dvr and on_hls, one
+ * 500 ms after the last one answered. Interleaved, so that whatever else loads the machine
  * weighs on both kinds alike.
  */
 async function interleavedBursts (url: string, requests: HttpRequest[], rate: number, durationS: number, size: number, connections: number): Promise<{ samples: Sample[], bursts: Burst[] }> {
@@ -362,7 +362,8 @@ async function interleavedBursts (url: string, requests: HttpRequest[], rate: nu
   }
   const burster = (async () => {
     await sleep(200)
-    for (let i = 0; performance.now() < until - 300; i++) {
+    // At least one burst of each kind, however short the run.
+    for (let i = 0; i < 2 || performance.now() < until - 300; i++) {
       const kind = i % 2 === 0 ? 'on_dvr' : 'on_hls'
       const burst: Burst = { kind, start: performance.now(), end: 0, ms: [], failed: 0 }
       await Promise.all(Array.from({ length: size }, async () => {
