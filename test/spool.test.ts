@@ -7,7 +7,7 @@ import { PgProxy, startPostgres } from './fixtures/postgres.js'
 import { dvr } from './fixtures/recordings-suite.js'
 import { createLogger } from '../src/logger.js'
 import { PgRecordingStore } from '../src/recordings/postgres.js'
-import { Spool } from '../src/recordings/spool.js'
+import { Spool, SpoolFile } from '../src/recordings/spool.js'
 import { SpooledStore } from '../src/recordings/spooled.js'
 import type { NewRecording } from '../src/recordings/store.js'
 
@@ -296,6 +296,55 @@ t.test('PostgreSQL out of reach and the spool unwritable: not ready, saying both
   db.pragma('user_version = 7')
   db.close()
   await t.rejects(Spool.open({ dir, max: 10 }), /spool\.db has schema version 7, newer than this srs-hooks knows \(1\)/)
+})
+
+t.test('PostgreSQL failing for good in the middle of setting a refused row aside: the drain stops there and tries again later', async (t) => {
+  const url = await cluster.database()
+  const log = pino({ level: 'silent' })
+  const real = new PgRecordingStore({ url, schema: 'srs_hooks', queryTimeoutMs: 2000, writeTimeoutMs: 1000, poolMax: 2, log })
+  let calls = 0
+  const pgStore = Object.assign(Object.create(real) as PgRecordingStore, {
+    migrate: async () => await real.migrate(),
+    add: async () => { throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' }) },
+    insertMany: async (rows: Parameters<PgRecordingStore['insertMany']>[0]) => {
+      calls++
+      // The batch: a data error; the first row alone: PostgreSQL gone; then all is well.
+      if (calls === 1) throw Object.assign(new Error('value too long'), { code: '22001' })
+      if (calls === 2) throw Object.assign(new Error('terminating connection'), { code: '57P01' })
+      return await real.insertMany(rows)
+    },
+    close: async () => { await real.close() }
+  })
+  Object.defineProperty(pgStore, 'migrated', { get: () => real.migrated })
+  const spool = await Spool.open({ dir: t.testdir(), max: 10 })
+  const store = new SpooledStore(pgStore, spool, { writeTimeoutMs: 1000, retryMs: 20, log })
+  t.teardown(() => store.close())
+  await store.start(5000)
+  const r = (file: string): NewRecording => ({ vhost: 'v', app: 'a', stream: 's', streamUrl: '/a/s', clientId: 'c', file, path: file, startedAt: null, receivedAt: 1, fileError: null })
+  await store.add(r('/1.flv'))
+  await store.add(r('/2.flv'))
+  await waitFor(() => store.spool().depth === 0, 5000, 'the drain')
+  await store.drained()
+  t.same((await real.list({ limit: 5 })).items.map((x) => x.file).sort(), ['/1.flv', '/2.flv'], 'nothing set aside: the refusal was not the rows\' own')
+  t.equal(store.counters.rejected, 0)
+  t.equal(store.counters.drainFailures, 1)
+})
+
+t.test('the spool file, directly: keyed rows in order, file information, removal of what another process drained, rows set aside', async (t) => {
+  const file = new SpoolFile({ dir: t.testdir() })
+  t.teardown(() => file.close())
+  const r = (f: string): NewRecording => ({ vhost: 'v', app: 'a', stream: 's', streamUrl: '/a/s', clientId: 'c', file: f, path: f, startedAt: null, receivedAt: 5, fileError: null })
+  t.match(file.add(r('/1'), 10), { created: true, depth: 1, oldestAt: 5 })
+  t.match(file.add(r('/1'), 10), { created: false, depth: 1 })
+  t.match(file.add(r('/2'), 10), { created: true, depth: 2 })
+  t.equal(file.setFileInfo({ serverId: '', clientId: 'c', fileKey: '/2' }, { size: 9, mtime: 8 }, 7), 1)
+  t.equal(file.setFileInfo({ serverId: '', clientId: 'c', fileKey: '/nope' }, { size: 9, mtime: 8 }, 7), 0)
+  const [a, b] = file.peek(10)
+  t.match([a, b], [{ recording: { file: '/1' }, size: null }, { recording: { file: '/2' }, size: 9, mtime: 8, checkedAt: 7 }])
+  t.match(file.remove([a!.seq, 999]), { removed: [{ seq: a!.seq }], depth: 1 }, 'a row already gone is skipped')
+  t.match(file.reject([{ seq: b!.seq, reason: '22021: bad' }], 11), { depth: 0, oldestAt: null })
+  t.same(file.db.prepare('SELECT reason, rejected_at FROM rejected').all(), [{ reason: '22021: bad', rejected_at: 11 }])
+  t.same(file.peek(10), [])
 })
 
 t.test('DATABASE_URL\'s password never reaches the log, whatever fails', async (t) => {

@@ -187,6 +187,8 @@ export class PgRecordingStore implements RecordingStore {
       if (ins.rows.length === 1) return { id: ins.rows[0]!.id, created: true, spooled: false }
       // Already there (possibly committed by another session in this very instant: a new statement sees it).
       const found = await this.#query<{ id: number }>(`SELECT id FROM ${this.#s}.recordings WHERE ${BY_KEY(1)}`, [k.serverId, k.clientId, k.fileKey], ms)
+      // Gone between the two statements (retention deleted it): a duplicate all the same, without an id.
+      /* c8 ignore next */
       return { id: found.rows[0]?.id ?? null, created: false, spooled: false }
     })()
     return await bounded(work, ms, 'storing a recording')
@@ -195,10 +197,9 @@ export class PgRecordingStore implements RecordingStore {
   /**
    * Drained spool rows, in their order, in one statement. A row already there (its write did land
    * before it was spooled, or another replica has it) stays one row; it takes the spooled file
-   * information when that is newer. Resolves how many were new.
+   * information when that is newer. Resolves how many were new. `rows` is never empty.
    */
   async insertMany (rows: SpooledRecording[]): Promise<number> {
-    if (rows.length === 0) return 0
     const params: unknown[] = []
     const tuples = rows.map((row) => {
       const v = values(row.recording, row)
@@ -255,7 +256,7 @@ export class PgRecordingStore implements RecordingStore {
   async prune (before: number, limit: number): Promise<number> {
     const res = await this.#query(`DELETE FROM ${this.#s}.recordings WHERE id IN (
       SELECT id FROM ${this.#s}.recordings WHERE received_at < $1 ORDER BY received_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)`, [before, limit])
-    return res.rowCount ?? 0
+    return Number(res.rowCount)
   }
 
   spool (): null {
