@@ -110,7 +110,16 @@ const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { confi
   app.get('/recordings', {
     schema: {
       querystring: RecordingsQuery,
-      response: { 200: Type.Object({ code: Type.Integer(), items: Type.Array(RecordingItem), next_cursor: Nullable(Type.String()) }), ...errors }
+      response: {
+        200: Type.Object({
+          code: Type.Integer(),
+          items: Type.Array(RecordingItem),
+          next_cursor: Nullable(Type.String()),
+          /** Recordings this replica acknowledged that wait in its spool for PostgreSQL: not listed yet. */
+          spooled: Type.Integer()
+        }),
+        ...errors
+      }
     }
   }, async (req) => {
     const q = req.query
@@ -122,11 +131,20 @@ const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { confi
       after = decodeCursor(q.cursor) ?? undefined
       if (after === undefined) throw badQuery('cursor is not one this API handed out; start again without it')
     }
-    const page = app.recordings.list({ vhost: q.vhost, app: q.app, stream: q.stream, from, to, limit: q.limit ?? RECORDINGS_LIMIT.default, after })
+    let page
+    try {
+      page = await app.recordings.list({ vhost: q.vhost, app: q.app, stream: q.stream, from, to, limit: q.limit ?? RECORDINGS_LIMIT.default, after })
+    } catch (err) {
+      const spooled = app.recordings.spool()?.depth ?? 0
+      req.log.warn({ err: (err as Error).message }, 'operator API: the recordings index did not answer')
+      throw new AppError(`the recordings index did not answer: ${(err as Error).message}${spooled > 0 ? `; ${spooled} recordings wait in this replica's spool` : ''}`,
+        Codes.RECORDINGS_UNAVAILABLE, 503, { cause: err })
+    }
     return {
       code: 0,
       items: page.items.map((r) => recordingItem(r, app.recordings.tiny(r))),
-      next_cursor: page.next === null ? null : encodeCursor(page.next)
+      next_cursor: page.next === null ? null : encodeCursor(page.next),
+      spooled: page.spooled
     }
   })
 

@@ -5,6 +5,7 @@ import { credentialsOf } from '../src/auth/service.js'
 import type { Config } from '../src/config.js'
 import { AppError, Codes, type Code } from '../src/errors.js'
 import type { PublishResult } from '../src/publishers/service.js'
+import { UnindexableRecordingError } from '../src/recordings/service.js'
 import { srsTopic, tokenKey } from '../src/srs/adapter.js'
 import {
   ALLOW, HookBodies, HookReply, clientIdOf, redactQuery, streamIdOf, streamKeyOf,
@@ -167,15 +168,16 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
     return ALLOW
   })
 
-  // on_dvr: the recording is written to the index (durable) before the reply; the file itself is
-  // examined afterwards, off the reply's path, so SRS's DVR worker never waits on it.
+  // on_dvr: the recording is stored durably (the index, or the spool while PostgreSQL is out of
+  // reach) before the reply; the file itself is examined afterwards, off the reply's path, so SRS's
+  // DVR worker never waits on it.
   hook('on_dvr', HookBodies.on_dvr, async (req) => {
     const b = req.body
     const key = streamKeyOf(b)
     const client = clientIdOf(b)
     let r
     try {
-      r = app.recordings.index({
+      r = await app.recordings.index({
         vhost: b.vhost,
         app: b.app,
         stream: b.stream,
@@ -187,9 +189,12 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
         file: b.file
       })
     } catch (err) {
-      throw new AppError(`recording ${JSON.stringify(b.file)} not stored: ${(err as Error).message}`, Codes.RECORDING_NOT_STORED, 503, { cause: err })
+      const msg = `recording ${JSON.stringify(b.file)} not stored: ${(err as Error).message}`
+      if (err instanceof UnindexableRecordingError) throw new AppError(msg, Codes.INVALID_BODY, 400, { cause: err })
+      throw new AppError(msg, Codes.RECORDING_NOT_STORED, 503, { cause: err })
     }
-    req.hookLog = { ...describe(b, key, client), outcome: r.created ? 'stored' : 'duplicate', code: 0, recording: r.recording.id, file: b.file }
+    const outcome = !r.created ? 'duplicate' : r.spooled ? 'spooled' : 'stored'
+    req.hookLog = { ...describe(b, key, client), outcome, code: 0, recording: r.id ?? undefined, file: b.file }
     return ALLOW
   })
 

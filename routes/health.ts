@@ -5,7 +5,8 @@ import { Codes } from '../src/errors.js'
 
 /**
  * GET /healthz: the process is up. GET /readyz: SRS's API answers and the recordings index takes a
- * write; 503 naming the check that failed otherwise. GET /metrics: Prometheus text.
+ * write (with PostgreSQL out of reach: the spool does, with room); 503 naming the check that failed
+ * otherwise; the spool's depth and age. GET /metrics: Prometheus text.
  * Open to every caller (no stream names or secrets in them), as probes and scrapers expect.
  */
 
@@ -22,7 +23,9 @@ const Ready = Type.Object({
    */
   degraded: Type.Array(Type.String()),
   /** Each SRS server's answer (the srs check fails only when none answers). */
-  servers: Type.Array(Type.Object({ api: Type.String(), server: Type.Union([Type.String(), Type.Null()]), ok: Type.Boolean(), msg: Type.String() }))
+  servers: Type.Array(Type.Object({ api: Type.String(), server: Type.Union([Type.String(), Type.Null()]), ok: Type.Boolean(), msg: Type.String() })),
+  /** The spool in front of PostgreSQL (null with SQLite): recordings waiting, and how long the oldest has. */
+  spool: Type.Union([Type.Object({ depth: Type.Integer(), oldest_age_ms: Type.Union([Type.Integer(), Type.Null()]), max: Type.Integer() }), Type.Null()])
 })
 
 export interface HealthRoutesOptions {
@@ -45,14 +48,7 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { con
         )
         return { api: n.url, server: n.api.status.server ?? null, ...check }
       })),
-      (async () => {
-        try {
-          app.recordings.store.checkWritable(now())
-          return { ok: true, msg: null }
-        } catch (err) {
-          return { ok: false, msg: `the recordings index in DATA_DIR=${config.DATA_DIR} is not writable: ${(err as Error).message}` }
-        }
-      })()
+      app.recordings.readiness()
     ])
     // A replica that reaches no SRS cannot take anything over; one SRS of several down is shown, not fatal.
     const up = servers.filter((x) => x.ok)
@@ -60,8 +56,11 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { con
     const failed = [...(srs.ok ? [] : ['srs']), ...(store.ok ? [] : ['store'])]
     const redis = app.redis?.check()
     const degraded = redis === undefined || redis.ok ? [] : ['redis']
+    const s = app.recordings.spool()
+    const age = app.recordings.spoolAgeMs()
+    const spool = s === null ? null : { depth: s.depth, oldest_age_ms: age === null ? null : Math.round(age), max: s.max }
     return await reply.code(failed.length === 0 ? 200 : 503).send({
-      code: failed.length === 0 ? Codes.OK : Codes.NOT_READY, ready: failed.length === 0, failed, degraded, checks: { srs, store, redis }, servers
+      code: failed.length === 0 ? Codes.OK : Codes.NOT_READY, ready: failed.length === 0, failed, degraded, checks: { srs, store, redis }, servers, spool
     })
   })
 

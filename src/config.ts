@@ -3,6 +3,7 @@ import { Value } from 'typebox/value'
 import { AuthSettings } from './auth/settings.js'
 import { OperationsSettings } from './operations/settings.js'
 import { TakeoverSettings } from './publishers/settings.js'
+import { RecordingsSettings } from './recordings/settings.js'
 import { RedisSettings } from './redis/settings.js'
 import { apiEndpoints, SrsSettings, type SrsApiEndpoint } from './srs/settings.js'
 
@@ -22,7 +23,8 @@ export const ConfigSchema = Type.Object({
   ...TakeoverSettings,
   ...RedisSettings,
   ...AuthSettings,
-  ...OperationsSettings
+  ...OperationsSettings,
+  ...RecordingsSettings
 })
 
 export type RawConfig = Static<typeof ConfigSchema>

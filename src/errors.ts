@@ -65,6 +65,8 @@ export const Codes = {
   SRS_API_UNREACHABLE: 4110,
   /** Operator API: SRS's API answered with an error, a 401 or an unexpected body (HTTP 502). */
   SRS_API_FAILED: 4111,
+  /** Operator API: the recordings index (PostgreSQL) did not answer within its bound (HTTP 503). */
+  RECORDINGS_UNAVAILABLE: 4112,
   /** Anything unexpected inside this server. */
   INTERNAL: 5000
 } as const

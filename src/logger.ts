@@ -12,7 +12,7 @@ export function createLogger (level: string, destination: pino.DestinationStream
   return pino({
     level,
     redact: {
-      paths: ['req.headers.authorization', 'headers.authorization', 'password', '*.password', 'srsAuth'],
+      paths: ['req.headers.authorization', 'headers.authorization', 'password', '*.password', 'srsAuth', 'DATABASE_URL', '*.DATABASE_URL', 'connectionString', '*.connectionString'],
       censor: '***'
     }
   }, destination)

@@ -15,7 +15,12 @@ const TINY = {
   BENCH_TAKEOVERS: '2',
   BENCH_RELEASE_DELAYS_MS: '5,50',
   BENCH_SCALE_STREAMS: '100',
-  BENCH_CONCURRENT: '5'
+  BENCH_CONCURRENT: '5',
+  BENCH_RECORDINGS: '1000',
+  BENCH_DVR_RATE: '20',
+  BENCH_DVR_BURST: '5',
+  // Print the page queries' plans too (scripts/bench/recordings.ts), as BENCHMARKS.md quotes them.
+  BENCH_EXPLAIN: '1'
 }
 
 /** The figures of the results table, in order, as the tiny parameters name them. */
@@ -30,6 +35,18 @@ const FIGURES = [
   '5 takeovers at once: succeeded', '5 takeovers at once: total time (ref: one alone)', 'the takeover alone succeeded',
   'mixed hooks: maximum rate', 'mixed hooks for 0.5 s: rate (ref: half the maximum)', 'mixed hooks for 0.5 s: p99 latency',
   'mixed hooks for 0.5 s: requests failed', 'mixed hooks for 0.5 s: heap growth', 'mixed hooks for 0.5 s: RSS growth (ref: RSS before)',
+  'on_dvr p50 at 20/s, PostgreSQL (ref: SQLite)', 'on_dvr p99 at 20/s, PostgreSQL (ref: SQLite)', 'on_dvr throughput, PostgreSQL (ref: SQLite)',
+  'on_dvr p99 at the maximum rate, PostgreSQL (ref: SQLite)', 'on_dvr requests failed, both stores (ref: completed)', 'on_dvr spooled with PostgreSQL up',
+  'GET recordings p50 at 1000 rows, PostgreSQL (ref: SQLite)', 'GET recordings p99 at 1000 rows, PostgreSQL (ref: SQLite)',
+  'GET recordings p99 at 1000 rows, SQLite', 'GET recordings p99 at 1000 rows, PostgreSQL',
+  'page query alone p50 at 1000 rows, PostgreSQL (ref: SQLite)', 'page query alone p99 at 1000 rows, PostgreSQL (ref: SQLite)',
+  'page query alone p99 at 1000 rows, SQLite',
+  'GET recordings p99 of the slowest filter combination, PostgreSQL (ref: SQLite)', 'GET recordings failed (ref: completed)',
+  'on_publish + on_unpublish p50 during bursts of 5 on_dvr (ref: of 5 on_hls)', 'on_publish + on_unpublish p99 during bursts of 5 on_dvr (ref: of 5 on_hls)',
+  'on_publish + on_unpublish p99 during bursts of 5 on_hls (ref: between bursts)', 'on_publish + on_unpublish during on_dvr bursts (ref: during on_hls bursts)',
+  'on_dvr p99 in bursts of 5 at once (ref: on_hls)', 'bursts of 5 on_dvr (ref: of on_hls)', 'SQLite writes per commit in the bursts (group commit; ref: on_dvr)',
+  'event loop held by 5 on_dvr committed on it one by one, as before (ref: the same 5 through the worker, loop free)',
+  'requests failed beside and in the bursts (ref: completed)',
   'at-connect takeover overhead p50, R=5 ms (ref: at on_publish)', 'at-connect takeover overhead p99, R=5 ms (ref: at on_publish)',
   'at-connect takeover overhead p50, R=50 ms (ref: at on_publish)', 'at-connect takeover overhead p99, R=50 ms (ref: at on_publish)',
   'at-connect and at-publish takeovers that failed',
@@ -60,8 +77,11 @@ t.test('bench options default to the issue\'s parameters and name a bad variable
     takeovers: 50,
     scaleStreams: 100_000,
     concurrent: 200,
+    recordings: 1_000_000,
+    dvrRate: 200,
+    dvrBurst: 200,
     releaseDelaysMs: [5, 50, 500],
-    scenarios: [1, 2, 3, 4, 5, 6, 7, 8]
+    scenarios: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
   })
   t.same(optionsFrom({ BENCH_RELEASE_DELAYS_MS: '7, 70', BENCH_SCENARIOS: '4' }).releaseDelaysMs, [7, 70])
   t.equal(optionsFrom({ BENCH_LOAD_S: '0.5' }).loadS, 0.5)
@@ -71,10 +91,10 @@ t.test('bench options default to the issue\'s parameters and name a bad variable
   t.throws(() => optionsFrom({ BENCH_RELEASE_DELAYS_MS: '5,fast' }), /BENCH_RELEASE_DELAYS_MS="fast": expected a positive integer/)
 })
 
-// The smoke starts four TypeScript processes (bench, bare server, two servers under test); under
-// tap's loader each takes seconds to compile, more on a busy 2-core machine. It usually ends in
-// 30 to 50 s; the margin keeps a busy machine from failing it.
-t.setTimeout(120_000)
+// The smoke starts ten TypeScript processes (bench, bare server, servers under test) and two
+// PostgreSQL clusters; under tap's loader each process takes seconds to compile, more on a busy
+// 2-core machine. It usually ends in 60 to 90 s; the margin keeps a busy machine from failing it.
+t.setTimeout(240_000)
 
 t.test('the bench runs every scenario once and prints every figure with a sane value', async (t) => {
   const child = spawn(process.execPath, [...process.execArgv, entry], {
@@ -87,7 +107,9 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString() })
   const code = await new Promise((resolve) => child.on('exit', resolve))
   t.equal(code, 0, err)
-  t.match(err, /\[8\/8\] two replicas sharing Redis/)
+  t.match(err, /\[9\/11\] bursts of on_dvr beside on_publish and on_unpublish/)
+  t.match(err, /\[11\/11\] two replicas sharing Redis/)
+  t.match(err, /\[vhost=v2\.example&app=app7&stream=cam42\] SQLite: SEARCH recordings USING INDEX recordings_vhost_app_stream \(vhost=\? AND app=\? AND stream=\?\)/, 'the plans are printed')
 
   const rows = parseTable(out)
   t.same(rows.map((r) => r.figure), FIGURES)
@@ -113,4 +135,11 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   t.equal(value('Redis round trips per on_publish without conflict'), 1, 'one round trip to Redis')
   t.equal(value('mixed hooks failed with and without REDIS_URL (ref: completed)'), 0)
   t.ok(value('RSS after reconciling 100 (ref: idle RSS)') > 10, 'RSS is in MB')
+  t.equal(value('on_dvr requests failed, both stores (ref: completed)'), 0)
+  t.equal(value('on_dvr spooled with PostgreSQL up'), 0, 'a healthy PostgreSQL takes every on_dvr itself')
+  t.ok(value('on_dvr throughput, PostgreSQL (ref: SQLite)') > 0)
+  t.equal(value('GET recordings failed (ref: completed)'), 0)
+  t.equal(value('requests failed beside and in the bursts (ref: completed)'), 0)
+  t.ok(value('bursts of 5 on_dvr (ref: of on_hls)') >= 1)
+  t.ok(value('SQLite writes per commit in the bursts (group commit; ref: on_dvr)') >= 1)
 })

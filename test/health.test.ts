@@ -15,25 +15,18 @@ t.test('/healthz answers while the process is up, whatever SRS does', async (t) 
 t.test('/readyz turns not-ready when SRS\'s API is down or the store cannot write, says which, and comes back', async (t) => {
   const sim = await SrsSimulator.start({ version: '6' })
   t.teardown(() => sim.close())
-  const real = new SqliteRecordingStore(join(t.testdir(), 'data'))
+  const real = await SqliteRecordingStore.open({ dir: join(t.testdir(), 'data') })
   let unwritable = false
-  const store: RecordingStore = {
-    add: (r) => real.add(r),
-    setFileInfo: (...a) => real.setFileInfo(...a),
-    list: (q) => real.list(q),
-    count: () => real.count(),
-    checkWritable: (n) => {
-      if (unwritable) throw new Error('SQLITE_READONLY: attempt to write a readonly database')
-      real.checkWritable(n)
-    },
-    close: () => real.close()
-  }
+  const store: RecordingStore = Object.assign(Object.create(real) as RecordingStore, {
+    readiness: async (n: number) => unwritable ? { ok: false, msg: 'the recordings index is not writable: SQLITE_READONLY: attempt to write a readonly database' } : await real.readiness(n),
+    close: async () => { await real.close() }
+  })
   const { url } = await startApp(t, { SRS_API_URL: sim.apiUrl, READY_TIMEOUT_MS: '300', SRS_API_RETRIES: '0' }, { recordings: store })
   const ready = async () => {
     const res = await fetch(`${url}/readyz`)
     return { status: res.status, body: await res.json() as any }
   }
-  t.match(await ready(), { status: 200, body: { code: 0, ready: true, failed: [], checks: { srs: { ok: true, msg: `SRS 6.0.184 at ${sim.apiUrl}` }, store: { ok: true, msg: null } } } })
+  t.match(await ready(), { status: 200, body: { code: 0, ready: true, failed: [], checks: { srs: { ok: true, msg: `SRS 6.0.184 at ${sim.apiUrl}` }, store: { ok: true, msg: null } }, spool: null } })
   sim.setFault('down')
   t.match(await ready(), { status: 503, body: { code: 1102, ready: false, failed: ['srs'], checks: { srs: { ok: false, msg: /unreachable/ }, store: { ok: true } } } })
   sim.setFault('slow', { slowMs: 5000 })

@@ -15,7 +15,7 @@ import { CALLBACK_PREFIXES } from '../../src/app.js'
 import { BENCH_SERVER_ID } from './hooks.js'
 import { SrsSimulator, type SimOptions } from '../../test/fixtures/srs-sim.js'
 import type { BenchOptions } from './options.js'
-import type { Memory, Reconciled } from './target.js'
+import type { Memory, Reconciled, RecordingsState } from './target.js'
 
 const STARTUP_TIMEOUT_MS = 60_000
 
@@ -56,6 +56,11 @@ export class Target {
     return await this.command('redisCommands') as number
   }
 
+  /** The recordings service's counters, spool and group commits. */
+  async recordings (): Promise<RecordingsState> {
+    return await this.command('recordings') as RecordingsState
+  }
+
   async close (): Promise<void> {
     const exited = once(this.child, 'exit')
     this.child.disconnect()
@@ -77,10 +82,12 @@ export interface Stage {
 
 /**
  * Its recordings index (on_dvr) goes to a temporary DATA_DIR, removed afterwards. `env` configures
- * the app beyond SRS_API_URL and DATA_DIR; `sim` the simulator.
+ * the app beyond SRS_API_URL and DATA_DIR (DATABASE_URL...); `sim` the simulator; `prepare` fills
+ * the DATA_DIR before the server starts.
  */
-export async function withStage<T> (run: (stage: Stage) => Promise<T>, opts: { env?: Record<string, string>, sim?: SimOptions } = {}): Promise<T> {
+export async function withStage<T> (run: (stage: Stage) => Promise<T>, opts: { env?: Record<string, string>, sim?: SimOptions, prepare?: (dataDir: string) => Promise<void> } = {}): Promise<T> {
   const dataDir = await mkdtemp(join(tmpdir(), 'srs-hooks-bench-'))
+  await opts.prepare?.(dataDir)
   // The id the bench's hook bodies carry, so the server knows which SRS sent them.
   const sim = await SrsSimulator.start({ serverId: BENCH_SERVER_ID, ...opts.sim })
   const app = await Target.start('app', { SRS_API_URL: sim.apiUrl, DATA_DIR: dataDir, ...opts.env })
@@ -111,6 +118,8 @@ export interface LoadOptions {
   url: string
   /** One request is built once and repeated; a list is dealt out in turn across all connections. */
   requests: HttpRequest[]
+  /** Builds each request instead (every on_dvr a new file); `requests` is then ignored. */
+  next?: () => HttpRequest
   connections: number
 }
 
@@ -133,8 +142,8 @@ const ALLOWED = /^\{"code":0[,}]/
  * autocannon records latencies in whole milliseconds.
  */
 export async function saturate (o: LoadOptions & { durationS: number }): Promise<LoadResult> {
-  const deal = dealer(o.requests)
-  const requests = o.requests.length === 1 ? o.requests : [{ setupRequest: (req: autocannon.Request) => ({ ...req, ...deal() }) }]
+  const deal = o.next ?? dealer(o.requests)
+  const requests = o.next === undefined && o.requests.length === 1 ? o.requests : [{ setupRequest: (req: autocannon.Request) => ({ ...req, ...deal() }) }]
   const result = await autocannon({
     url: o.url,
     connections: o.connections,
@@ -160,7 +169,7 @@ export async function saturate (o: LoadOptions & { durationS: number }): Promise
  */
 export async function pace (o: LoadOptions & { durationS: number, rate: number }): Promise<LoadResult> {
   const pool = new Pool(o.url, { connections: o.connections })
-  const next = dealer(o.requests)
+  const next = o.next ?? dealer(o.requests)
   const total = Math.max(1, Math.round(o.rate * o.durationS))
   const sent: Array<Promise<Sample>> = []
   const started = performance.now()
@@ -212,7 +221,7 @@ export const MB = 1024 * 1024
 
 // ------------------------------------------------------------------------------ results
 
-export type Unit = 'req/s' | 'ms' | 'MB' | 'calls' | 'streams' | 'requests' | 'takeovers'
+export type Unit = 'req/s' | 'ms' | 'MB' | 'calls' | 'streams' | 'requests' | 'takeovers' | 'rows' | 'bursts'
 
 /** A target on a figure: its wording, and whether the value (with its reference) meets it. */
 export interface Check {

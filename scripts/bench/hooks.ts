@@ -30,8 +30,8 @@ const EXTRA: Record<HookAction, object> = {
 /** The server_id of the bench's hooks: the simulator is started with it. */
 export const BENCH_SERVER_ID = 'vid-bench01'
 
-/** A POST of `action` about `stream` from client `clientId`. */
-export function hookRequest (action: HookAction, stream: KnownStream, clientId: string): HttpRequest {
+/** A POST of `action` about `stream` from client `clientId`; `over` replaces fields (an on_dvr's file). */
+export function hookRequest (action: HookAction, stream: KnownStream, clientId: string, over: object = {}): HttpRequest {
   const body = {
     server_id: BENCH_SERVER_ID,
     service_id: 'bench001',
@@ -45,7 +45,8 @@ export function hookRequest (action: HookAction, stream: KnownStream, clientId: 
     param: '?vhost=__defaultVhost__',
     stream_url: `/${stream.app}/${stream.name}`,
     stream_id: stream.id,
-    ...EXTRA[action]
+    ...EXTRA[action],
+    ...over
   }
   return { method: 'POST', path: `${CALLBACK_PREFIXES[0]}/${action}`, body: JSON.stringify(body) }
 }

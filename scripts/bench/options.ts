@@ -1,5 +1,5 @@
 /**
- * The bench's parameters, from BENCH_* environment variables. The defaults are the issue's (#5);
+ * The bench's parameters, from BENCH_* environment variables. The defaults are the issues' (#5, #8, #10);
  * the smoke test in test/bench.test.ts runs every scenario once with tiny ones.
  */
 export interface BenchOptions {
@@ -21,7 +21,13 @@ export interface BenchOptions {
   scaleStreams: number
   /** Streams taken over at the same moment. */
   concurrent: number
-  /** Which scenarios to run, by number (1 to 8). */
+  /** Rows in each recordings index for the listing run (issue #10: a million). */
+  recordings: number
+  /** on_dvr per second of the latency run on both stores, and on_publish + on_unpublish per second beside the bursts. */
+  dvrRate: number
+  /** on_dvr sent at once in each burst (issue #8, item 8: 200). */
+  dvrBurst: number
+  /** Which scenarios to run, by number (1 to 11). */
   scenarios: number[]
 }
 
@@ -38,11 +44,14 @@ const NUMBERS: Record<Exclude<keyof BenchOptions, Lists>, [name: string, def: nu
   streams: ['BENCH_STREAMS', 1000],
   takeovers: ['BENCH_TAKEOVERS', 50],
   scaleStreams: ['BENCH_SCALE_STREAMS', 100_000],
-  concurrent: ['BENCH_CONCURRENT', 200]
+  concurrent: ['BENCH_CONCURRENT', 200],
+  recordings: ['BENCH_RECORDINGS', 1_000_000],
+  dvrRate: ['BENCH_DVR_RATE', 200],
+  dvrBurst: ['BENCH_DVR_BURST', 200]
 }
 const LISTS: Record<Lists, [name: string, def: string]> = {
   releaseDelaysMs: ['BENCH_RELEASE_DELAYS_MS', '5,50,500'],
-  scenarios: ['BENCH_SCENARIOS', '1,2,3,4,5,6,7,8']
+  scenarios: ['BENCH_SCENARIOS', '1,2,3,4,5,6,7,8,9,10,11']
 }
 
 /** Reads the options; throws naming the variable when one is not a positive number (integer for counts). */

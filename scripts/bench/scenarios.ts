@@ -1,6 +1,7 @@
 /**
- * The six measurements of issue #5. Each builds what it needs with the harness, measures side by
- * side in the same run, and returns its rows of the results table.
+ * The six measurements of issue #5, and the recordings' three (issue #10, issue #8 item 8: in
+ * recordings.ts). Each builds what it needs with the harness, measures side by side in the same
+ * run, and returns its rows of the results table.
  */
 import type { HookAction } from '../../src/srs/hooks.js'
 import type { SrsSimulator } from '../../test/fixtures/srs-sim.js'
@@ -10,6 +11,7 @@ import {
 } from './harness.js'
 import { hookRequest, knownStreams, takeOverInTurn } from './hooks.js'
 import type { BenchOptions } from './options.js'
+import { dvrBurst, dvrOnBothStores, listingAtScale } from './recordings.js'
 import { replicasWithRedis } from './replicas.js'
 import { connectTakeover } from './token.js'
 
@@ -180,5 +182,6 @@ const sustainedLoad: Scenario = {
 
 export const SCENARIOS: Scenario[] = [
   hookThroughput, publishWithoutConflict, takeoverOverhead, scale, concurrentTakeovers, sustainedLoad,
+  dvrOnBothStores, listingAtScale, dvrBurst,
   connectTakeover, replicasWithRedis
 ]

@@ -3,13 +3,19 @@
  * its own: the load generator and the SRS simulator live in the bench's process. Forked by
  * Target.start() (harness.ts) with `--expose-gc`, as `target.js bare|app`; the app is configured
  * by the environment as the real entry point is. Over IPC it sends `{ url }` once listening,
- * then answers each command (`memory`, and `reconcile` for the app) with its result. It closes
+ * then answers each command (`memory`, and `reconcile`, `recordings` for the app) with its result. It closes
  * and exits when the bench disconnects.
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { GroupStats } from '../../src/recordings/group-commit.js'
+import type { RecordingCounters } from '../../src/recordings/service.js'
+import type { SqliteRecordingStore } from '../../src/recordings/sqlite.js'
+import type { SpoolStatus } from '../../src/recordings/store.js'
 
 export interface Memory { rss: number, heapUsed: number }
+/** The recordings service's counters, the spool's state (PostgreSQL), SQLite's group commits. */
+export interface RecordingsState { counters: RecordingCounters, spool: SpoolStatus | null, groups: GroupStats | null }
 export interface Reconciled { ms: number, size: number, failures: number }
 
 interface Served {
@@ -66,7 +72,11 @@ async function serveApp (env: NodeJS.ProcessEnv): Promise<Served> {
         const ms = performance.now() - started
         return { ms, size: await app.publishers.store.size(), failures: app.reconciler.failures }
       },
-      redisCommands: async () => redisCommands
+      redisCommands: async () => redisCommands,
+      recordings: async (): Promise<RecordingsState> => {
+        const store = app.recordings.store as Partial<SqliteRecordingStore>
+        return { counters: app.recordings.counters, spool: app.recordings.spool(), groups: store.stats === undefined ? null : await store.stats() }
+      }
     },
     close: async () => { await app.close() }
   }

@@ -6,6 +6,7 @@ import { loadConfig, type Config } from '../config.js'
 import type { SrsApiError } from '../errors.js'
 import { find, illegalDirectives, isOn, parseSrsConf, type Directive } from '../operations/srs-conf.js'
 import { request } from 'undici'
+import { checkDatabase } from '../recordings/doctor.js'
 import { SrsApi } from '../srs/api.js'
 import { HOOK_ACTIONS } from '../srs/hooks.js'
 import { takesToken } from '../srs/servers.js'
@@ -13,7 +14,7 @@ import { takesToken } from '../srs/servers.js'
 /**
  * `srs-hooks doctor [--srs-conf FILE] [--hook-url URL]`: what an operator runs when publishing
  * fails. Each check prints OK, or FAIL with the fix; WARN does not fail. Exit code 1 when a check
- * failed, 2 on bad usage.
+ * failed, 2 on bad usage. With DATABASE_URL, the recordings database too.
  */
 
 export const usage = 'srs-hooks doctor [--srs-conf FILE] [--hook-url URL]   (SRS_API_URL, PORT, TAKEOVER_AT... from the environment)'
@@ -95,6 +96,9 @@ export async function doctor (args: string[], io: Io): Promise<number> {
   const url = hookUrl ?? `http://127.0.0.1:${config.PORT}/admin-api/video/camera/callback/on_publish`
   step(`sending a test on_publish to ${redactUrl(url)}${hookUrl === undefined ? ' (no --srs-conf or --hook-url: the local default)' : ''}`)
   await probeHook(url, { ok, warn, fail })
+
+  // 5. The recordings database, when there is one.
+  if (config.DATABASE_URL !== undefined) await checkDatabase(config, { ok, warn, fail, step })
 
   io.out(`\n${report.ok} OK, ${report.warn} warnings, ${report.fail} failed`)
   return report.fail > 0 ? 1 : 0

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { registerRecordingMetrics } from '../recordings/metrics.js'
 
 /**
  * Prometheus metrics, in a registry of the app's own (never prom-client's global one: a process,
@@ -156,26 +157,6 @@ export function createMetrics (app: FastifyInstance): Metrics {
       this.set(await app.publishers.store.size())
     }
   })
-  new Gauge({ // eslint-disable-line no-new
-    name: PREFIX + 'recordings',
-    help: 'Recordings in the index.',
-    registers,
-    collect () {
-      this.set(app.recordings.store.count())
-    }
-  })
-  new Counter({ // eslint-disable-line no-new
-    name: PREFIX + 'recordings_indexed_total',
-    help: 'on_dvr notices since start, by result: stored, duplicate, failed (not stored).',
-    labelNames: ['result'] as const,
-    registers,
-    collect () {
-      this.reset()
-      const c = app.recordings.counters
-      this.inc({ result: 'stored' }, c.stored)
-      this.inc({ result: 'duplicate' }, c.duplicates)
-      this.inc({ result: 'failed' }, c.failed)
-    }
-  })
+  registerRecordingMetrics(PREFIX, registers, app.recordings)
   return { registry }
 }

@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
+import { openStore } from './open.js'
+import { Retention } from './retention.js'
 import { RecordingService, type StatFn } from './service.js'
-import { SqliteRecordingStore } from './sqlite.js'
 import type { RecordingStore } from './store.js'
 
 declare module 'fastify' {
@@ -17,30 +18,32 @@ export interface RecordingsPluginOptions {
   now: () => number
 }
 
-/** The DVR recordings index (SQLite under DATA_DIR unless a store is given), closed with the app. */
+/**
+ * The DVR recordings index (SQLite in DATA_DIR, or PostgreSQL with DATABASE_URL, unless a store is
+ * given), its retention, closed with the app.
+ */
 export default fp<RecordingsPluginOptions>(async (app, { config, store, stat, now }) => {
-  let opened = store
-  if (opened === undefined) {
-    try {
-      opened = new SqliteRecordingStore(config.DATA_DIR)
-    } catch (err) {
-      throw new Error(`cannot open the recordings index in DATA_DIR=${config.DATA_DIR}: ${(err as Error).message}`, { cause: err })
-    }
-  }
+  const log = app.log.child({ component: 'recordings' })
+  const opened = store ?? await openStore(config, log)
   const service = new RecordingService({
     store: opened,
     now,
-    log: app.log.child({ component: 'recordings' }),
+    log,
     minBytes: config.DVR_MIN_BYTES,
     statTimeoutMs: config.DVR_STAT_TIMEOUT_MS,
     stat
   })
+  if (config.RECORDINGS_RETENTION_DAYS !== undefined) {
+    service.retention = new Retention({ store: opened, days: config.RECORDINGS_RETENTION_DAYS, everyMs: config.RECORDINGS_RETENTION_SWEEP_MS, now, log })
+    service.retention.start()
+  }
   app.decorate('recordings', service)
   app.addHook('onClose', async () => {
+    await service.retention?.stop()
     // Give the files being examined their bound, then close; later answers are dropped.
     let timer: NodeJS.Timeout | undefined
     await Promise.race([service.idle(), new Promise((resolve) => { timer = setTimeout(resolve, config.DVR_STAT_TIMEOUT_MS) })])
     clearTimeout(timer)
-    service.close()
+    await service.close()
   })
 }, { name: 'recordings' })

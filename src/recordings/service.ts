@@ -1,8 +1,10 @@
 import { stat as fsStat } from 'node:fs/promises'
 import type { Log } from '../logger.js'
+import type { Retention } from './retention.js'
 import {
-  resolveRecordingPath, timestampOf,
-  type DvrNotice, type FileInfo, type Recording, type RecordingPage, type RecordingQuery, type RecordingStore
+  keyOf, resolveRecordingPath, timestampOf,
+  type Added, type DvrNotice, type FileInfo, type Readiness, type Recording, type RecordingKey, type RecordingPage,
+  type RecordingQuery, type RecordingStore, type SpoolStatus
 } from './store.js'
 
 export type { DvrNotice }
@@ -23,32 +25,66 @@ export interface RecordingServiceOptions {
   maxQueued?: number
 }
 
+/**
+ * An on_dvr that cannot be indexed as sent (the route answers 400). No SRS sends one: names are
+ * short and C strings hold no NUL; a forged hook might, and PostgreSQL could neither store a NUL
+ * nor index names past its B-tree entry limit (about 2.7 KB).
+ */
+export class UnindexableRecordingError extends Error {
+  readonly code = 'RECORDING_UNINDEXABLE'
+
+  constructor (why: string) {
+    super(`cannot be indexed: ${why}`)
+    this.name = 'UnindexableRecordingError'
+  }
+}
+
+/** Bytes (UTF-8) that vhost, app and stream may take together, and server and client ids together. */
+export const MAX_NAMES_BYTES = 2000
+export const MAX_IDS_BYTES = 1024
+
+function checkIndexable (n: DvrNotice): void {
+  const strings = [n.vhost, n.app, n.stream, n.streamUrl, n.clientId, n.serverId, n.streamId, n.cwd, n.file]
+  if (strings.some((v) => v?.includes('\0') === true)) throw new UnindexableRecordingError('a field holds a NUL character')
+  const bytes = (...v: Array<string | undefined>): number => v.reduce((sum, x) => sum + Buffer.byteLength(x ?? ''), 0)
+  if (bytes(n.vhost, n.app, n.stream) > MAX_NAMES_BYTES) throw new UnindexableRecordingError(`vhost, app and stream take more than ${MAX_NAMES_BYTES} bytes together`)
+  if (bytes(n.serverId, n.clientId) > MAX_IDS_BYTES) throw new UnindexableRecordingError(`server_id and client_id take more than ${MAX_IDS_BYTES} bytes together`)
+}
+
 export interface RecordingCounters {
+  /** Stored in the index. */
   stored: number
+  /** Stored in the spool (PostgreSQL out of reach), to be drained into the index. */
+  spooled: number
   duplicates: number
   failed: number
   statErrors: number
 }
 
 /**
- * Indexes on_dvr notices. The row is written synchronously (durable when index() returns); the
- * file's size and time are examined afterwards, off the reply's path: at most `maxStats` stat()
- * calls at once, each bounded by `statTimeoutMs`. A stat that outlives its bound keeps its slot
- * until it returns, so a hung mount slows indexing of sizes, never the hook or the event loop.
+ * Indexes on_dvr notices. The row is stored durably before index() resolves (in the index, or in
+ * the spool when PostgreSQL is out of reach); the file's size and time are examined afterwards,
+ * off the reply's path: at most `maxStats` stat() calls at once, each bounded by `statTimeoutMs`.
+ * A stat that outlives its bound keeps its slot until it returns, so a hung mount slows indexing
+ * of sizes, never the hook or the event loop.
  */
 export class RecordingService {
   readonly store: RecordingStore
   readonly minBytes: number
-  readonly counters: RecordingCounters = { stored: 0, duplicates: 0, failed: 0, statErrors: 0 }
+  readonly counters: RecordingCounters = { stored: 0, spooled: 0, duplicates: 0, failed: 0, statErrors: 0 }
+  /** RECORDINGS_RETENTION_DAYS at work, when set. */
+  retention: Retention | null = null
   readonly #now: () => number
   readonly #log: Log
   readonly #stat: StatFn
   readonly #timeoutMs: number
   readonly #maxStats: number
   readonly #maxQueued: number
-  readonly #queue: Array<{ id: number, path: string }> = []
+  readonly #queue: Array<{ key: RecordingKey, path: string }> = []
   readonly #idle = new Set<() => void>()
   #running = 0
+  /** Writes of file information not under a running stat (a file refused a place in the queue). */
+  #writing = 0
   #closed = false
 
   constructor (opts: RecordingServiceOptions) {
@@ -62,18 +98,28 @@ export class RecordingService {
     this.#maxQueued = opts.maxQueued ?? 1000
   }
 
-  /** Stores the recording (throws if the store fails) and queues the examination of its file. */
-  index (n: DvrNotice): { recording: Recording, created: boolean } {
+  /**
+   * Stores the recording (rejects if it cannot be stored; with UnindexableRecordingError, before
+   * trying, if it never could be) and queues the examination of its file.
+   */
+  async index (n: DvrNotice): Promise<Added> {
+    try {
+      checkIndexable(n)
+    } catch (err) {
+      this.counters.failed++
+      throw err
+    }
     const path = resolveRecordingPath(n.file, n.cwd)
+    const recording = {
+      ...n,
+      path,
+      startedAt: timestampOf(n.file),
+      receivedAt: this.#now(),
+      fileError: path === null ? 'relative path without an absolute cwd: not examined' : null
+    }
     let result
     try {
-      result = this.store.add({
-        ...n,
-        path,
-        startedAt: timestampOf(n.file),
-        receivedAt: this.#now(),
-        fileError: path === null ? 'relative path without an absolute cwd: not examined' : null
-      })
+      result = await this.store.add(recording)
     } catch (err) {
       this.counters.failed++
       throw err
@@ -82,20 +128,45 @@ export class RecordingService {
       this.counters.duplicates++
       return result
     }
-    this.counters.stored++
+    if (result.spooled) this.counters.spooled++
+    else this.counters.stored++
     if (path !== null) {
+      const key = keyOf(recording)
       if (this.#queue.length >= this.#maxQueued) {
-        this.#record(result.recording.id, { error: 'not examined: too many files waiting for stat()' })
+        this.#writing++
+        void this.#record(key, { error: 'not examined: too many files waiting for stat()' }).finally(() => {
+          this.#writing--
+          this.#settled()
+        })
       } else {
-        this.#queue.push({ id: result.recording.id, path })
+        this.#queue.push({ key, path })
         this.#pump()
       }
     }
     return result
   }
 
-  list (q: RecordingQuery): RecordingPage {
-    return this.store.list(q)
+  async list (q: RecordingQuery): Promise<RecordingPage> {
+    return await this.store.list(q)
+  }
+
+  async count (): Promise<number> {
+    return await this.store.count()
+  }
+
+  async readiness (): Promise<Readiness> {
+    return await this.store.readiness(this.#now())
+  }
+
+  /** The spool's depth and oldest row, null without one (SQLite). */
+  spool (): SpoolStatus | null {
+    return this.store.spool()
+  }
+
+  /** How long the oldest spooled recording has waited, ms; null when nothing waits. */
+  spoolAgeMs (): number | null {
+    const oldest = this.store.spool()?.oldestAt ?? null
+    return oldest === null ? null : Math.max(0, this.#now() - oldest)
   }
 
   /** Whether a recording of this size is below DVR_MIN_BYTES; null when the size is unknown. */
@@ -103,35 +174,42 @@ export class RecordingService {
     return r.size === null ? null : r.size < this.minBytes
   }
 
-  /** Resolves when no stat() is queued or running (bounded by the stat timeout per file). */
+  /** Resolves when no stat() is queued or running and its result is recorded (bounded by the stat timeout per file). */
   async idle (): Promise<void> {
-    if (this.#running === 0 && this.#queue.length === 0) return
+    if (this.#isIdle()) return
     await new Promise<void>((resolve) => this.#idle.add(resolve))
   }
 
   /** Stops examining files; results that come later are dropped. Closes the store. */
-  close (): void {
+  async close (): Promise<void> {
     this.#closed = true
     this.#queue.length = 0
-    this.store.close()
+    await this.store.close()
   }
 
   #pump (): void {
     while (this.#running < this.#maxStats && this.#queue.length > 0) {
       const job = this.#queue.shift()!
       this.#running++
-      void this.#examine(job.id, job.path).finally(() => {
+      void this.#examine(job.key, job.path).finally(() => {
         this.#running--
         this.#pump()
-        if (this.#running === 0 && this.#queue.length === 0) {
-          for (const wake of this.#idle) wake()
-          this.#idle.clear()
-        }
+        this.#settled()
       })
     }
   }
 
-  async #examine (id: number, path: string): Promise<void> {
+  #isIdle (): boolean {
+    return this.#running === 0 && this.#queue.length === 0 && this.#writing === 0
+  }
+
+  #settled (): void {
+    if (!this.#isIdle()) return
+    for (const wake of this.#idle) wake()
+    this.#idle.clear()
+  }
+
+  async #examine (key: RecordingKey, path: string): Promise<void> {
     let timer: NodeJS.Timeout | undefined
     const stat = this.#stat(path).then(
       (s): FileInfo => s.isFile() ? { size: s.size, mtime: Math.round(s.mtimeMs) } : { error: 'not a regular file' },
@@ -141,22 +219,23 @@ export class RecordingService {
     const first = await Promise.race([stat, timeout])
     clearTimeout(timer)
     if (first === 'timeout') {
-      this.#record(id, { error: `stat() did not answer within ${this.#timeoutMs} ms` })
+      await this.#record(key, { error: `stat() did not answer within ${this.#timeoutMs} ms` })
       // Keep the slot until the stat returns; record the size if it ever comes.
       const late = await stat
-      if (!('error' in late)) this.#record(id, late)
+      if (!('error' in late)) await this.#record(key, late)
       return
     }
-    this.#record(id, first)
+    await this.#record(key, first)
   }
 
-  #record (id: number, info: FileInfo): void {
+  /** Never rejects: a failure to record a file's size is logged (the recording itself is stored). */
+  async #record (key: RecordingKey, info: FileInfo): Promise<void> {
     if (this.#closed) return
     if ('error' in info) this.counters.statErrors++
     try {
-      this.store.setFileInfo(id, info, this.#now())
+      await this.store.setFileInfo(key, info, this.#now())
     } catch (err) {
-      this.#log.warn({ err: (err as Error).message, recording: id }, 'could not record what stat() found')
+      this.#log.warn({ err: (err as Error).message, file: key.fileKey }, 'could not record what stat() found')
     }
   }
 }

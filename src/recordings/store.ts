@@ -68,17 +68,77 @@ export interface RecordingPage {
   items: Recording[]
   /** Where the next page starts; null on the last page. */
   next: Cursor | null
+  /** Recordings this process acknowledged that wait in its spool, not yet in the index (0 without one). */
+  spooled: number
 }
 
+/**
+ * What identifies a recording: one per file per publisher session. The same on_dvr twice (two hook
+ * URLs, a replay, a spooled row drained after its write did land) is one recording; a later
+ * session overwriting a fixed dvr_path is another.
+ */
+export interface RecordingKey {
+  /** SRS's server_id, '' when the hook had none (SRS before 4.0.151). */
+  serverId: string
+  clientId: string
+  /** The resolved path, or the file as reported when it cannot be resolved. */
+  fileKey: string
+}
+
+export function keyOf (r: Pick<NewRecording, 'serverId' | 'clientId' | 'path' | 'file'>): RecordingKey {
+  return { serverId: r.serverId ?? '', clientId: r.clientId, fileKey: r.path ?? r.file }
+}
+
+export interface Added {
+  /** The recording's id in the index; null while it waits in the spool. */
+  id: number | null
+  /** False when the index (or the spool) already held this recording. */
+  created: boolean
+  /** The index could not be reached within its bound: the recording is in the local spool. */
+  spooled: boolean
+}
+
+/** The spool in front of an index that can be out of reach (PostgreSQL), as reported to operators. */
+export interface SpoolStatus {
+  /** Recordings waiting. */
+  depth: number
+  /** receivedAt of the oldest one waiting (epoch ms), null when empty. */
+  oldestAt: number | null
+  /** SPOOL_MAX_ROWS: beyond it an on_dvr that cannot reach the index is refused. */
+  max: number
+}
+
+/** Whether the index takes a write now, and in what state. */
+export interface Readiness {
+  ok: boolean
+  /** Why not, or what is degraded (PostgreSQL out of reach while the spool takes the writes); null when all is well. */
+  msg: string | null
+}
+
+/**
+ * Where recordings are kept: SQLite in DATA_DIR, or PostgreSQL (DATABASE_URL) behind a local
+ * spool. Routes and the service do not know which one runs. Every method is asynchronous: no
+ * store does its I/O on the event loop that answers SRS's hooks.
+ */
 export interface RecordingStore {
-  /** Stores the recording durably before returning; the same one again returns the first, `created` false. */
-  add: (recording: NewRecording) => { recording: Recording, created: boolean }
-  setFileInfo: (id: number, info: FileInfo, checkedAt: number) => void
-  list: (query: RecordingQuery) => RecordingPage
-  count: () => number
-  /** Throws unless a write reaches the store now. */
-  checkWritable: (now: number) => void
-  close: () => void
+  /** 'sqlite' or 'postgres', for logs and diagnostics. */
+  readonly kind: string
+  /**
+   * Stores the recording durably before resolving (committed, and fsync()ed where the store
+   * does); the same one again resolves `created: false`. Rejects when it cannot be stored.
+   */
+  add: (recording: NewRecording) => Promise<Added>
+  /** Records what examining the file found; an older examination never overwrites a newer one. */
+  setFileInfo: (key: RecordingKey, info: FileInfo, checkedAt: number) => Promise<void>
+  list: (query: RecordingQuery) => Promise<RecordingPage>
+  count: () => Promise<number>
+  /** Whether a write reaches the store now (the readiness probe). */
+  readiness: (now: number) => Promise<Readiness>
+  /** Deletes up to `limit` recordings received before `before` (epoch ms), oldest first; resolves how many. */
+  prune: (before: number, limit: number) => Promise<number>
+  /** The spool's state, null when the store has none. */
+  spool: () => SpoolStatus | null
+  close: () => Promise<void>
 }
 
 /** Epoch ms between 2000 and 2100, as SRS writes `[timestamp]` (srs_utils_time_ms). */
