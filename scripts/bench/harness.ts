@@ -12,7 +12,6 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import { Pool } from 'undici'
 import { CALLBACK_PREFIXES } from '../../src/app.js'
-import { BENCH_SERVER_ID } from './hooks.js'
 import { SrsSimulator, type SimOptions } from '../../test/fixtures/srs-sim.js'
 import type { BenchOptions } from './options.js'
 import type { Memory, Reconciled, RecordingsState } from './target.js'
@@ -20,6 +19,9 @@ import type { Memory, Reconciled, RecordingsState } from './target.js'
 const STARTUP_TIMEOUT_MS = 60_000
 
 export type TargetKind = 'bare' | 'app'
+
+/** The server_id of the bench's hooks: the simulator is started with it. */
+export const BENCH_SERVER_ID = 'vid-bench01'
 
 /** A server under test running in its own process (target.ts). */
 export class Target {

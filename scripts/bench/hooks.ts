@@ -4,7 +4,7 @@
 import { CALLBACK_PREFIXES } from '../../src/app.js'
 import type { HookAction } from '../../src/srs/hooks.js'
 import type { SrsSimulator } from '../../test/fixtures/srs-sim.js'
-import type { HttpRequest } from './harness.js'
+import { BENCH_SERVER_ID, type HttpRequest } from './harness.js'
 
 /** A stream as SRS's API lists it. */
 export interface KnownStream { id: string, app: string, name: string }
@@ -26,9 +26,6 @@ const EXTRA: Record<HookAction, object> = {
   on_dvr: DVR,
   on_hls: HLS
 }
-
-/** The server_id of the bench's hooks: the simulator is started with it. */
-export const BENCH_SERVER_ID = 'vid-bench01'
 
 /** A POST of `action` about `stream` from client `clientId`; `over` replaces fields (an on_dvr's file). */
 export function hookRequest (action: HookAction, stream: KnownStream, clientId: string, over: object = {}): HttpRequest {

@@ -10,8 +10,8 @@ import { CALLBACK_PREFIXES } from '../../src/app.js'
 import { Gateway } from '../../test/fixtures/gateway.js'
 import { RedisServer } from '../../test/fixtures/redis.js'
 import { SrsSimulator } from '../../test/fixtures/srs-sim.js'
-import { checks, pace, percentile, row, saturate, Target, warmUp, type HttpRequest, type LoadResult, type Row, type Scenario } from './harness.js'
-import { BENCH_SERVER_ID, hookRequest, knownStreams, takeOverInTurn } from './hooks.js'
+import { BENCH_SERVER_ID, checks, pace, percentile, row, saturate, Target, warmUp, type HttpRequest, type LoadResult, type Row, type Scenario } from './harness.js'
+import { hookRequest, knownStreams, takeOverInTurn } from './hooks.js'
 import type { BenchOptions } from './options.js'
 
 /** A simulator, `n` srs-hooks behind a gateway (on_publish to the last, every other hook to the first), and a Redis when n > 1. */
