@@ -89,6 +89,10 @@ export interface AdminRoutesOptions {
 }
 
 const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { config, now }) => {
+  // The operator API's routes take no body: a bodyless request (a gateway's or a Java client's
+  // DELETE) is accepted whatever its Content-Type says, and any body is ignored.
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, _body, done) => { done(null, undefined) })
+
   app.addHook('onRequest', async (req, reply) => {
     const access = checkAccess(config.ADMIN_TOKEN, req.headers.authorization, req.socket.remoteAddress)
     if (access.ok) return

@@ -54,6 +54,10 @@ t.test('a bodyless request with Content-Type: application/json is accepted (a ga
   t.match(await res.json(), { code: 0, client_id: a.clientId })
   const events = await fetch(`${url}/admin-api/video/camera/events`, { headers: { 'content-type': 'application/json; charset=utf-8' } })
   t.equal(events.status, 200, 'a GET too')
+  for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/xml', 'multipart/form-data; boundary=x']) {
+    const other = await fetch(`${url}/admin-api/video/camera/streams/live/none/publisher`, { method: 'DELETE', headers: { 'content-type': type } })
+    t.equal(other.status, 404, `${type}: answered (nothing to evict), not 415`)
+  }
   const hook = await fetch(`${url}/admin-api/video/camera/callback/on_play`, { method: 'POST', headers: { 'content-type': 'application/json' } })
   t.same([hook.status, (await hook.json() as { code: number }).code], [400, Codes.INVALID_JSON], 'a hook still needs its body')
 })
