@@ -110,18 +110,22 @@ t.test('the brute-force limit counts the failures both replicas see', async (t) 
 
 t.test('GET events on either replica shows both replicas\' events', async (t) => {
   const { sim, a, b, gw } = await twoReplicas(t)
+  // The takeover of cam1 happens on B, that of cam2 on A.
+  const order = [0, 1, 0, 0]
   let n = 0
-  gw.route = (r) => hookOf(r) === 'on_publish' ? n++ % 2 : 0
+  gw.route = (r) => hookOf(r) === 'on_publish' ? order[n++] ?? 0 : 0
   await sim.publish({ app: 'live', stream: 'cam1', stalled: true })
-  await sim.publish({ app: 'live', stream: 'cam1' }) // a takeover on B
+  await sim.publish({ app: 'live', stream: 'cam1' })
   await sim.publish({ app: 'live', stream: 'cam2', stalled: true })
-  await sim.publish({ app: 'live', stream: 'cam2' }) // a takeover on B again: route A for this one
+  await sim.publish({ app: 'live', stream: 'cam2' })
   const list = async (r: TestApp) => (await (await fetch(`${r.url}/admin-api/video/camera/events?type=takeover`)).json() as { items: Array<{ replica: string, stream: string }> }).items
   await waitFor(async () => (await list(a)).length === 2, 5000, 'both takeovers in the shared log')
   const fromA = await list(a)
   const fromB = await list(b)
   t.same(fromA, fromB, 'the same log on both')
   t.same(fromA.map((e) => e.stream).sort(), ['/live/cam1', '/live/cam2'])
+  t.equal(new Set(fromA.map((e) => e.replica)).size, 2, 'logged by two replicas')
+  t.ok(a.app.publisherStats.takeovers === 1 && b.app.publisherStats.takeovers === 1, 'one takeover on each')
 })
 
 t.test('Redis stopped in the middle of a takeover and restarted: every hook answered within its bound, no deadlock, state rebuilt', async (t) => {
@@ -178,7 +182,11 @@ t.test('a lock whose owner replica died expires within its lease, and the next t
   const blocked = await sim.publish({ app: 'live', stream: 'cam1' })
   t.equal(blocked.code, 1028, 'while the dead replica\'s lease runs, the takeover ran out of its bound')
   t.match(a.logs.find((l) => l.type === 'bound-exhausted'), { stage: /another replica/ })
-  await waitFor(async () => await a.app.redis!.client.exists(a.app.redis!.key('lock', '/live/cam1')) === 0, 5000, 'the lease to lapse')
+  const key = a.app.redis!.key('lock', '/live/cam1')
+  await waitFor(async () => {
+    const r = await a.app.redis!.call('test.exists', async (c) => await c.exists(key))
+    return r.ok && r.value === 0
+  }, 5000, 'the lease to lapse')
   const retry = await sim.publish({ app: 'live', stream: 'cam1' })
   t.ok(retry.ok, 'the next takeover proceeds')
   t.same(sim.kicks, [x.clientId])

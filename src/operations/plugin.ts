@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
@@ -16,7 +17,7 @@ export interface OperationsPluginOptions {
   now: () => number
   /** The events log; by default in process (EVENTS_MAX entries). */
   events?: EventStore | undefined
-  /** Names this process in the events it logs (several replicas may share one log). */
+  /** Names this replica in the events it logs (several may share one log); by default host, pid and a random part. */
   replica?: string
 }
 
@@ -24,7 +25,7 @@ export interface OperationsPluginOptions {
  * What operators watch: the events log (fed by the publisher events) and the metrics. Registered
  * before the routes, so its onResponse hook sees every hook's outcome.
  */
-export default fp<OperationsPluginOptions>(async (app, { config, events, replica = `${hostname()}:${process.pid}` }) => {
+export default fp<OperationsPluginOptions>(async (app, { config, events, replica = `${hostname()}:${process.pid}:${randomBytes(2).toString('hex')}` }) => {
   const log = events ?? new MemoryEventStore(config.EVENTS_MAX)
   app.publisherEvents.on((e) => {
     log.add({ ...e, replica }).catch((err: unknown) => {
