@@ -189,6 +189,8 @@ const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { confi
         throw new AppError(`a takeover of ${key} held the stream for the whole ${config.TAKEOVER_TIMEOUT_MS} ms; try again`, Codes.EVICTION_BUSY, 409)
       case 'timeout':
         throw new AppError(`kicked client ${r.clientId} but server ${node.server.id} did not release ${key} within ${config.TAKEOVER_TIMEOUT_MS} ms`, Codes.RELEASE_TIMEOUT, 504)
+      case 'not-evictable':
+        throw new AppError(`server ${node.server.id}: ${key} is not evicted: ${r.why}`, Codes.INCUMBENT_NOT_EVICTABLE, 409)
     }
     return { code: 0, msg: null, outcome: r.outcome, server: node.server.id, stream_url: key, client_id: r.clientId, wait_ms: Math.round(r.release.waitMs), via: r.release.via }
   })

@@ -37,6 +37,8 @@ export const Codes = {
   INCUMBENT_KEPT: 1014,
   /** on_publish: the stream changed hands more than FLAP_MAX times in FLAP_WINDOW_MS; newcomers wait FLAP_COOLDOWN_MS. */
   TAKEOVER_FLAPPING: 1015,
+  /** on_publish: the stream is fed by something that is never evicted (a ZLMediaKit RTP server or pull), not by a publisher's session. */
+  INCUMBENT_NOT_EVICTABLE: 1016,
   /** Bad input. */
   INVALID_BODY: 4000,
   INVALID_JSON: 4001,

@@ -112,6 +112,9 @@ export async function evict (args: string[], io: Io): Promise<number> {
       case 'not-published':
         io.err(`nothing to evict: the publisher of ${key} left before the kick`)
         return 3
+      case 'not-evictable':
+        io.err(`${key} is not evicted: ${r.why}`)
+        return 1
       /* c8 ignore next 3 */
       default: // 'busy' needs another takeover inside this process, which never happens here
         io.err(`could not evict: ${key} is busy`)
