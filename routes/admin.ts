@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyError } from 'fastify'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type TSchema } from 'typebox'
 import type { Config } from '../src/config.js'
 import { AppError, Codes, type SrsApiError } from '../src/errors.js'
@@ -88,8 +88,9 @@ export interface AdminRoutesOptions {
   now: () => number
 }
 
-const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { config, now }) => {
-  app.addHook('onRequest', async (req, reply) => {
+/** The operator API's onRequest hook: bearer ADMIN_TOKEN, or loopback callers only while it is unset. */
+export function operatorsOnly (config: Config) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const access = checkAccess(config.ADMIN_TOKEN, req.headers.authorization, req.socket.remoteAddress)
     if (access.ok) return
     if (access.reason === 'not-loopback') {
@@ -97,7 +98,11 @@ const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { confi
     }
     reply.header('www-authenticate', 'Bearer realm="srs-hooks"')
     throw new AppError(access.reason === 'no-token' ? 'send ADMIN_TOKEN as "Authorization: Bearer <token>"' : 'wrong bearer token', Codes.ADMIN_UNAUTHORIZED, 401)
-  })
+  }
+}
+
+const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { config, now }) => {
+  app.addHook('onRequest', operatorsOnly(config))
 
   // Bad query parameters are the caller's mistake, not a bad hook body: say so with our own code.
   app.setErrorHandler((err: FastifyError, req, reply) => {

@@ -4,6 +4,7 @@ import { AuthSettings } from './auth/settings.js'
 import { OperationsSettings } from './operations/settings.js'
 import { TakeoverSettings } from './publishers/settings.js'
 import { apiEndpoints, SrsSettings, type SrsApiEndpoint } from './srs/settings.js'
+import { ZlmSettings, zlmEndpoints } from './zlm/settings.js'
 
 /**
  * Every setting, read from the environment. README.md ("Configuration") documents each one with
@@ -18,6 +19,7 @@ export const ConfigSchema = Type.Object({
   ),
   BODY_LIMIT: Type.Integer({ default: 16_384, minimum: 1024, maximum: 10_485_760 }),
   ...SrsSettings,
+  ...ZlmSettings,
   ...TakeoverSettings,
   ...AuthSettings,
   ...OperationsSettings
@@ -26,8 +28,10 @@ export const ConfigSchema = Type.Object({
 export type RawConfig = Static<typeof ConfigSchema>
 
 export interface Config extends RawConfig {
-  /** The SRS servers, from SRS_API_URL with their credentials. */
+  /** The SRS servers, from SRS_API_URL with their credentials (none for `none`). */
   srsApis: SrsApiEndpoint[]
+  /** The ZLMediaKit servers' API origins, from ZLM_API_URL (none when unset). */
+  zlmApis: string[]
 }
 
 export class ConfigError extends Error {
@@ -64,7 +68,7 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
   }
   const raw = Value.Parse(ConfigSchema, converted)
   try {
-    return { ...raw, srsApis: apiEndpoints(raw.SRS_API_URL, raw.SRS_API_USERNAME, raw.SRS_API_PASSWORD) }
+    return { ...raw, srsApis: apiEndpoints(raw.SRS_API_URL, raw.SRS_API_USERNAME, raw.SRS_API_PASSWORD), zlmApis: zlmEndpoints(raw.ZLM_API_URL) }
   } catch (err) {
     throw new ConfigError(`invalid configuration: ${(err as Error).message}`)
   }

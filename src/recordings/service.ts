@@ -70,7 +70,7 @@ export class RecordingService {
       result = this.store.add({
         ...n,
         path,
-        startedAt: timestampOf(n.file),
+        startedAt: n.startedAt ?? timestampOf(n.file),
         receivedAt: this.#now(),
         fileError: path === null ? 'relative path without an absolute cwd: not examined' : null
       })
