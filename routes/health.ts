@@ -4,8 +4,9 @@ import type { Config } from '../src/config.js'
 import { Codes } from '../src/errors.js'
 
 /**
- * GET /healthz: the process is up. GET /readyz: SRS's API answers and the recordings index takes a
- * write; 503 naming the check that failed otherwise. GET /metrics: Prometheus text.
+ * GET /healthz: the process is up. GET /readyz: SRS's API answers (when SRS is configured), so
+ * does ZLMediaKit's (when it is), and the recordings index takes a write; 503 naming the check
+ * that failed otherwise. GET /metrics: Prometheus text.
  * Open to every caller (no stream names or secrets in them), as probes and scrapers expect.
  */
 
@@ -15,8 +16,8 @@ const Ready = Type.Object({
   ready: Type.Boolean(),
   /** Names of the checks that failed. */
   failed: Type.Array(Type.String()),
-  checks: Type.Object({ srs: Check, store: Check }),
-  /** Each SRS server's answer (the srs check fails only when none answers). */
+  checks: Type.Object({ srs: Check, zlm: Check, store: Check }),
+  /** Each media server's answer (a kind's check fails only when none of its servers answers). */
   servers: Type.Array(Type.Object({ api: Type.String(), server: Type.Union([Type.String(), Type.Null()]), ok: Type.Boolean(), msg: Type.String() }))
 })
 
@@ -32,10 +33,14 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { con
 
   app.get('/readyz', { schema: { response: { 200: Ready, 503: Ready } } }, async (_req, reply) => {
     const deadline = now() + config.READY_TIMEOUT_MS
-    const [servers, store] = await Promise.all([
+    const [servers, zlmServers, store] = await Promise.all([
       Promise.all(app.srsServers.nodes.map(async (n) => await n.api.versions({ deadline }).then(
         (v) => ({ api: n.url, server: n.api.status.server ?? null, ok: true, msg: `SRS ${v.version} at ${n.url}` }),
         (err: Error) => ({ api: n.url, server: n.api.status.server ?? null, ok: false, msg: `SRS's API at ${n.url} failed: ${err.message}` })
+      ))),
+      Promise.all(app.zlmServers.nodes.map(async (n) => await n.api.serverConfig({ deadline }).then(
+        (c) => ({ api: n.url, server: c['general.mediaServerId'] ?? null, ok: true, msg: `ZLMediaKit ${c['general.mediaServerId'] ?? '?'} at ${n.url}` }),
+        (err: Error) => ({ api: n.url, server: n.mediaServerId ?? null, ok: false, msg: `ZLMediaKit's API at ${n.url} failed: ${err.message}` })
       ))),
       (async () => {
         try {
@@ -46,17 +51,23 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { con
         }
       })()
     ])
-    // A replica that reaches no SRS cannot take anything over; one SRS of several down is shown, not fatal.
-    const up = servers.filter((x) => x.ok)
-    const srs = { ok: up.length > 0, msg: servers.map((x) => x.msg).join('; ') }
-    const failed = [...(srs.ok ? [] : ['srs']), ...(store.ok ? [] : ['store'])]
-    return await reply.code(failed.length === 0 ? 200 : 503).send({ code: failed.length === 0 ? Codes.OK : Codes.NOT_READY, ready: failed.length === 0, failed, checks: { srs, store }, servers })
+    // A replica that reaches no server of a kind cannot take anything over there; one server of several down is shown, not fatal.
+    const srs = kindCheck(servers, 'no SRS (SRS_API_URL=none)')
+    const zlm = kindCheck(zlmServers, 'no ZLMediaKit (ZLM_API_URL is unset)')
+    const failed = [...(srs.ok ? [] : ['srs']), ...(zlm.ok ? [] : ['zlm']), ...(store.ok ? [] : ['store'])]
+    return await reply.code(failed.length === 0 ? 200 : 503).send({ code: failed.length === 0 ? Codes.OK : Codes.NOT_READY, ready: failed.length === 0, failed, checks: { srs, zlm, store }, servers: [...servers, ...zlmServers] })
   })
 
   app.get('/metrics', async (_req, reply) => {
     const text = await app.metrics.registry.metrics()
     return await reply.type(app.metrics.registry.contentType).send(text)
   })
+}
+
+/** A kind of server is ready when one of its servers answers, or when none is configured. */
+function kindCheck (servers: Array<{ ok: boolean, msg: string }>, none: string): { ok: boolean, msg: string } {
+  if (servers.length === 0) return { ok: true, msg: none }
+  return { ok: servers.some((x) => x.ok), msg: servers.map((x) => x.msg).join('; ') }
 }
 
 export default health
