@@ -45,7 +45,7 @@ const zlmCallbacks: FastifyPluginAsyncTypebox<ZlmCallbackRoutesOptions> = async 
   app.addHook('onResponse', async (req, res) => {
     const route = req.routeOptions.url!
     const named = route.slice(route.lastIndexOf('/') + 1)
-    const action = named === ':hook' ? (req.params as { hook: string }).hook : named
+    const action = named === 'on_*' ? `on_${(req.params as Record<string, string>)['*']!}` : named
     const index = (req.body as { hook_index?: unknown } | undefined)?.hook_index
     const line = { kind: 'zlm', action, hookIndex: typeof index === 'number' ? index : undefined, ...req.hookLog, status: res.statusCode, ms: Math.round(res.elapsedTime * 10) / 10 }
     if (res.statusCode >= 400) req.log.warn(line, 'hook not processed')
@@ -241,9 +241,10 @@ const zlmCallbacks: FastifyPluginAsyncTypebox<ZlmCallbackRoutesOptions> = async 
   }
 
   // A hook of a newer ZLMediaKit: noted and answered 0.
-  app.post('/:hook', {
-    schema: { params: Type.Object({ hook: Type.String({ pattern: '^on_[a-z0-9_]{1,64}$' }) }), body: AnyHookBody, response: reply() }
-  }, async (req) => {
+  app.post('/on_*', { schema: { body: AnyHookBody, response: reply() } }, async (req) => {
+    if (!/^[a-z0-9_]{1,64}$/.test((req.params as Record<string, string>)['*']!)) {
+      throw new AppError(`no route POST ${req.url.split('?')[0]!}`, Codes.NOT_FOUND, 404)
+    }
     req.hookLog = { server: req.body.mediaServerId, outcome: 'unknown-hook', code: 0 }
     return ZLM_ALLOW
   })
