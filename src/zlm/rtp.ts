@@ -35,6 +35,9 @@ export interface RtpRequest {
 
 export type RtpOutcome = 'opened' | 'existing' | 'reopened'
 
+/** What became of a kept server that ZLMediaKit dropped. */
+export type Restored = 'reopened' | 'existing' | 'reopen-failed'
+
 export interface RtpOpened {
   outcome: RtpOutcome
   server: string
@@ -170,7 +173,7 @@ export class RtpServers {
    * once, on its port; any other is left closed. A forged timeout for a server that is still open
    * finds it there and changes nothing.
    */
-  async timedOut (server: ZlmMediaServer, r: { vhost: string, app: string, streamId: string }): Promise<'not-kept' | RtpOutcome | 'reopen-failed'> {
+  async timedOut (server: ZlmMediaServer, r: { vhost: string, app: string, streamId: string }): Promise<'not-kept' | Restored> {
     const kept = this.#kept.get(`${server.id}\n${rtpKey(r)}`)
     if (kept === undefined) return 'not-kept'
     return await this.#restore(server, kept, 'timeout')
@@ -213,14 +216,14 @@ export class RtpServers {
     return { restored, blocked }
   }
 
-  async #restore (server: ZlmMediaServer, kept: KeptRtp, why: 'timeout' | 'reconcile'): Promise<RtpOutcome | 'reopen-failed'> {
+  /** Opens a kept server again: 'existing' when it was there after all (a forged timeout). */
+  async #restore (server: ZlmMediaServer, kept: KeptRtp, why: 'timeout' | 'reconcile'): Promise<Restored> {
     try {
       const r = await this.open(server, { ...kept })
-      if (r.outcome !== 'existing') {
-        this.counters.restored++
-        this.#report(server, kept, 'reopened', { why, port: r.port }, 'info', why === 'timeout' ? 'reopened a kept RTP server that ZLMediaKit timed out' : 'reopened a kept RTP server that was gone without a hook')
-      }
-      return r.outcome
+      if (r.outcome === 'existing') return 'existing'
+      this.counters.restored++
+      this.#report(server, kept, 'reopened', { why, port: r.port }, 'info', why === 'timeout' ? 'reopened a kept RTP server that ZLMediaKit timed out' : 'reopened a kept RTP server that was gone without a hook')
+      return 'reopened'
     } catch (err) {
       this.#report(server, kept, 'reopen-failed', { why, err: (err as Error).message }, 'warn', 'could not reopen a kept RTP server; a reconciliation will try again')
       return 'reopen-failed'
