@@ -38,9 +38,10 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { con
         (v) => ({ api: n.url, server: n.api.status.server ?? null, ok: true, msg: `SRS ${v.version} at ${n.url}` }),
         (err: Error) => ({ api: n.url, server: n.api.status.server ?? null, ok: false, msg: `SRS's API at ${n.url} failed: ${err.message}` })
       ))),
+      // A ZLMediaKit is named by its mediaServerId, or by its API's URL until that is known.
       Promise.all(app.zlmServers.nodes.map(async (n) => await n.api.serverConfig({ deadline }).then(
-        (c) => ({ api: n.url, server: c['general.mediaServerId'] ?? null, ok: true, msg: `ZLMediaKit ${c['general.mediaServerId'] ?? '?'} at ${n.url}` }),
-        (err: Error) => ({ api: n.url, server: n.mediaServerId ?? null, ok: false, msg: `ZLMediaKit's API at ${n.url} failed: ${err.message}` })
+        () => ({ api: n.url, server: n.server.id, ok: true, msg: `ZLMediaKit ${n.server.id} at ${n.url}` }),
+        (err: Error) => ({ api: n.url, server: n.server.id, ok: false, msg: `ZLMediaKit's API at ${n.url} failed: ${err.message}` })
       ))),
       (async () => {
         try {

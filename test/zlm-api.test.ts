@@ -189,3 +189,14 @@ t.test('without a secret nothing is sent; a secret can be tried for one call', a
   secret = 'wrong'
   t.match(await failure(api.serverConfig()), { kind: 'unauthorized', detail: -100 })
 })
+
+t.test('a connection cut in the middle of an answer is unreachable, its outcome unknown', async (t) => {
+  const { api } = await setup(t, () => (_req: unknown, res: import('node:http').ServerResponse) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' })
+    res.write('{"code":0,"data":[')
+    setImmediate(() => res.socket?.destroy())
+  }, { retries: 0 })
+  const e = await failure(api.kickSession('6-11'))
+  t.match(e, { kind: 'unreachable', unknownOutcome: true })
+  t.equal(api.up, false)
+})

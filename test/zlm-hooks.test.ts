@@ -71,9 +71,11 @@ t.test('a hook this server does not know gets 0; a path that is no hook gets 404
   const r = await postHook(zlmHookBase, 'on_something_new', { mediaServerId: 'zlm-test-1', hook_index: 5, whatever: [1, 2] })
   t.same([r.status, r.reply], [200, { code: 0, msg: null }])
   t.match(await logs.wait((l) => l.action === 'on_something_new'), { outcome: 'unknown-hook', code: 0 })
-  const res = await fetch(`${zlmHookBase}/not_a_hook`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"mediaServerId":"x"}' })
-  t.equal(res.status, 404)
-  t.equal((await res.json() as { code: number }).code, Codes.NOT_FOUND)
+  for (const path of ['not_a_hook', 'on_a/b', 'on_UPPER']) {
+    const res = await fetch(`${zlmHookBase}/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"mediaServerId":"x"}' })
+    t.equal(res.status, 404, path)
+    t.equal((await res.json() as { code: number }).code, Codes.NOT_FOUND)
+  }
 })
 
 t.test('bad input gets a 4xx with a code and a message, and harms nothing', async (t) => {

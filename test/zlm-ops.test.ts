@@ -7,6 +7,7 @@ import { startApp, waitFor } from './fixtures/app.js'
 import { startZlmWorld, ZLM_TEST_SECRET } from './fixtures/zlm-app.js'
 import { SrsSimulator } from './fixtures/srs-sim.js'
 import { ZlmSimulator, type ZlmSimOptions } from './fixtures/zlm-sim.js'
+import { json, StubServer } from './fixtures/stub-server.js'
 
 /**
  * What operators see of ZLMediaKit servers: GET streams, the eviction, events, /readyz, /metrics,
@@ -81,6 +82,75 @@ t.test('SRS and ZLMediaKit served by one process at once: each takes over its ow
   const ready = await get(url, '/readyz')
   t.match(ready, { status: 200, body: { ready: true, checks: { srs: { ok: true }, zlm: { ok: true, msg: `ZLMediaKit zlm-both at ${zlm.apiUrl}` } } } })
   t.equal(ready.body.servers.length, 2)
+
+  // And back: the camera reconnects to SRS while its dead ZLMediaKit session holds the stream.
+  const back = await srs.publish({ app: 'live', stream: 'moving' })
+  t.ok(back.ok)
+  t.ok(zlm.kicks.includes(moved.id), 'the stale ZLMediaKit publisher was evicted from SRS\'s on_publish')
+})
+
+t.test('the operator\'s eviction with servers of both kinds: by the table\'s holder, ambiguous, or unknown', async (t) => {
+  const srs = await SrsSimulator.start({ version: '6' })
+  t.teardown(() => srs.close())
+  const zlm = await ZlmSimulator.start({ secret: ZLM_TEST_SECRET, mediaServerId: 'zlm-both' })
+  t.teardown(() => zlm.close())
+  const { app, url, hookBase } = await startApp(t, { SRS_API_URL: srs.apiUrl, ZLM_API_URL: zlm.apiUrl, ZLM_SECRET: ZLM_TEST_SECRET, CROSS_SERVER: 'ignore' })
+  srs.setHookBase(hookBase)
+  zlm.setHookBase(hookBase + '/zlm')
+  await Promise.all([app.srsServers.discover(), app.zlmServers.discover()])
+  const z = await zlm.publish({ app: 'live', stream: 'cam1', stalled: true })
+  t.match(await del(url, `${ADMIN}/streams/live/cam1/publisher`), { status: 200, body: { server: 'zlm-both', client_id: z.id } }, 'the table says ZLMediaKit holds it')
+  await srs.publish({ app: 'live', stream: 'both' })
+  await zlm.publish({ app: 'live', stream: 'both' })
+  t.match(await del(url, `${ADMIN}/streams/live/both/publisher`), { status: 409, body: { code: Codes.AMBIGUOUS_STREAM, msg: /published on several servers .*zlm-both/ } })
+  t.match(await del(url, `${ADMIN}/streams/live/nobody/publisher`), { status: 404, body: { code: Codes.NOTHING_TO_EVICT, msg: /zlm-both = / } })
+  t.match(await del(url, `${ADMIN}/streams/live/both/publisher?server=${encodeURIComponent(zlm.apiUrl)}`), { status: 200, body: { server: 'zlm-both' } }, 'named by its API URL')
+  t.match(await del(url, `${ADMIN}/streams/live/both/publisher?server=nosuch`), { status: 400, body: { code: Codes.INVALID_QUERY } })
+})
+
+t.test('GET streams with ZLMediaKit down: its streams from the table alone, and why', async (t) => {
+  const { sim, url } = await startZlmWorld(t, { ZLM_API_RETRIES: '0' })
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  sim.setFault('down')
+  const r = await get(url, `${ADMIN}/streams`)
+  t.match(r.body, { srs: { ok: false, msg: /ZLMediaKit's API at .* failed \(unreachable\)/ }, servers: [{ kind: 'zlm', ok: false }], streams: [{ stream_url: '/live/cam1', active: null, publisher: { client_id: a.id }, in_table: true, in_srs: false }] })
+})
+
+t.test('kept RTP servers are checked every RECONCILE_INTERVAL_MS; a ZLMediaKit that does not answer is tried again', async (t) => {
+  const { sim, url, logs } = await startZlmWorld(t, { RECONCILE_INTERVAL_MS: '100', TAKEOVER_TIMEOUT_MS: '9500', ZLM_API_RETRIES: '0' })
+  t.match(logs.find((l) => /TAKEOVER_TIMEOUT_MS is longer than ZLMediaKit waits for on_publish/.test(l.msg ?? '')), { level: 40, hookBudgetMs: 9000 })
+  const opened = await fetch(`${url}${ADMIN}/rtp-servers`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"stream_id":"gb1","keep":true}' })
+  const { port } = await opened.json() as { port: number }
+  sim.setFault('down')
+  await logs.wait((l) => /could not check the kept RTP servers/.test(l.msg ?? ''))
+  sim.setFault('none')
+  await fetch(`${sim.apiUrl}/index/api/closeRtpServer?secret=${ZLM_TEST_SECRET}&stream_id=gb1`)
+  await waitFor(() => sim.listRtpServers().some((s) => s.port === port), 5000, 'reopened by the periodic check')
+})
+
+t.test('learning secrets with several ZLMediaKit servers: each adopts its own, a restart is recognised', async (t) => {
+  const a = await ZlmSimulator.start({ secret: 'secret-a-0123456789', mediaServerId: 'zlm-a' })
+  const b = await ZlmSimulator.start({ secret: 'secret-b-0123456789', mediaServerId: 'zlm-b' })
+  t.teardown(async () => { await a.close(); await b.close() })
+  const { app, hookBase, logs } = await startApp(t, { SRS_API_URL: 'none', ZLM_API_URL: `${a.apiUrl},${b.apiUrl}` })
+  a.setHookBase(hookBase + '/zlm')
+  b.setHookBase(hookBase + '/zlm')
+  const [na, nb] = app.zlmServers.nodes as [typeof app.zlmServers.nodes[0], typeof app.zlmServers.nodes[0]]
+  a.serverStarted()
+  await waitFor(() => na.learntSecret === 'secret-a-0123456789', 5000, 'a learnt')
+  b.serverStarted()
+  await waitFor(() => nb.learntSecret === 'secret-b-0123456789', 5000, 'b learnt')
+  t.same([na.mediaServerId, nb.mediaServerId], ['zlm-a', 'zlm-b'])
+  a.setSecret('secret-a-rotated-0123')
+  a.serverStarted()
+  await waitFor(() => na.learntSecret === 'secret-a-rotated-0123', 5000, 'a restarted with a new secret')
+  await app.zlm.idle()
+  t.notOk(logs.lines.some((l) => /secret-a|secret-b/.test(JSON.stringify(l))))
+})
+
+t.test('/readyz names an SRS that never answered by its URL alone', async (t) => {
+  const { url } = await startApp(t, { SRS_API_URL: 'http://127.0.0.1:9', READY_TIMEOUT_MS: '300', SRS_API_RETRIES: '0' })
+  t.match(await get(url, '/readyz'), { status: 503, body: { failed: ['srs'], servers: [{ api: 'http://127.0.0.1:9', server: null, ok: false }] } })
 })
 
 t.test('/readyz: ZLMediaKit only (SRS_API_URL=none); 503 naming zlm when it does not answer', async (t) => {
@@ -210,4 +280,17 @@ t.test('evict with a ZLMediaKit that does not release within the bound, and with
   const srs = await SrsSimulator.start({ version: '6' })
   t.teardown(() => srs.close())
   t.match(await run(evict, ['live/nobody'], { SRS_API_URL: srs.apiUrl }), { code: 3, err: /^nothing to evict: no server lists an active publisher of \/live\/nobody$/ })
+})
+
+t.test('doctor with a ZLMediaKit whose configuration is sparse and whose hook URL answers something else', async (t) => {
+  const hooks = await StubServer.start((_req, res) => { res.writeHead(500); res.end('<html>oops</html>') })
+  const zlm = await StubServer.start((_req, res) => json(res, { code: 0, data: [{ 'hook.enable': '1', 'hook.on_publish': `${hooks.url}/admin-api/video/camera/callback/zlm/on_publish` }] }))
+  t.teardown(async () => { await hooks.close(); await zlm.close() })
+  const out: string[] = []
+  const code = await doctor([], { out: (l) => out.push(l), err: (l) => out.push(l), env: { SRS_API_URL: 'none', ZLM_API_URL: zlm.url, ZLM_SECRET: 's', TAKEOVER_POLICY: 'takeover-stale' } })
+  const text = out.join('\n')
+  t.equal(code, 1)
+  t.match(text, /OK {4}ZLMediaKit's API answers at .* \(mediaServerId \?\)/)
+  t.match(text, /ZLMediaKit \? waits 10 s for a hook, enough for a takeover \(5334 ms\)/, 'hook.timeoutSec absent: ZLMediaKit\'s default; takeover-stale adds its probe')
+  t.match(text, /FAIL {2}a test hook to .*on_server_keepalive got HTTP 500: <html>oops<\/html>\n {6}fix: the hook URLs must point at srs-hooks's \/callback\/zlm\/ routes/)
 })

@@ -128,8 +128,12 @@ t.test('StreamReleases: an API failure signals nothing; a table failure is logge
   const first = r.changed(slow, '/live/cam1')
   const second = r.changed(slow, '/live/cam1')
   const third = r.changed(slow, '/live/cam1')
+  let idle = false
+  const waiting = r.idle().then(() => { idle = true })
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(idle, false, 'not idle while a check runs')
   release()
-  await Promise.all([first, second, third])
+  await Promise.all([first, second, third, waiting])
   t.equal(calls, 2, 'three prompts while one ran: that one and one more')
   await r.idle()
   const broken = new StreamReleases({

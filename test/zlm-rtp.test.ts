@@ -4,6 +4,7 @@ import { Codes } from '../src/errors.js'
 import { ZlmMediaServer } from '../src/zlm/adapter.js'
 import { ZlmApi } from '../src/zlm/api.js'
 import { RtpOpenError, RtpServers, type RtpRequest } from '../src/zlm/rtp.js'
+import { MemoryLocks } from '../src/publishers/lock.js'
 import { startApp, waitFor } from './fixtures/app.js'
 import { startZlmWorld, ZLM_TEST_SECRET } from './fixtures/zlm-app.js'
 import { ZlmSimulator } from './fixtures/zlm-sim.js'
@@ -132,6 +133,8 @@ t.test('an RTP server that vanished without a hook is found by reconciliation; r
 t.test('a kept server gone from the map while its stream is free is reopened by reconciliation; a ZLMediaKit restart by on_server_started', async (t) => {
   const { sim, url, app } = await startZlmWorld(t)
   const { body } = await open(url, { stream_id: 'gb1', keep: true })
+  await app.zlm.reconcileRtp()
+  t.same(sim.apiCalls.filter((c) => c.name === 'openRtpServer').length, 1, 'a kept server in the map is left alone')
   await fetch(`${sim.apiUrl}/index/api/closeRtpServer?secret=${ZLM_TEST_SECRET}&stream_id=gb1`)
   t.match((await call(url, 'GET', '/rtp-servers')).body.items, [{ stream_id: 'gb1', state: 'missing', keep: true }])
   await app.zlm.reconcileRtp()
@@ -154,7 +157,8 @@ t.test('DELETE closes the RTP server and stops keeping it; GET lists each with i
     { server: 'zlm-test-1', app: 'gb', stream_id: 'gb2', port: 30100, tcp_mode: 2, ssrc: 77, keep: false, state: 'waiting', note: /getRtpInfo/ },
     { app: 'rtp', stream_id: 'gb1', port: a.body.port, keep: true, state: 'receiving', note: null }
   ])
-  const del = await call(url, 'DELETE', '/rtp-servers/gb1')
+  // A gateway that sends Content-Type: application/json on a bodyless DELETE.
+  const del = await call(url, 'DELETE', '/rtp-servers/gb1', undefined, { 'content-type': 'application/json' })
   t.same(del, { status: 200, body: { code: 0, msg: null, server: 'zlm-test-1', vhost: '__defaultVhost__', app: 'rtp', stream_id: 'gb1', hit: true } })
   t.same((await call(url, 'DELETE', '/rtp-servers/gb1')).body.hit, false, 'again: nothing to close')
   t.equal((await call(url, 'DELETE', `/rtp-servers/gb2?app=gb&server=${encodeURIComponent(sim.apiUrl)}`)).body.hit, true, 'the server named by its API URL')
@@ -231,7 +235,7 @@ t.test('the metrics count opens by outcome', async (t) => {
 // ------------------------------------------------------------------ against a scripted ZLMediaKit
 
 /** RtpServers over a programmable ZLMediaKit API: each call's answer comes from `answer`. */
-async function scripted (t: Test, answer: (name: string, args: URLSearchParams, n: number) => unknown, openTimeoutMs = 1000) {
+async function scripted (t: Test, answer: (name: string, args: URLSearchParams, n: number) => unknown, openTimeoutMs = 1000, locks?: MemoryLocks) {
   const counts = new Map<string, number>()
   const stub = await StubServer.start((req, res, body) => {
     const name = (req.url ?? '').replace('/index/api/', '')
@@ -244,7 +248,7 @@ async function scripted (t: Test, answer: (name: string, args: URLSearchParams, 
   t.teardown(async () => { await api.close(); await stub.close() })
   const server = new ZlmMediaServer(api, { id: 'z1', hookBudgetMs: 9000 })
   const events: Array<Record<string, unknown>> = []
-  const rtp = new RtpServers({ log: pino({ level: 'silent' }), now: Date.now, openTimeoutMs, event: (e) => events.push(e), random: () => 0 })
+  const rtp = new RtpServers({ log: pino({ level: 'silent' }), now: Date.now, openTimeoutMs, event: (e) => events.push(e), random: () => 0, locks })
   return { rtp, server, counts, events }
 }
 
@@ -301,14 +305,13 @@ t.test('the map unreadable while naming a busy port: the words stay general', as
   t.match(await rtp.open(server, { ...REQ, port: 30000 }).catch((e: unknown) => e), { kind: 'port-in-use', message: /by another socket/ })
 })
 
-t.test('opens of one stream wait for each other within the bound; a timeout of a server not kept changes nothing', async (t) => {
-  const { rtp, server, events } = await scripted(t, (name) => {
-    if (name === 'listRtpServer') return 'hang'
-    return { code: 0, port: 30000 }
-  }, 150)
-  const [first, second] = await Promise.all([rtp.open(server, REQ).catch((e: unknown) => e), rtp.open(server, REQ).catch((e: unknown) => e)])
-  t.match(first, { name: 'ZlmApiError', kind: 'timeout' })
-  t.match(second, { kind: 'busy', message: /another open of the RTP server of \/rtp\/gb1 held it for the whole 150 ms/ })
+t.test('an open of a stream whose lock is held for the whole bound is busy; a timeout of a server not kept changes nothing', async (t) => {
+  const locks = new MemoryLocks()
+  const { rtp, server, events, counts } = await scripted(t, () => ({ code: 0, port: 30000 }), 150, locks)
+  const unlock = await locks.acquire('z1\n/rtp/gb1', 0, 10_000)
+  t.teardown(() => unlock?.())
+  t.match(await rtp.open(server, REQ).catch((e: unknown) => e), { kind: 'busy', message: /another open of the RTP server of \/rtp\/gb1 held it for the whole 150 ms/ })
+  t.equal(counts.size, 0, 'ZLMediaKit was not asked')
   t.equal(await rtp.timedOut(server, { vhost: '__defaultVhost__', app: 'rtp', streamId: 'gb9' }), 'not-kept')
   t.same(events, [])
 })
@@ -328,4 +331,16 @@ t.test('a kept server whose reopen fails: reported, and tried again by the next 
   broken = false
   t.same(await rtp.reconcile(server), { restored: 1, blocked: 0 }, 'the map lacks it: reopened')
   t.same(await rtp.reconcile(new ZlmMediaServer(new ZlmApi({ url: 'http://127.0.0.1:9', secret: () => 's', timeoutMs: 100, retries: 0 }), { id: 'other', hookBudgetMs: 1 })), { restored: 0, blocked: 0 }, 'a server with nothing kept is not asked')
+})
+
+t.test('an opener elsewhere that keeps the stream for the whole bound: 409 with its code', async (t) => {
+  const stub = await StubServer.start((req, res) => {
+    const name = (req.url ?? '').replace('/index/api/', '')
+    if (name === 'getServerConfig') return json(res, { code: 0, data: [{ 'general.mediaServerId': 'zs' }] })
+    if (name === 'listRtpServer') return json(res, { code: 0 })
+    json(res, { code: -300, msg: 'This stream already exists' })
+  })
+  t.teardown(() => stub.close())
+  const { url } = await startApp(t, { SRS_API_URL: 'none', ZLM_API_URL: stub.url, ZLM_SECRET: 's', ZLM_RTP_OPEN_TIMEOUT_MS: '200' })
+  t.match(await open(url, { stream_id: 'gb1' }), { status: 409, body: { code: Codes.RTP_OPEN_CONFLICT, msg: /kept being re-created by another opener/ } })
 })

@@ -1,5 +1,5 @@
 import type { Log } from '../logger.js'
-import { MemoryLocks } from '../publishers/lock.js'
+import { MemoryLocks, type Locks } from '../publishers/lock.js'
 import { sleep } from '../publishers/release.js'
 import { streamUrl } from '../streams.js'
 import type { ZlmMediaServer } from './adapter.js'
@@ -99,6 +99,8 @@ export interface RtpServersOptions {
   openTimeoutMs: number
   /** Adds an entry to the operator's events log. */
   event: (e: Record<string, unknown> & { type: string, at: number }) => void
+  /** Opens of one stream take turns under these; in process by default (shared ones would span replicas). */
+  locks?: Locks
   random?: () => number
 }
 
@@ -112,12 +114,13 @@ export function rtpKey (r: { vhost: string, app: string, streamId: string }): st
 export class RtpServers {
   readonly counters: RtpCounters = { opened: 0, existing: 0, reopened: 0, portInUse: 0, conflicts: 0, failed: 0, restored: 0, vanished: 0 }
   readonly #opts: RtpServersOptions
-  readonly #locks = new MemoryLocks()
+  readonly #locks: Locks
   readonly #kept = new Map<string, KeptRtp>()
   readonly #random: () => number
 
   constructor (opts: RtpServersOptions) {
     this.#opts = opts
+    this.#locks = opts.locks ?? new MemoryLocks()
     this.#random = opts.random ?? Math.random
   }
 
