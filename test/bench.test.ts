@@ -29,7 +29,14 @@ const FIGURES = [
   'publishers in the table after reconciling', 'reconciliation failures',
   '5 takeovers at once: succeeded', '5 takeovers at once: total time (ref: one alone)', 'the takeover alone succeeded',
   'mixed hooks: maximum rate', 'mixed hooks for 0.5 s: rate (ref: half the maximum)', 'mixed hooks for 0.5 s: p99 latency',
-  'mixed hooks for 0.5 s: requests failed', 'mixed hooks for 0.5 s: heap growth', 'mixed hooks for 0.5 s: RSS growth (ref: RSS before)'
+  'mixed hooks for 0.5 s: requests failed', 'mixed hooks for 0.5 s: heap growth', 'mixed hooks for 0.5 s: RSS growth (ref: RSS before)',
+  'ZLMediaKit takeover overhead p50, R=5 ms (ref: R)', 'ZLMediaKit takeover overhead p99, R=5 ms (ref: R)',
+  'ZLMediaKit takeover overhead p50, R=50 ms (ref: R)', 'ZLMediaKit takeover overhead p99, R=50 ms (ref: R)', 'ZLMediaKit takeovers that failed',
+  'rtp-servers open p50, no conflict (ref: openRtpServer alone)', 'rtp-servers open p99, no conflict (ref: openRtpServer alone)',
+  'rtp-servers open p50, conflict (ref: close + open alone)', 'rtp-servers open p99, conflict (ref: close + open alone)',
+  'listRtpServer of 80 RTP servers alone, p50',
+  'rtp-servers opens that failed (ref: opens)',
+  'ZLMediaKit API calls per open, no conflict (ref: openRtpServer alone)', 'ZLMediaKit API calls per open, conflict (ref: close + open alone)'
 ]
 
 interface Cells { figure: string, value: number, unit: string, reference: string, ratio: string, target: string, met: string }
@@ -54,7 +61,7 @@ t.test('bench options default to the issue\'s parameters and name a bad variable
     scaleStreams: 100_000,
     concurrent: 200,
     releaseDelaysMs: [5, 50, 500],
-    scenarios: [1, 2, 3, 4, 5, 6]
+    scenarios: [1, 2, 3, 4, 5, 6, 7, 8]
   })
   t.same(optionsFrom({ BENCH_RELEASE_DELAYS_MS: '7, 70', BENCH_SCENARIOS: '4' }).releaseDelaysMs, [7, 70])
   t.equal(optionsFrom({ BENCH_LOAD_S: '0.5' }).loadS, 0.5)
@@ -80,7 +87,8 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString() })
   const code = await new Promise((resolve) => child.on('exit', resolve))
   t.equal(code, 0, err)
-  t.match(err, /\[6\/6\] sustained mixed load/)
+  t.match(err, /\[6\/8\] sustained mixed load/)
+  t.match(err, /\[8\/8\] ZLMediaKit: rtp-servers open/)
 
   const rows = parseTable(out)
   t.same(rows.map((r) => r.figure), FIGURES)
@@ -101,4 +109,8 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   t.equal(value('5 takeovers at once: succeeded'), 5)
   t.equal(value('mixed hooks for 0.5 s: requests failed'), 0)
   t.ok(value('RSS after reconciling 100 (ref: idle RSS)') > 10, 'RSS is in MB')
+  t.equal(value('ZLMediaKit takeovers that failed'), 0)
+  t.equal(value('rtp-servers opens that failed (ref: opens)'), 0)
+  t.equal(value('ZLMediaKit API calls per open, no conflict (ref: openRtpServer alone)'), 1, 'a free stream: one openRtpServer')
+  t.equal(value('ZLMediaKit API calls per open, conflict (ref: close + open alone)'), 4, 'a conflict: -300, the map, the close, the open')
 })

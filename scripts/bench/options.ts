@@ -21,7 +21,7 @@ export interface BenchOptions {
   scaleStreams: number
   /** Streams taken over at the same moment. */
   concurrent: number
-  /** Which scenarios to run, by number (1 to 6). */
+  /** Which scenarios to run, by number (1 to 8). */
   scenarios: number[]
 }
 
@@ -42,7 +42,7 @@ const NUMBERS: Record<Exclude<keyof BenchOptions, Lists>, [name: string, def: nu
 }
 const LISTS: Record<Lists, [name: string, def: string]> = {
   releaseDelaysMs: ['BENCH_RELEASE_DELAYS_MS', '5,50,500'],
-  scenarios: ['BENCH_SCENARIOS', '1,2,3,4,5,6']
+  scenarios: ['BENCH_SCENARIOS', '1,2,3,4,5,6,7,8']
 }
 
 /** Reads the options; throws naming the variable when one is not a positive number (integer for counts). */

@@ -1,5 +1,5 @@
 /**
- * The six measurements of issue #5. Each builds what it needs with the harness, measures side by
+ * The six measurements of issue #5, then ZLMediaKit's of issue #12 (zlm-scenarios.ts). Each builds what it needs with the harness, measures side by
  * side in the same run, and returns its rows of the results table.
  */
 import type { HookAction } from '../../src/srs/hooks.js'
@@ -10,6 +10,7 @@ import {
 } from './harness.js'
 import { hookRequest, knownStreams } from './hooks.js'
 import type { BenchOptions } from './options.js'
+import { ZLM_SCENARIOS } from './zlm-scenarios.js'
 
 const PLAIN_STREAM = { id: 'vid-0000001', app: 'live', name: 'cam1' }
 
@@ -199,5 +200,7 @@ const sustainedLoad: Scenario = {
 }
 
 export const SCENARIOS: Scenario[] = [
-  hookThroughput, publishWithoutConflict, takeoverOverhead, scale, concurrentTakeovers, sustainedLoad
+  hookThroughput, publishWithoutConflict, takeoverOverhead, scale, concurrentTakeovers, sustainedLoad,
+  // 7 and 8: ZLMediaKit (issue #12).
+  ...ZLM_SCENARIOS
 ]

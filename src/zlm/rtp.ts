@@ -233,33 +233,39 @@ export class RtpServers {
     }
   }
 
+  /**
+   * Opens first: a free stream costs one call, as openRtpServer alone. On -300 (the map holds the
+   * stream) the map says what is there (listRtpServer has no filter: it is read only then): the same
+   * server is returned, another is closed and the open tried again. A -300 again after that close
+   * means an opener elsewhere re-created it: a short backoff before looking again. A lost answer may
+   * have opened it: the map tells.
+   */
   async #open (server: ZlmMediaServer, req: RtpRequest, key: string, deadline: number): Promise<Omit<RtpOpened, 'server' | 'ms'>> {
     let replaced: ZlmRtpServer | undefined
     for (let attempt = 0; ; attempt++) {
-      const current = (await server.api.rtpServers({ deadline })).find((m) => rtpKey(m) === key)
-      if (current !== undefined) {
-        if (same(current, req)) return { outcome: 'existing', port: current.port, attempts: attempt }
-        await server.api.closeRtpServer(req, { deadline })
-        replaced ??= current
-      }
+      let failure: ZlmApiError
       try {
         const port = await server.api.openRtpServer(req, { deadline })
         return { outcome: replaced === undefined ? 'opened' : 'reopened', port, replaced, attempts: attempt + 1 }
       } catch (err) {
-        const e = err as ZlmApiError
-        if (e.kind === 'api_code' && e.detail === ZlmCode.Exception && /in use/i.test(e.zlmMsg ?? '')) {
-          throw await this.#portInUse(server, req, e, deadline)
-        }
-        // -300: an opener elsewhere re-created it since the listing; a lost answer: the open may have
-        // happened. Either way the map tells, after a short pause.
-        const again = (e.kind === 'api_code' && e.detail === ZlmCode.InvalidArgs) || e.unknownOutcome
-        if (!again) throw e
-        const pause = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt) * (0.5 + this.#random() / 2)
+        failure = err as ZlmApiError
+      }
+      if (failure.kind === 'api_code' && failure.detail === ZlmCode.Exception && /in use/i.test(failure.zlmMsg ?? '')) {
+        throw await this.#portInUse(server, req, failure, deadline)
+      }
+      if (!(failure.kind === 'api_code' && failure.detail === ZlmCode.InvalidArgs) && !failure.unknownOutcome) throw failure
+      if (attempt > 0) {
+        const pause = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (attempt - 1)) * (0.5 + this.#random() / 2)
         if (this.#opts.now() + pause >= deadline) {
-          throw new RtpOpenError('conflict', `the RTP server of ${key} kept being re-created by another opener (or ZLMediaKit did not answer) for ${this.#opts.openTimeoutMs} ms: ${e.message}`)
+          throw new RtpOpenError('conflict', `the RTP server of ${key} kept being re-created by another opener (or ZLMediaKit did not answer) for ${this.#opts.openTimeoutMs} ms: ${failure.message}`)
         }
         await sleep(pause)
       }
+      const current = (await server.api.rtpServers({ deadline })).find((m) => rtpKey(m) === key)
+      if (current === undefined) continue
+      if (same(current, req)) return { outcome: 'existing', port: current.port, attempts: attempt + 1 }
+      await server.api.closeRtpServer(req, { deadline })
+      replaced ??= current
     }
   }
 
