@@ -107,13 +107,13 @@ const rtpServerOpens: Scenario = {
   title: 'ZLMediaKit: rtp-servers open with and without a conflict',
   run: async (_srs, opts: BenchOptions) => await withZlmStage(async ({ sim, app }) => {
     const n = opts.streams
-    const ids = (prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
-    const ours = (prefix: string, extra: Record<string, unknown> = {}) => ids(prefix).map((id) => JSON.stringify({ stream_id: id, ...extra }))
+    const ids = (prefix: string, count = n) => Array.from({ length: count }, (_, i) => `${prefix}${i}`)
+    const ours = (prefix: string, extra: Record<string, unknown> = {}, count = n) => ids(prefix, count).map((id) => JSON.stringify({ stream_id: id, ...extra }))
     const api = (name: string) => `/index/api/${name}`
     const FORM = 'application/x-www-form-urlencoded'
     // Warm both up.
-    await timedPosts(app.url, '/admin-api/video/camera/rtp-servers', ours('warm-', {}).slice(0, 20), 'application/json')
-    await timedPosts(sim.apiUrl, api('openRtpServer'), ids('warm-ref-').slice(0, 20).map((id) => form({ port: 0, stream_id: id })), FORM)
+    await timedPosts(app.url, '/admin-api/video/camera/rtp-servers', ours('warm-', {}, 20), 'application/json')
+    await timedPosts(sim.apiUrl, api('openRtpServer'), ids('warm-ref-', 20).map((id) => form({ port: 0, stream_id: id })), FORM)
 
     // No conflict.
     const refFree = await timedPosts(sim.apiUrl, api('openRtpServer'), ids('ref-').map((id) => form({ port: 0, stream_id: id })), FORM)
