@@ -43,8 +43,10 @@ async function takeOverInTurn (sim: ZlmSimulator, prefix: string, n: number): Pr
   let failed = 0
   for (let i = 0; i < n; i++) {
     const stream = prefix + i
-    await sim.publish({ app: 'live', stream, stalled: true })
-    const r = await sim.publish({ app: 'live', stream })
+    // Each camera from its own address, as in the field (the newcomer is verified among its address's sessions).
+    const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
+    await sim.publish({ app: 'live', stream, stalled: true, ip })
+    const r = await sim.publish({ app: 'live', stream, ip })
     failed += Number(!r.ok)
     ms.push(sim.hookCalls.findLast((c) => c.hook === 'on_publish' && c.body.id === r.id)!.ms)
   }
