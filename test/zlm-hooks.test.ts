@@ -209,3 +209,15 @@ t.test('on_record_mp4 that cannot be stored is answered 503 (ZLMediaKit retries 
   t.equal(await sim.recordMp4('live', 'cam1'), false)
   t.match(sim.calls('on_record_mp4')[0], { status: 503, replyBody: /not stored: disk full/ })
 })
+
+t.test('sparse bodies: a record without start_time, a notice without vhost, a stranger without credentials', async (t) => {
+  const dir = t.testdir({ 'keys.json': JSON.stringify({ 'live/*': 'k1' }) })
+  const { zlmHookBase, app, logs } = await startZlmWorld(t, { PUBLISH_AUTH: 'keys', STREAM_KEYS_FILE: `${dir}/keys.json` })
+  const rec = await postHook(zlmHookBase, 'on_record_mp4', { mediaServerId: 'zlm-test-1', vhost: '__defaultVhost__', app: 'live', stream: 'cam9', file_path: '/data/record/live/cam9/a.mp4' })
+  t.same(rec.reply, { code: 0, msg: null })
+  t.match((await app.recordings.list({ stream: 'cam9', limit: 1 })).items[0], { serverId: 'zlm-test-1', startedAt: null, file: '/data/record/live/cam9/a.mp4' })
+  t.same((await postHook(zlmHookBase, 'on_stream_none_reader', { mediaServerId: 'zlm-test-1', app: 'live', stream: 'cam9' })).reply, { code: 0, msg: null, close: false })
+  t.match(await logs.wait((l) => l.action === 'on_stream_none_reader'), { stream: '/live/cam9', outcome: 'kept' })
+  const stranger = await postHook(zlmHookBase, 'on_publish', { mediaServerId: 'zlm-stranger', vhost: '__defaultVhost__', app: 'live', stream: 'cam9', id: '1-1', ip: '6.6.6.6', originTypeStr: 'rtmp_push' })
+  t.match(stranger.reply, { code: Codes.PUBLISH_KEY_MISSING }, 'an unknown server\'s hook still has its credentials checked first')
+})
