@@ -280,6 +280,10 @@ t.test('evict with a ZLMediaKit that does not release within the bound, and with
   const srs = await SrsSimulator.start({ version: '6' })
   t.teardown(() => srs.close())
   t.match(await run(evict, ['live/nobody'], { SRS_API_URL: srs.apiUrl }), { code: 3, err: /^nothing to evict: no server lists an active publisher of \/live\/nobody$/ })
+  await srs.publish({ app: 'live', stream: 'both' })
+  await sim.publish({ app: 'live', stream: 'both' })
+  t.match(await run(evict, ['live/both'], { SRS_API_URL: srs.apiUrl }), { code: 2, err: /^\/live\/both is published on several servers \(vid-\w+ = http.*, zlm-test-1 = http.*\); name one with --server$/ })
+  t.match(await run(evict, ['--bogus', 'live/both']), { code: 2, err: /^srs-hooks evict: Unknown option '--bogus'/ })
 })
 
 t.test('doctor with a ZLMediaKit whose configuration is sparse and whose hook URL answers something else', async (t) => {
