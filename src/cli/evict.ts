@@ -85,8 +85,10 @@ export async function evict (args: string[], io: Io): Promise<number> {
 
   async function attempt (): Promise<number> {
     let candidates = targets
+    // ZLMediaKit's answers do not name the server: its id is read once, for the messages and --server.
+    await zlm.discover()
     if (values.server !== undefined) {
-      await Promise.all([servers.discover(), zlm.discover()])
+      await servers.discover()
       const named = values.server.replace(/\/+$/, '')
       const n = targets.find((x) => x.server.id === named || x.url === named)
       if (n === undefined) {
