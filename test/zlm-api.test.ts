@@ -201,3 +201,16 @@ t.test('a connection cut in the middle of an answer is unreachable, its outcome 
   t.match(e, { kind: 'unreachable', unknownOutcome: true })
   t.equal(api.up, false)
 })
+
+t.test('a failure code without words, an origin named by an empty id, an error whose code is on its cause', async (t) => {
+  const { api } = await setup(t, (name) => name === 'getMediaList'
+    ? { code: 0, data: [{ schema: 'rtmp', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', originSock: { identifier: '' } }] }
+    : { code: -500 })
+  t.equal((await api.mediaList({}))[0]!.identifier, undefined, 'an empty identifier is no origin')
+  const e = await failure(api.kickSession('x'))
+  t.match(e, { kind: 'api_code', detail: -500, zlmMsg: undefined, message: /kick_session: ZLMediaKit answered code -500$/ })
+  const dispatcher = { request: async () => { throw Object.assign(new Error('socket hang up'), { cause: { code: 'ECONNREFUSED' } }) }, close: async () => {} }
+  const api2 = new ZlmApi({ url: 'http://127.0.0.1:1', secret: () => SECRET, timeoutMs: 100, retries: 0, dispatcher: dispatcher as never })
+  t.match(await failure(api2.mediaList({})), { kind: 'unreachable', unknownOutcome: false }, 'refused: the request was not sent')
+  await api2.close()
+})

@@ -21,7 +21,8 @@ t.test('a bad ZLM_API_URL fails at start, naming it; credentials belong in ZLM_S
     [{ ZLM_API_URL: ',' }, /ZLM_API_URL=",": not an http\(s\) origin without credentials: \(empty\)/],
     [{ ZLM_API_URL: 'http://zlm1,http://zlm1/' }, /ZLM_API_URL: http:\/\/zlm1 is listed twice/],
     [{ ZLM_API_RETRIES: '11' }, /ZLM_API_RETRIES/],
-    [{ ZLM_SECRET: 'x'.repeat(2000) }, /ZLM_SECRET=\(hidden\)/]
+    [{ ZLM_SECRET: 'x'.repeat(2000) }, /ZLM_SECRET=\(hidden\)/],
+    [{ SRS_API_URL: ',' }, /SRS_API_URL=",": not an http\(s\) origin: \(empty\)/]
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), message, JSON.stringify(env).slice(0, 60))

@@ -240,7 +240,7 @@ t.test('doctor checks each ZLMediaKit: its API with the secret, its [hook] secti
   await fetch(`${sim.apiUrl}/index/api/setServerConfig?secret=${ZLM_TEST_SECRET}&hook.on_publish=`)
   t.match((await run(doctor, [])).out, /FAIL {2}ZLMediaKit zlm-test-1 has no on_publish hook/)
   await fetch(`${sim.apiUrl}/index/api/setServerConfig?secret=${ZLM_TEST_SECRET}&hook.on_publish=http://127.0.0.1:1/admin-api/video/camera/callback/zlm/on_publish`)
-  t.match((await run(doctor, [])).out, /FAIL {2}cannot reach http:\/\/127\.0\.0\.1:1\/admin-api\/video\/camera\/callback\/zlm\/on_server_keepalive from here/)
+  t.match((await run(doctor, [])).out, /FAIL {2}cannot reach http:\/\/127\.0\.0\.1:1\/admin-api\/video\/camera\/callback\/zlm\/on_server_keepalive from here: connect ECONNREFUSED/)
   await fetch(`${sim.apiUrl}/index/api/setServerConfig?secret=${ZLM_TEST_SECRET}&hook.enable=0`)
   t.match((await run(doctor, [])).out, /FAIL {2}ZLMediaKit zlm-test-1 calls no hook \(\[hook\] enable=0\)/)
   sim.setFault('down')
@@ -297,4 +297,66 @@ t.test('doctor with a ZLMediaKit whose configuration is sparse and whose hook UR
   t.match(text, /OK {4}ZLMediaKit's API answers at .* \(mediaServerId \?\)/)
   t.match(text, /ZLMediaKit \? waits 10 s for a hook, enough for a takeover \(5334 ms\)/, 'hook.timeoutSec absent: ZLMediaKit\'s default; takeover-stale adds its probe')
   t.match(text, /FAIL {2}a test hook to .*on_server_keepalive got HTTP 500: <html>oops<\/html>\n {6}fix: the hook URLs must point at srs-hooks's \/callback\/zlm\/ routes/)
+})
+
+t.test('a camera moving between servers when the other one cannot say, or no longer has the stream, or is not known', async (t) => {
+  const srs = await SrsSimulator.start({ version: '6' })
+  t.teardown(() => srs.close())
+  const zlm = await ZlmSimulator.start({ secret: ZLM_TEST_SECRET, mediaServerId: 'zlm-both' })
+  t.teardown(() => zlm.close())
+  const { app, hookBase } = await startApp(t, { SRS_API_URL: srs.apiUrl, ZLM_API_URL: zlm.apiUrl, ZLM_SECRET: ZLM_TEST_SECRET, ZLM_API_RETRIES: '0' })
+  srs.setHookBase(hookBase)
+  zlm.setHookBase(hookBase + '/zlm')
+  await Promise.all([app.srsServers.discover(), app.zlmServers.discover()])
+  const kinds: string[] = []
+  app.publisherEvents.on((e) => kinds.push(e.type))
+
+  const z = await zlm.publish({ app: 'live', stream: 'cam1', stalled: true })
+  zlm.setFault('down')
+  t.ok((await srs.publish({ app: 'live', stream: 'cam1' })).ok, 'ZLMediaKit cannot say: the newcomer\'s own server is free, so it is let in')
+  t.ok(kinds.includes('api-failure'))
+  t.equal(zlm.owner('live', 'cam1'), z.id, 'nobody kicked on ZLMediaKit')
+  zlm.setFault('none')
+
+  await app.publishers.store.set({ server: 'zlm-both', key: '/live/gone', vhost: '__defaultVhost__', app: 'live', stream: 'gone', clientId: 'old-1', since: 0, state: 'confirmed', takeovers: 0 })
+  await app.publishers.store.set({ server: 'zlm-removed', key: '/live/gone', vhost: '__defaultVhost__', app: 'live', stream: 'gone', clientId: 'old-2', since: 0, state: 'confirmed', takeovers: 0 })
+  t.ok((await srs.publish({ app: 'live', stream: 'gone' })).ok)
+  t.equal(await app.publishers.store.get('zlm-both', '/live/gone'), undefined, 'ZLMediaKit no longer lists it: its entry goes')
+  t.ok(await app.publishers.store.get('zlm-removed', '/live/gone'), 'a server no longer configured is left alone')
+})
+
+t.test('GET streams: an SRS that never answered has no version; a source a crashed publisher left is not active', async (t) => {
+  const { sim, url } = await startZlmWorld(t, { SRS_API_URL: 'http://127.0.0.1:9', SRS_API_RETRIES: '0' })
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  sim.crash(a.id)
+  const r = await get(url, `${ADMIN}/streams`)
+  t.match(r.body.servers, [{ kind: 'srs', ok: false, version: null }, { kind: 'zlm', ok: true }])
+  t.notOk(r.body.streams.some((s: { active: boolean | null, stream_url: string, server: string }) => s.server === 'zlm-test-1' && s.active === true), 'nothing actively published')
+})
+
+t.test('/readyz with an SRS whose answers name no server (before 4.0.151)', async (t) => {
+  const stub = await StubServer.start((_req, res) => json(res, { code: 0, data: { major: 4, minor: 0, revision: 100, version: '4.0.100' } }))
+  t.teardown(() => stub.close())
+  const { url } = await startApp(t, { SRS_API_URL: stub.url })
+  t.match(await get(url, '/readyz'), { status: 200, body: { servers: [{ api: stub.url, server: null, ok: true, msg: `SRS 4.0.100 at ${stub.url}` }] } })
+})
+
+t.test('takeover-stale with a hook timeout shorter than the probe: the bound runs out, the newcomer is let in and ZLMediaKit decides', async (t) => {
+  const { sim, url, app } = await startZlmWorld(t, { TAKEOVER_POLICY: 'takeover-stale' }, { hookTimeoutSec: 1 })
+  const a = await sim.publish({ app: 'live', stream: 'cam1', stalled: true })
+  const b = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(b, { ok: false, reason: /Already publishing/ })
+  t.equal(sim.owner('live', 'cam1'), a.id, 'nobody kicked: the probe could not tell in time')
+  t.equal(app.publisherStats.boundExhausted, 1)
+  const m = metrics(await (await fetch(`${url}/metrics`)).text())
+  t.equal(m.get('srs_hooks_bound_exhausted_total'), 1)
+})
+
+t.test('evict with several ZLMediaKit servers and nothing to evict', async (t) => {
+  const a = await ZlmSimulator.start({ secret: ZLM_TEST_SECRET, mediaServerId: 'zlm-a' })
+  const b = await ZlmSimulator.start({ secret: ZLM_TEST_SECRET, mediaServerId: 'zlm-b' })
+  t.teardown(async () => { await a.close(); await b.close() })
+  const err: string[] = []
+  const code = await evict(['live/nobody'], { out: () => {}, err: (l) => err.push(l), env: { SRS_API_URL: 'none', ZLM_API_URL: `${a.apiUrl},${b.apiUrl}`, ZLM_SECRET: ZLM_TEST_SECRET } })
+  t.same([code, err], [3, ['nothing to evict: no ZLMediaKit server lists an active publisher of /live/nobody']])
 })

@@ -305,8 +305,8 @@ t.test('a port held by something other than an RTP server, and a full port range
 })
 
 t.test('the map unreadable while naming a busy port: the words stay general', async (t) => {
-  const { rtp, server } = await scripted(t, (name, _args, n) => {
-    if (name === 'listRtpServer') return n === 1 ? { code: 0 } : { code: -1 }
+  const { rtp, server } = await scripted(t, (name) => {
+    if (name === 'listRtpServer') return { code: -1 }
     return { code: -400, msg: 'Create RTP port 0.0.0.0:30000 failed:address already in use' }
   })
   t.match(await rtp.open(server, { ...REQ, port: 30000 }).catch((e: unknown) => e), { kind: 'port-in-use', message: /by another socket/ })

@@ -108,8 +108,7 @@ async function probe (target: string, say: Say): Promise<void> {
     if (res.statusCode === 200 && code === 0) say.ok(`srs-hooks answers at ${redact(target)}`)
     else say.fail(`a test hook to ${redact(target)} got HTTP ${res.statusCode}: ${text.slice(0, 200)}`, res.statusCode === 403 ? 'the hook URLs need the right ?token= (HOOK_TOKEN)' : 'the hook URLs must point at srs-hooks\'s /callback/zlm/ routes')
   } catch (err) {
-    const e = err as Error & { code?: string }
-    say.fail(`cannot reach ${redact(target)} from here: ${e.code ?? e.message}`, 'start srs-hooks and make sure ZLMediaKit can reach this address (from inside a container 127.0.0.1 is the container itself)')
+    say.fail(`cannot reach ${redact(target)} from here: ${(err as Error).message}`, 'start srs-hooks and make sure ZLMediaKit can reach this address (from inside a container 127.0.0.1 is the container itself)')
   }
 }
 
