@@ -1,6 +1,8 @@
 import t, { type Test } from 'tap'
 import { ZlmMediaServer } from '../src/zlm/adapter.js'
 import { ZlmApi } from '../src/zlm/api.js'
+import { zlmLiveView } from '../src/zlm/view.js'
+import type { ZlmNode } from '../src/zlm/servers.js'
 import { json, StubServer } from './fixtures/stub-server.js'
 
 /**
@@ -64,4 +66,10 @@ t.test('a newcomer is verified by its session: the hook\'s id, address and (when
   t.equal(await z.verify({ id: 'n-1', ip: '10.0.0.2' }, ref, live, deadline), true, 'no port in the hook: the id and address')
   t.equal(await z.verify({ id: 'n-1', ip: '' }, ref, live, deadline), false, 'no address: not verified')
   t.equal(await z.verify({ id: 'n-1', ip: '10.0.0.9', port: 5000 }, ref, live, deadline), false)
+})
+
+t.test('the operator\'s view of a stream listed without reader counts', async (t) => {
+  const z = await adapter(t, [source({ originTypeStr: 'rtmp_push', originSock: { identifier: 'h-1' } })])
+  const view = await zlmLiveView({ url: 'http://zlm', api: z.api, server: z } as unknown as ZlmNode, { warn: () => {} })
+  t.match(view.streams, [{ url: KEY, clients: 1, publish: { active: true, cid: 'h-1' } }])
 })

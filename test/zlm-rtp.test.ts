@@ -82,6 +82,8 @@ t.test('a port in use is a clear error naming the port and who holds it; nothing
   t.match(busy, { status: 409, body: { code: Codes.RTP_PORT_IN_USE, msg: 'cannot open the RTP server of /rtp/gb2: port 30010 is in use on ZLMediaKit zlm-test-1, by the RTP server of /rtp/gb1 (port 30010); open with another port, or port 0 for any' } })
   const rtcp = await open(url, { stream_id: 'gb3', port: 30009 })
   t.match(rtcp, { status: 409, body: { code: Codes.RTP_PORT_IN_USE, msg: /port 30010 is in use .* by the RTP server of \/rtp\/gb1/ } }, 'RTCP takes the port after: its port is named')
+  const onRtcp = await open(url, { stream_id: 'gb4', port: 30011 })
+  t.match(onRtcp, { status: 409, body: { msg: /port 30011 is in use .* by the RTP server of \/rtp\/gb1 \(port 30010\)/ } }, 'the port another server\'s RTCP holds')
   t.same(sim.listRtpServers().map((s) => s.streamId), ['gb1'])
 })
 
@@ -297,11 +299,15 @@ t.test('a port held by something other than an RTP server, and a full port range
   const { rtp, server } = await scripted(t, (name, args) => {
     if (name === 'listRtpServer') return { code: 0 }
     if (args.get('port') === '0') return { code: -400, msg: 'Create RTP port 0.0.0.0:0 failed:no free port in 30000-30010' }
+    if (args.get('port') === '555') return { code: -400, msg: 'bind: address already in use' }
+    if (args.get('port') === '556') return { code: -400 }
     return { code: -400, msg: 'Create RTP port 0.0.0.0:554 failed:address already in use' }
   })
+  t.match(await rtp.open(server, { ...REQ, port: 555 }).catch((e: unknown) => e), { kind: 'port-in-use', port: 555 }, 'words without the port: the port asked for')
+  t.match(await rtp.open(server, { ...REQ, port: 556 }).catch((e: unknown) => e), { name: 'ZlmApiError', detail: -400 }, '-400 without words: a failure of the API')
   t.match(await rtp.open(server, { ...REQ, port: 554 }).catch((e: unknown) => e), { kind: 'port-in-use', port: 554, message: /port 554 is in use on ZLMediaKit z1, by another socket on ZLMediaKit's host/ })
   t.match(await rtp.open(server, REQ).catch((e: unknown) => e), { name: 'ZlmApiError', kind: 'api_code', detail: -400, message: /no free port/ })
-  t.same([rtp.counters.portInUse, rtp.counters.failed], [1, 1])
+  t.same([rtp.counters.portInUse, rtp.counters.failed], [2, 2])
 })
 
 t.test('the map unreadable while naming a busy port: the words stay general', async (t) => {

@@ -145,24 +145,17 @@ export class RtpServers {
       this.counters.conflicts++
       throw new RtpOpenError('busy', `another open of the RTP server of ${key} held it for the whole ${openTimeoutMs} ms; try again`)
     }
-    try {
-      const opened = await this.#open(server, req, key, deadline)
-      const result = { ...opened, server: server.id, ms: now() - started }
-      this.counters[result.outcome]++
-      if (req.keep) this.#kept.set(id, { ...req, port: result.port, server: server.id, since: now(), state: 'open' })
-      else this.#kept.delete(id)
-      return result
-    } catch (err) {
-      if (err instanceof RtpOpenError) {
-        if (err.kind === 'port-in-use') this.counters.portInUse++
-        else this.counters.conflicts++
-      } else {
-        this.counters.failed++
-      }
+    const opened = await this.#open(server, req, key, deadline).finally(unlock).catch((err: unknown) => {
+      if (!(err instanceof RtpOpenError)) this.counters.failed++
+      else if (err.kind === 'port-in-use') this.counters.portInUse++
+      else this.counters.conflicts++
       throw err
-    } finally {
-      unlock()
-    }
+    })
+    const result = { ...opened, server: server.id, ms: now() - started }
+    this.counters[result.outcome]++
+    if (req.keep) this.#kept.set(id, { ...req, port: result.port, server: server.id, since: now(), state: 'open' })
+    else this.#kept.delete(id)
+    return result
   }
 
   /** Closes the stream's RTP server and stops keeping it; resolves with whether ZLMediaKit held one. */
@@ -243,16 +236,12 @@ export class RtpServers {
   async #open (server: ZlmMediaServer, req: RtpRequest, key: string, deadline: number): Promise<Omit<RtpOpened, 'server' | 'ms'>> {
     let replaced: ZlmRtpServer | undefined
     for (let attempt = 0; ; attempt++) {
-      let failure: ZlmApiError
-      try {
-        const port = await server.api.openRtpServer(req, { deadline })
-        return { outcome: replaced === undefined ? 'opened' : 'reopened', port, replaced, attempts: attempt + 1 }
-      } catch (err) {
-        failure = err as ZlmApiError
-      }
-      if (failure.kind === 'api_code' && failure.detail === ZlmCode.Exception && /in use/i.test(failure.zlmMsg ?? '')) {
-        throw await this.#portInUse(server, req, failure, deadline)
-      }
+      // ZlmApi reports every failure as a ZlmApiError.
+      const answer = await server.api.openRtpServer(req, { deadline }).catch((err: unknown) => err as ZlmApiError)
+      if (typeof answer === 'number') return { outcome: replaced === undefined ? 'opened' : 'reopened', port: answer, replaced, attempts: attempt + 1 }
+      const failure = answer
+      const inUse = failure.kind === 'api_code' && failure.detail === ZlmCode.Exception ? /in use/i.exec(String(failure.zlmMsg)) : null
+      if (inUse !== null) throw await this.#portInUse(server, req, inUse.input, deadline)
       if (!(failure.kind === 'api_code' && failure.detail === ZlmCode.InvalidArgs) && !failure.unknownOutcome) throw failure
       if (attempt > 0) {
         const pause = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (attempt - 1)) * (0.5 + this.#random() / 2)
@@ -270,9 +259,9 @@ export class RtpServers {
   }
 
   /** The port that cannot be bound, and who holds it when it is another RTP server. */
-  async #portInUse (server: ZlmMediaServer, req: RtpRequest, e: ZlmApiError, deadline: number): Promise<RtpOpenError> {
+  async #portInUse (server: ZlmMediaServer, req: RtpRequest, said: string, deadline: number): Promise<RtpOpenError> {
     // "Create RTP port 0.0.0.0:30000 failed:address already in use" (or "rtcp port ...:30001").
-    const port = Number(/:(\d+) failed/.exec(e.zlmMsg ?? '')?.[1] ?? req.port)
+    const port = Number(/:(\d+) failed/.exec(said)?.[1] ?? req.port)
     let by = 'another socket on ZLMediaKit\'s host'
     try {
       const holder = (await server.api.rtpServers({ deadline })).find((m) => m.port === port || m.port + 1 === port)
