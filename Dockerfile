@@ -7,11 +7,9 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+# The server only: the benchmarks (scripts/) and the simulators (test/fixtures/) stay out of the image.
 COPY src ./src
 COPY routes ./routes
-COPY scripts ./scripts
-# The benchmarks under scripts/ (part of the build) use the SRS simulator.
-COPY test/fixtures ./test/fixtures
 RUN npm run build && npm prune --omit=dev
 
 # Runtime: the compiled server and its production node_modules (with the compiled SQLite binding), as a non-root user.
@@ -26,8 +24,9 @@ RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
 EXPOSE 6000
-# Liveness from inside the container, with node itself (the slim image has no curl).
+# Liveness from inside the container, with node itself (the slim image has no curl), over node:http:
+# fetch refuses port 6000 (a WHATWG "bad port"), our default.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||6000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "-e", "require('node:http').get({host:'127.0.0.1',port:process.env.PORT||6000,path:'/healthz',timeout:2500},(r)=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).on('timeout',()=>process.exit(1))"]
 ENTRYPOINT ["node", "dist/src/cli.js"]
 CMD ["serve"]

@@ -34,10 +34,13 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { con
   app.get('/readyz', { schema: { response: { 200: Ready, 503: Ready } } }, async (_req, reply) => {
     const deadline = now() + config.READY_TIMEOUT_MS
     const [servers, zlmServers, store] = await Promise.all([
-      Promise.all(app.srsServers.nodes.map(async (n) => await n.api.versions({ deadline }).then(
-        (v) => ({ api: n.url, server: n.api.status.server ?? null, ok: true, msg: `SRS ${v.version} at ${n.url}` }),
-        (err: Error) => ({ api: n.url, server: n.api.status.server ?? null, ok: false, msg: `SRS's API at ${n.url} failed: ${err.message}` })
-      ))),
+      Promise.all(app.srsServers.nodes.map(async (n) => {
+        const check = await n.api.versions({ deadline }).then(
+          (v) => ({ ok: true, msg: `SRS ${v.version} at ${n.url}` }),
+          (err: Error) => ({ ok: false, msg: `SRS's API at ${n.url} failed: ${err.message}` })
+        )
+        return { api: n.url, server: n.api.status.server ?? null, ...check }
+      })),
       // A ZLMediaKit is named by its mediaServerId, or by its API's URL until that is known.
       Promise.all(app.zlmServers.nodes.map(async (n) => await n.api.serverConfig({ deadline }).then(
         () => ({ api: n.url, server: n.server.id, ok: true, msg: `ZLMediaKit ${n.server.id} at ${n.url}` }),

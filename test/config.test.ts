@@ -42,6 +42,10 @@ t.test('SRS_API_URL lists several servers; a server listed twice is refused', as
   t.throws(() => loadConfig({ SRS_API_URL: 'http://a:1985, http://a:1985/' }), { name: 'ConfigError', message: /listed twice/ })
 })
 
+t.test('an SRS_API_URL of commas alone names no server', async (t) => {
+  t.throws(() => loadConfig({ SRS_API_URL: ', ,' }), { name: 'ConfigError', message: /SRS_API_URL=", ,": not an http\(s\) origin: \(empty\)/ })
+})
+
 t.test('a bad URL\'s credentials never appear in the error', async (t) => {
   const err = catchError(() => loadConfig({ SRS_API_URL: 'http://admin:secret@h:1985/api' }))
   t.type(err, ConfigError)

@@ -277,3 +277,97 @@ t.test('evict() gives up when an on_publish of the stream holds it for the whole
   unstall()
   await publishing
 })
+
+t.test('a conflict waits for the stream\'s shared lock only within the bound; so does an eviction', async (t) => {
+  const { MemoryLocks } = await import('../src/publishers/lock.js')
+  const shared = new MemoryLocks()
+  const env = { code: 0, server: 'vid-s', service: 'x', pid: '1' }
+  const srs = await StubServer.start((req, res) => {
+    const url = req.url ?? ''
+    if (url.startsWith('/api/v1/streams/?')) return json(res, { ...env, streams: [live()] })
+    if (url.startsWith('/api/v1/streams/')) return json(res, { ...env, stream: live() })
+    json(res, { ...env, client: newcomer })
+  })
+  const api = new SrsApi({ url: srs.url, timeoutMs: 300, retries: 0, pageSize: 10 })
+  api.status.server = 'vid-s'
+  t.teardown(async () => { await api.close(); await srs.close() })
+  const s = serviceOver(api, { takeoverTimeoutMs: 150, sharedLocks: shared })
+  // Another replica holds the stream's lock past this one's bound.
+  const other = await shared.acquire('/live/cam1', 0, 10_000)
+  const r = await s.service.publish(publishOf(s.server))
+  t.equal(r.outcome, 'bound-exhausted')
+  t.match(s.events, [{ type: 'bound-exhausted', stage: /held by another replica/ }])
+  t.same(await s.service.evict(s.server, '/live/cam1'), { outcome: 'busy' })
+  other!()
+  t.equal((await s.service.evict(s.server, '/live/cam1')).outcome, 'timeout', 'once let go, the eviction goes ahead (its release never comes here)')
+})
+
+t.test('with the shared lock had, the stream is looked up again: another replica may have resolved it meanwhile', async (t) => {
+  const { MemoryLocks } = await import('../src/publishers/lock.js')
+  const env = { code: 0, server: 'vid-s', service: 'x', pid: '1' }
+  // What SRS reports at each stream lookup, in turn.
+  const answers: Array<Record<string, unknown> | 'fail'> = []
+  let kicked = false
+  const srs = await StubServer.start((req, res) => {
+    const url = req.url ?? ''
+    if (req.method === 'DELETE') { kicked = true; return json(res, env) }
+    if (url === '/api/v1/clients/A') return json(res, kicked ? { code: 2049 } : { ...env, client: { id: 'A', stream: 'vid-1', publish: true } })
+    if (url.startsWith('/api/v1/streams/vid-1')) {
+      const next = answers.shift() ?? live()
+      return next === 'fail' ? json(res, {}, 500) : json(res, { ...env, stream: next })
+    }
+    json(res, { ...env, client: newcomer })
+  })
+  const api = new SrsApi({ url: srs.url, timeoutMs: 300, retries: 0, pageSize: 10 })
+  api.status.server = 'vid-s'
+  t.teardown(async () => { await api.close(); await srs.close() })
+  const s = serviceOver(api, { takeoverTimeoutMs: 1000, sharedLocks: new MemoryLocks() })
+  answers.push(live(), { ...live(), publish: { active: false, cid: 'A' } })
+  t.equal((await s.service.publish(publishOf(s.server))).outcome, 'allowed', 'released meanwhile: nothing left to take over')
+  answers.push(live(), 'fail')
+  t.equal((await s.service.publish(publishOf(s.server))).outcome, 'api-failed-open', 'the second lookup failing follows FAIL_MODE')
+  answers.push(live(), live())
+  t.equal((await s.service.publish(publishOf(s.server))).outcome, 'took-over', 'still held: taken over')
+})
+
+t.test('connect(): without credentials it only remembers the client; with them a lookup failure follows FAIL_MODE; the shared lock makes it look again', async (t) => {
+  const { MemoryLocks } = await import('../src/publishers/lock.js')
+  const env = { code: 0, server: 'vid-s', service: 'x', pid: '1' }
+  let down = false
+  let kicked = false
+  const srs = await StubServer.start((req, res) => {
+    const url = req.url ?? ''
+    if (down) return json(res, {}, 500)
+    if (req.method === 'DELETE') { kicked = true; return json(res, env) }
+    if (url === '/api/v1/clients/A') return json(res, kicked ? { code: 2049 } : { ...env, client: { id: 'A', stream: 'vid-1', publish: true } })
+    if (url.startsWith('/api/v1/streams/vid-1')) return json(res, { ...env, stream: live() })
+  })
+  const api = new SrsApi({ url: srs.url, timeoutMs: 300, retries: 0, pageSize: 10 })
+  api.status.server = 'vid-s'
+  t.teardown(async () => { await api.close(); await srs.close() })
+  const s = serviceOver(api, { failMode: 'closed', sharedLocks: new MemoryLocks() })
+  const plain = publishOf(s.server, { clientId: 'P' })
+  t.same(await s.service.connect(plain), { allowed: true, outcome: 'allowed' }, 'no credentials: answered at once')
+  t.match(await s.service.pending.take('vid-s', 'P'), { clientId: 'P', policy: 'takeover', credentials: { kind: 'none' } }, 'remembered with the service\'s policy')
+  await s.store.set({ server: 'vid-s', key: '/live/cam1', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', clientId: 'A', streamId: 'vid-1', since: 1, state: 'confirmed', takeovers: 0 })
+  down = true
+  const failed = await s.service.connect(publishOf(s.server, { credentials: { kind: 'valid' } }))
+  t.match(failed, { outcome: 'refused-api-failed', refusal: { code: Codes.SRS_API_UNAVAILABLE } })
+  down = false
+  const took = await s.service.connect(publishOf(s.server, { credentials: { kind: 'valid' } }))
+  t.equal(took.outcome, 'took-over', 'looked up again under the shared lock, still held: taken over')
+})
+
+t.test('a deferred takeover gives up when the stream\'s lock is held for its whole bound', async (t) => {
+  const { MemoryLocks } = await import('../src/publishers/lock.js')
+  const shared = new MemoryLocks()
+  const { service, server, srs } = await setup(t, { stream: live(), client: newcomer, kick: 'release' }, { timeoutMs: 100 })
+  const s = serviceOver(server.api, { takeoverTimeoutMs: 100, sharedLocks: shared })
+  void service
+  const held = await shared.acquire('/live/cam1', 0, 10_000)
+  await s.service.connect(publishOf(s.server, { clientId: 'R' }))
+  t.same(await s.service.closed(s.server, 'R'), { removed: false, deferred: true })
+  await s.service.idle()
+  t.notOk(srs.requests.some((x) => x.method === 'DELETE'), 'nobody kicked')
+  held!()
+})

@@ -41,6 +41,13 @@ t.test('the signature is the documented HMAC, so the openssl one-liner gives the
   t.equal(p.out[0], `?expires=1700003600&sign=${hmac}`)
 })
 
+t.test('a stream of another vhost is signed with its vhost, and its URL names the vhost', async (t) => {
+  const p = io()
+  await run(['studio.example/live/cam1', '--expires', '1700003600', '--base', 'rtmp://srs:1935'], p.io)
+  const hmac = createHmac('sha256', SECRET).update('studio.example/live/cam1:1700003600').digest('hex')
+  t.same(p.out, [`?expires=1700003600&sign=${hmac}`, `rtmp://srs:1935/live/cam1?expires=1700003600&sign=${hmac}&vhost=studio.example`])
+})
+
 t.test('--ttl counts from now', async (t) => {
   const p = io()
   await run(['live/cam1', '--ttl', '60'], p.io, () => 1_700_000_000_500)

@@ -1028,3 +1028,565 @@ t.test('close() aborts in-flight hooks, ends pending publishes and rejects waite
   await waiter
   t.match(await sim.publish({ app: 'live', stream: 'cam3' }), { ok: false }, 'nothing publishes after close')
 })
+
+// ------------------------------------------------------------------ the 7.0.62 publish token
+
+t.test('7-token: a second RTMP publisher is refused at the token while still unlisted (2049), and never sends on_publish', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const first = await sim.publish({ app: 'live', stream: 'cam1' })
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_connect' && r.body.client_id !== first.clientId) await g.promise
+    return {}
+  })
+  const pending = sim.publish({ app: 'live', stream: 'cam1' })
+  const connect = await hooks.waitFor((r) => r.hook === 'on_connect' && r.body.client_id !== first.clientId)
+  const id = connect.body.client_id as string
+  t.same((await api(sim, `/api/v1/clients/${id}`)).json, { code: 2049 }, 'not in the statistics during on_connect')
+  g.open()
+  const res = await pending
+  t.match(res, { ok: false, code: SrsCode.StreamBusy, clientId: id })
+  t.equal(res.reason, `acquire stream publish token: stream /live/cam1 is busy, acquired by cid=${first.clientId}, current cid=${id}`)
+  t.same(hooks.hooksOf(id), ['on_connect', 'on_close'])
+  t.same(sim.clientIds(), [first.clientId], 'never listed')
+})
+
+t.test('7-token: players never take the token: on_connect then on_play, next to a publisher or before one', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const pub = await sim.publish({ app: 'live', stream: 'cam1' })
+  const p = await sim.play({ app: 'live', stream: 'cam1' })
+  t.match(p, { ok: true })
+  t.same(hooks.hooksOf(p.clientId), ['on_connect', 'on_play'])
+  t.equal(sim.activePublisher('live', 'cam1'), pub.clientId)
+  const early = await sim.play({ app: 'live', stream: 'cam2' })
+  t.match(await sim.publish({ app: 'live', stream: 'cam2' }), { ok: true }, 'a player holds no token')
+  t.match((await api(sim, `/api/v1/clients/${early.clientId}`)).json.client, { type: 'rtmp-play', publish: false })
+})
+
+t.test('7-token: the token is held until the holder\'s on_unpublish is answered, though the stream is already released', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const first = await sim.publish({ app: 'live', stream: 'cam1' })
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_unpublish') await g.promise
+    return {}
+  })
+  const stopping = sim.stop(first.clientId)
+  await hooks.waitFor((r) => r.hook === 'on_unpublish' && r.body.client_id === first.clientId)
+  t.match((await streamByName(sim, 'cam1'))?.publish, { active: false }, 'released: inactive')
+  t.equal(sim.activePublisher('live', 'cam1'), undefined, 'can_publish is true again')
+  const refused = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(refused, { ok: false, code: SrsCode.StreamBusy, reason: /acquired by cid=/ }, 'but the token is not free')
+  t.same(hooks.hooksOf(refused.clientId), ['on_connect', 'on_close'])
+  g.open()
+  await stopping
+  t.match(await sim.publish({ app: 'live', stream: 'cam1' }), { ok: true })
+})
+
+// ------------------------------------------------------------------ FMLE republish
+
+t.test('7-token: an FMLE republish unpublishes, sends on_connect again with the same client id, retakes the token and publishes on', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  // the first on_connect was answered before this replier: it holds the second one
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_connect' && r.body.client_id === a.clientId) await g.promise
+    return {}
+  })
+  const again = sim.republish(a.clientId)
+  await until('the second on_connect arrived', () => hooks.hooksOf(a.clientId).filter((h) => h === 'on_connect').length === 2)
+  t.same(hooks.hooksOf(a.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_connect'], 'its own client id, as a newcomer\'s would be')
+  t.match((await api(sim, `/api/v1/clients/${a.clientId}`)).json, { code: 0, client: { id: a.clientId, type: 'fmle-publish' } }, 'the same connection stays listed')
+  t.match((await streamByName(sim, 'cam1'))?.publish, { active: false, cid: a.clientId })
+  t.equal(sim.activePublisher('live', 'cam1'), undefined)
+  g.open()
+  t.match(await again, { ok: true, clientId: a.clientId, code: 0 })
+  t.same(hooks.hooksOf(a.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_connect', 'on_publish'])
+  t.equal(sim.activePublisher('live', 'cam1'), a.clientId)
+  t.match((await streamByName(sim, 'cam1'))?.publish, { active: true, cid: a.clientId })
+  t.match(await sim.publish({ app: 'live', stream: 'cam1' }), { ok: false, code: SrsCode.StreamBusy }, 'the token is held again')
+  await sim.stop(a.clientId)
+  t.same(hooks.hooksOf(a.clientId).slice(-2), ['on_unpublish', 'on_close'])
+})
+
+t.test('7-token: a newcomer that takes the token while the republishing holder is in on_connect wins; the holder gets 1028 and closes', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  // the first on_connect was answered before this replier: it holds the second one
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_connect' && r.body.client_id === a.clientId) await g.promise
+    return {}
+  })
+  const again = sim.republish(a.clientId)
+  await until('the second on_connect arrived', () => hooks.hooksOf(a.clientId).filter((h) => h === 'on_connect').length === 2)
+  const b = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(b, { ok: true }, 'the token was free')
+  t.same(hooks.hooksOf(b.clientId), ['on_connect', 'on_publish'])
+  g.open()
+  const res = await again
+  t.match(res, { ok: false, code: SrsCode.StreamBusy, clientId: a.clientId })
+  t.match(res.reason, `acquired by cid=${b.clientId}, current cid=${a.clientId}`)
+  t.same(hooks.hooksOf(a.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_connect', 'on_close'])
+  t.equal(sim.activePublisher('live', 'cam1'), b.clientId)
+  await until('the holder left', async () => await clientGone(sim, a.clientId))
+})
+
+t.test('republish: SRS 4 sends no second on_connect; SRS 6 does; a refused second on_publish closes the connection', async (t) => {
+  const v4 = await setup(t, { version: '4' })
+  const a = await v4.sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(await v4.sim.republish(a.clientId), { ok: true, clientId: a.clientId })
+  t.same(v4.hooks.hooksOf(a.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_publish'])
+
+  const { sim, hooks } = await setup(t, { version: '6' })
+  const b = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(await sim.republish(b.clientId), { ok: true })
+  t.same(hooks.hooksOf(b.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_connect', 'on_publish'])
+  hooks.reply((r) => r.hook === 'on_publish' ? { body: '{"code":1}' } : {})
+  t.match(await sim.republish(b.clientId), { ok: false, code: SrsCode.ResponseCode, reason: /^on_publish: / })
+  t.same(hooks.hooksOf(b.clientId).slice(5), ['on_unpublish', 'on_connect', 'on_publish', 'on_close'])
+  t.equal(await clientGone(sim, b.clientId), true)
+
+  const p = await sim.play({ app: 'live', stream: 'cam2' })
+  const s = await sim.publish({ app: 'live', stream: 'cam3', protocol: 'srt' })
+  for (const id of ['nobody00', p.clientId, s.clientId, b.clientId]) {
+    await t.rejects(sim.republish(id), /no active RTMP publisher/, id)
+  }
+})
+
+// ------------------------------------------------------------------ SRT and WebRTC publishers
+
+t.test('7-token SRT: the token comes before on_connect, so a refused SRT publisher sends no hook; the holder frees it after on_close', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const x = await sim.publish({ app: 'live', stream: 'cam1', protocol: 'srt' })
+  t.match(x, { ok: true })
+  t.same(hooks.hooksOf(x.clientId), ['on_connect', 'on_publish'])
+  t.match(hooks.received[0]?.body, { tcUrl: 'srt://127.0.0.1:10080/live', stream: 'cam1' })
+  t.match((await api(sim, `/api/v1/clients/${x.clientId}`)).json.client, { type: 'srt-publish', publish: true })
+  t.equal(sim.activePublisher('live', 'cam1'), x.clientId)
+
+  const n = hooks.received.length
+  const srt = await sim.publish({ app: 'live', stream: 'cam1', protocol: 'srt' })
+  const rtc = await sim.publish({ app: 'live', stream: 'cam1', protocol: 'rtc' })
+  t.match(srt, { ok: false, code: SrsCode.StreamBusy, reason: /acquired by cid=/ })
+  t.match(rtc, { ok: false, code: SrsCode.StreamBusy })
+  t.equal(hooks.received.length, n, 'no hook at all for a refused SRT or WebRTC publisher')
+  const rtmp = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.same(hooks.hooksOf(rtmp.clientId), ['on_connect', 'on_close'], 'RTMP gets on_connect first')
+
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_close' && r.body.client_id === x.clientId) await g.promise
+    return {}
+  })
+  const stopping = sim.stop(x.clientId)
+  await hooks.waitFor((r) => r.hook === 'on_close' && r.body.client_id === x.clientId)
+  t.match(await sim.publish({ app: 'live', stream: 'cam1' }), { ok: false, code: SrsCode.StreamBusy }, 'still held during on_close')
+  g.open()
+  await stopping
+  t.same(hooks.hooksOf(x.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_close'])
+  t.equal(await clientGone(sim, x.clientId), true)
+  t.match(await sim.publish({ app: 'live', stream: 'cam1' }), { ok: true })
+})
+
+t.test('7-token WebRTC: the token before on_publish, no on_connect or on_close; the disposed session frees it before its on_unpublish', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const x = await sim.publish({ app: 'live', stream: 'cam1', protocol: 'rtc', param: '?k=1' })
+  t.match(x, { ok: true })
+  t.same(hooks.hooksOf(x.clientId), ['on_publish'])
+  t.match(hooks.received[0]?.body, { param: '?k=1&upstream=rtc', tcUrl: 'webrtc://127.0.0.1/live', stream_url: '/live/cam1' })
+  t.match((await api(sim, `/api/v1/clients/${x.clientId}`)).json.client, { type: 'rtc-publish', publish: true })
+  const n = hooks.received.length
+  t.match(await sim.publish({ app: 'live', stream: 'cam1', protocol: 'rtc' }), { ok: false, code: SrsCode.StreamBusy })
+  t.equal(hooks.received.length, n, 'a refused WebRTC publisher sends no hook')
+
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_unpublish') await g.promise
+    return {}
+  })
+  await api(sim, `/api/v1/clients/${x.clientId}`, { method: 'DELETE' })
+  const unpublish = await hooks.waitFor((r) => r.hook === 'on_unpublish' && r.body.client_id === x.clientId)
+  t.equal(unpublish.body.param, '?k=1&upstream=rtc')
+  t.equal(await clientGone(sim, x.clientId), true, 'the session left the statistics before its on_unpublish')
+  const b = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(b, { ok: true }, 'and its token is free')
+  g.open()
+  await until('the on_unpublish was answered', () => sim.hookCalls.some((c) => c.hook === 'on_unpublish'))
+  t.same(hooks.hooksOf(x.clientId), ['on_publish', 'on_unpublish'])
+  const bare = await sim.publish({ app: 'live', stream: 'cam2', protocol: 'rtc' })
+  t.equal(sim.hookCalls.find((c) => c.clientId === bare.clientId)?.body.param, 'upstream=rtc')
+})
+
+t.test('v6 SRT: on_connect, on_publish, then acquire: 6007 against SRT, 1028 against RTMP, each followed by on_unpublish and on_close', async (t) => {
+  const { sim, hooks } = await setup(t)
+  hooks.reply((r) => {
+    if (r.hook === 'on_connect' && r.body.param === '?deny') return { status: 403 }
+    if (r.hook === 'on_publish' && r.body.param === '?nope') return { body: '{"code":1}' }
+    return {}
+  })
+  const x = await sim.publish({ app: 'live', stream: 'cam1', protocol: 'srt' })
+  t.match(x, { ok: true })
+  const srt = await sim.publish({ app: 'live', stream: 'cam1', protocol: 'srt' })
+  t.match(srt, { ok: false, code: SrsCode.SrtSourceBusy, reason: 'srt: stream /live/cam1 busy' })
+  t.same(hooks.hooksOf(srt.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_close'])
+  const rtmp = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(rtmp, { ok: false, code: SrsCode.StreamBusy })
+  t.same(hooks.hooksOf(rtmp.clientId), ['on_connect', 'on_publish', 'on_close'], 'RTMP is refused by the live source SRT holds')
+
+  await sim.publish({ app: 'live', stream: 'cam2' })
+  const onRtmp = await sim.publish({ app: 'live', stream: 'cam2', protocol: 'srt' })
+  t.match(onRtmp, { ok: false, code: SrsCode.StreamBusy })
+  t.same(hooks.hooksOf(onRtmp.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_close'])
+
+  const denied = await sim.publish({ app: 'live', stream: 'cam3', protocol: 'srt', param: '?deny' })
+  t.match(denied, { ok: false, code: SrsCode.HttpStatusInvalid, reason: /^on_connect: / })
+  t.same(hooks.hooksOf(denied.clientId), ['on_connect'], 'no on_close after a refused SRT on_connect')
+  const nope = await sim.publish({ app: 'live', stream: 'cam3', protocol: 'srt', param: '?nope' })
+  t.match(nope, { ok: false, code: SrsCode.ResponseCode, reason: /^on_publish: / })
+  t.same(hooks.hooksOf(nope.clientId), ['on_connect', 'on_publish', 'on_close'])
+  t.same(sim.clientIds().sort(), [x.clientId, sim.activePublisher('live', 'cam2') as string].sort())
+
+  await api(sim, `/api/v1/clients/${x.clientId}`, { method: 'DELETE' })
+  await until('the kicked SRT publisher left', async () => await clientGone(sim, x.clientId))
+  t.same(hooks.hooksOf(x.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_close'])
+})
+
+t.test('v6 WebRTC: 5020 before any hook against WebRTC; on_publish then 1028 against RTMP; refusals leave no client', async (t) => {
+  const { sim, hooks } = await setup(t)
+  hooks.reply((r) => r.hook === 'on_publish' && r.body.stream === 'cam3' ? { body: '{"code":1}' } : {})
+  const x = await sim.publish({ app: 'live', stream: 'cam1', protocol: 'rtc' })
+  t.match(x, { ok: true })
+  const n = hooks.received.length
+  t.match(await sim.publish({ app: 'live', stream: 'cam1', protocol: 'rtc' }), { ok: false, code: SrsCode.RtcSourceBusy })
+  t.equal(hooks.received.length, n, 'the RTC source busy check comes before the hook')
+
+  await sim.publish({ app: 'live', stream: 'cam2' })
+  const onRtmp = await sim.publish({ app: 'live', stream: 'cam2', protocol: 'rtc' })
+  t.match(onRtmp, { ok: false, code: SrsCode.StreamBusy })
+  t.same(hooks.hooksOf(onRtmp.clientId), ['on_publish'])
+  const refused = await sim.publish({ app: 'live', stream: 'cam3', protocol: 'rtc' })
+  t.match(refused, { ok: false, code: SrsCode.ResponseCode, reason: /^on_publish: / })
+  t.equal(await clientGone(sim, onRtmp.clientId), true)
+  t.equal(await clientGone(sim, refused.clientId), true)
+
+  await sim.stop(x.clientId)
+  t.same(hooks.hooksOf(x.clientId), ['on_publish', 'on_unpublish'])
+  t.equal(sim.activePublisher('live', 'cam1'), undefined)
+  await t.rejects(start(t, { version: '4' }).then(async (v4) => await v4.publish({ app: 'live', stream: 'cam1', protocol: 'srt' })), /not modelled for SRS 4/)
+})
+
+// ------------------------------------------------------------------ restarts
+
+t.test('restart: connections drop without hooks, hooks in flight are abandoned, the API refuses while down, then SRS is back with the same server id', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7' })
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  const p = await sim.play({ app: 'live', stream: 'cam1' })
+  hooks.reply((r) => (r.hook === 'on_publish' && r.body.stream === 'cam2') || r.hook === 'on_play' ? { hang: true } : {})
+  const pendingPublish = sim.publish({ app: 'live', stream: 'cam2' })
+  const pendingPlay = sim.play({ app: 'live', stream: 'cam1' })
+  const onPublish = await hooks.waitFor((r) => r.hook === 'on_publish' && r.body.stream === 'cam2')
+  const onPlay = await hooks.waitFor((r) => r.hook === 'on_play' && r.body.client_id !== p.clientId)
+  const before = (await api(sim, '/api/v1/versions')).json
+  const n = hooks.received.length
+
+  const restarting = sim.restart({ version: '7-token', downMs: 1000 })
+  await t.rejects(api(sim, '/api/v1/versions'), 'the API refuses connections while SRS is down')
+  t.same(await sim.publish({ app: 'live', stream: 'cam3' }), { clientId: '', ok: false, code: SrsCode.StConnect, reason: 'connect refused: SRS is down' })
+  t.match(await sim.play({ app: 'live', stream: 'cam3' }), { ok: false, code: SrsCode.StConnect })
+  t.match(await pendingPublish, { ok: false, code: SrsCode.SocketRead, reason: /SRS restarted/ })
+  t.match(await pendingPlay, { ok: false })
+  await onPublish.aborted
+  await onPlay.aborted
+  await restarting
+
+  const after = (await api(sim, '/api/v1/versions')).json
+  t.equal(after.server, before.server, 'the same server id')
+  t.not(after.service, before.service, 'a new service id')
+  t.not(after.pid, before.pid, 'a new pid')
+  t.equal(after.service, sim.serviceId)
+  t.equal(after.pid, sim.processId)
+  t.same(after.data, { major: 7, minor: 0, revision: 62, version: '7.0.62' }, 'upgraded across the restart')
+  t.equal(sim.userAgent, 'SRS/7.0.62(Hang)')
+  t.same((await api(sim, '/api/v1/streams/')).json.streams, [])
+  t.same((await api(sim, '/api/v1/clients/')).json.clients, [])
+  t.equal(hooks.received.length, n, 'no hook for any dropped connection')
+  t.same(hooks.hooksOf(a.clientId), ['on_connect', 'on_publish'])
+  t.same(hooks.hooksOf(p.clientId), ['on_connect', 'on_play'])
+  t.match(sim.hookCalls.find((c) => c.hook === 'on_publish' && c.body.stream === 'cam2'), { status: null, accepted: false, code: SrsCode.SocketRead })
+  await t.rejects(sim.stop(a.clientId), /no active publisher/)
+  t.equal(sim.activePublisher('live', 'cam1'), undefined)
+
+  hooks.reply(() => ({}))
+  const b = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(b, { ok: true })
+  const onPublishB = hooks.received.find((r) => r.hook === 'on_publish' && r.body.client_id === b.clientId) as Received
+  t.match(onPublishB.body, { server_id: before.server, service_id: after.service })
+  t.equal(onPublishB.headers['user-agent'], 'SRS/7.0.62(Hang)')
+  t.match(await sim.publish({ app: 'live', stream: 'cam1' }), { ok: false, code: SrsCode.StreamBusy, reason: /publish token/ }, 'the new version takes the token')
+})
+
+t.test('restart during teardowns: releases waiting on a delay, a hook or the unpublish gap send nothing more', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  const b = await sim.publish({ app: 'live', stream: 'cam2' })
+  const c = await sim.publish({ app: 'live', stream: 'cam3' })
+  // a is kicked and waits out a long release delay
+  sim.setReleaseDelay(60_000)
+  await api(sim, `/api/v1/clients/${a.clientId}`, { method: 'DELETE' })
+  // b stops, and its on_unpublish hangs
+  hooks.reply((r) => r.hook === 'on_unpublish' && r.body.client_id === b.clientId ? { hang: true } : {})
+  const stopB = sim.stop(b.clientId)
+  await hooks.waitFor((r) => r.hook === 'on_unpublish' && r.body.client_id === b.clientId)
+  // c stops inside a long unpublish gap
+  sim.setUnpublishGap(60_000)
+  const stopC = sim.stop(c.clientId)
+  await until('c is inactive', async () => (await streamByName(sim, 'cam3'))?.publish.active === false)
+  const n = hooks.received.length
+
+  await sim.restart()
+  await stopB
+  await stopC
+  t.equal(hooks.received.length, n, 'nothing was sent after the restart')
+  t.same(sim.clientIds(), [])
+  t.equal(sim.version, '7.0.62', 'the same version when none is given')
+  sim.setReleaseDelay(0)
+  sim.setUnpublishGap(0)
+  const again = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(again, { ok: true }, 'no token survived the restart')
+  await sim.stop(again.clientId)
+  t.same(hooks.hooksOf(again.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_close'])
+})
+
+t.test('restart: close() during the downtime ends it; no restart after close or during another', async (t) => {
+  const sim = await SrsSimulator.start()
+  const restarting = sim.restart({ downMs: 60_000 })
+  await t.rejects(sim.restart(), /already restarting/)
+  await sim.close()
+  await restarting
+  await t.rejects(sim.restart(), /simulator closed/)
+})
+
+// ------------------------------------------------------------------ several SRS servers
+
+t.test('two SRS servers side by side: each hook\'s server_id is the server field of that SRS\'s API', async (t) => {
+  const hooks = await hooksServer(t)
+  const a = await start(t, { hookBase: hooks.base, serverId: 'srs-node-a' })
+  const b = await start(t, { hookBase: hooks.base })
+  const pa = await a.publish({ app: 'live', stream: 'cam1' })
+  const pb = await b.publish({ app: 'live', stream: 'cam1' })
+  t.match(pa, { ok: true })
+  t.match(pb, { ok: true }, 'the same stream on another server is another stream')
+  const va = (await api(a, '/api/v1/versions')).json
+  const vb = (await api(b, '/api/v1/versions')).json
+  t.equal(va.server, 'srs-node-a')
+  t.not(va.server, vb.server)
+  t.not(va.service, vb.service)
+  t.equal(hooks.received.length, 4)
+  for (const r of hooks.received) {
+    const v = r.body.client_id === pa.clientId ? va : vb
+    t.equal(r.body.server_id, v.server, `${r.hook} of ${r.body.client_id as string}`)
+    t.equal(r.body.service_id, v.service)
+  }
+  t.same(a.clientIds(), [pa.clientId])
+  t.same(b.clientIds(), [pb.clientId])
+})
+
+// ------------------------------------------------------------------ the unpublish gap
+
+t.test('v6: publish.active=false comes first and can_publish=true after the unpublish gap; a newcomer inside the gap gets 1028', async (t) => {
+  const { sim, hooks } = await setup(t, { unpublishGapMs: 3000 })
+  t.equal(sim.unpublishGapMs, 3000)
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  const started = Date.now()
+  const stopping = sim.stop(a.clientId)
+  await until('the stream is inactive', async () => (await streamByName(sim, 'cam1'))?.publish.active === false)
+  t.equal(sim.activePublisher('live', 'cam1'), a.clientId, 'can_publish is still false')
+  t.notOk(hooks.received.some((r) => r.hook === 'on_unpublish'), 'no on_unpublish yet')
+  const b = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(b, { ok: false, code: SrsCode.StreamBusy })
+  t.same(hooks.hooksOf(b.clientId), ['on_connect', 'on_publish', 'on_close'])
+  await stopping
+  const unpublish = sim.hookCalls.find((c) => c.hook === 'on_unpublish') as HookCall
+  t.ok(unpublish.startedAt - started >= 2900, 'on_unpublish follows the gap')
+  t.match(await sim.publish({ app: 'live', stream: 'cam1' }), { ok: true })
+  for (const version of ['6', '7', '7-token', '7-fixed'] as const) {
+    t.equal((await start(t, { version })).unpublishGapMs, 5, `${version}: a gap of a few ms by default`)
+  }
+})
+
+t.test('v5: can_publish=true comes before active=false: no gap, a newcomer gets in while the old on_unpublish is pending', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '5', unpublishGapMs: 60_000 })
+  t.equal(sim.unpublishGapMs, 0, 'SRS 5 has no gap')
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_unpublish') await g.promise
+    return {}
+  })
+  const stopping = sim.stop(a.clientId)
+  await hooks.waitFor((r) => r.hook === 'on_unpublish')
+  t.match((await streamByName(sim, 'cam1'))?.publish, { active: false, cid: a.clientId })
+  t.match(await sim.publish({ app: 'live', stream: 'cam1' }), { ok: true })
+  g.open()
+  await stopping
+})
+
+// ------------------------------------------------------------------ the orphaned source of SRS 6 and 7 < 7.0.151
+
+t.test('v6: the next cleanup tick removes the new source of a publisher waiting in on_publish; it then publishes where no player finds it', async (t) => {
+  const { sim, hooks } = await setup(t, { sourceTickMs: 60_000 })
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_publish' && r.body.param === '?slow') await g.promise
+    return {}
+  })
+  const pending = sim.publish({ app: 'live', stream: 'cam1', param: '?slow' })
+  const onPublish = await hooks.waitFor((r) => r.hook === 'on_publish')
+  const id = onPublish.body.client_id as string
+  t.equal(sim.orphaned(id), false)
+  t.same(sim.cleanupTick(), ['/live/cam1'], 'stream_die_at_ is 0 for a new source: dead at once')
+  t.equal(sim.orphaned(id), true)
+  g.open()
+  t.match(await pending, { ok: true, clientId: id })
+  t.match((await streamByName(sim, 'cam1'))?.publish, { active: true, cid: id }, 'the API shows it published')
+  t.equal(sim.activePublisher('live', 'cam1'), id)
+  t.equal(sim.playerGetsMedia('live', 'cam1'), false, 'a player would get nothing')
+  const p = await sim.play({ app: 'live', stream: 'cam1' })
+  t.match(p, { ok: true }, 'the player passes its hooks')
+  t.equal(sim.receivesMedia(p.clientId), false, '"create consumer, active=0"')
+
+  // The pool's new source is free: acquire_publish checks the source each publisher fetched, so a second one gets in.
+  const dup = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.match(dup, { ok: true })
+  t.equal(sim.receivesMedia(p.clientId), true, 'the player is on the second publisher\'s source')
+  t.equal(sim.playerGetsMedia('live', 'cam1'), true)
+  t.match((await streamByName(sim, 'cam1'))?.publish, { active: true, cid: dup.clientId })
+  await sim.stop(id)
+  t.equal(sim.activePublisher('live', 'cam1'), dup.clientId)
+  t.match((await streamByName(sim, 'cam1'))?.publish, { active: false }, 'the statistics stream is per url: the orphan\'s unpublish closes it')
+  t.equal(sim.orphaned(id), true, 'known after it left')
+  t.throws(() => sim.orphaned('nobody00'), /unknown client/)
+})
+
+t.test('7-token: the token does not protect the source before 7.0.151; SRS\'s own timer orphans a publisher waiting in on_publish', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '7-token' })
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_publish') await g.promise
+    return {}
+  })
+  const pending = sim.publish({ app: 'live', stream: 'cam1' })
+  const id = (await hooks.waitFor((r) => r.hook === 'on_publish')).body.client_id as string
+  // the tick runs every 3 s; a new source is dead at once
+  await until('the timer removed the source', () => sim.orphaned(id), 8000)
+  g.open()
+  t.match(await pending, { ok: true })
+  t.equal(sim.playerGetsMedia('live', 'cam1'), false)
+  t.equal(sim.activePublisher('live', 'cam1'), id)
+})
+
+t.test('v6: the source an old publisher left is removed 3 s after it died, with the newcomer that fetched it', async (t) => {
+  const { sim, hooks } = await setup(t, { sourceTickMs: 60_000 })
+  const x = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.same(sim.cleanupTick(), [], 'a published source is not dead')
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_publish' && r.body.client_id !== x.clientId) await g.promise
+    return {}
+  })
+  const pending = sim.publish({ app: 'live', stream: 'cam1' })
+  const id = (await hooks.waitFor((r) => r.hook === 'on_publish' && r.body.client_id !== x.clientId)).body.client_id as string
+  await sim.stop(x.clientId)
+  t.same(sim.cleanupTick(), [], 'it died just now')
+  t.equal(sim.orphaned(x.clientId), false)
+  await until('the source is dead long enough to go', () => sim.cleanupTick().length > 0)
+  t.equal(sim.orphaned(id), true)
+  g.open()
+  t.match(await pending, { ok: true })
+  t.equal(sim.playerGetsMedia('live', 'cam1'), false)
+})
+
+t.test('v6: players keep their source; a player waiting in on_play can be orphaned too (#4182)', async (t) => {
+  const { sim, hooks } = await setup(t, { sourceTickMs: 60_000 })
+  const p = await sim.play({ app: 'live', stream: 'cam1' })
+  t.same(sim.cleanupTick(), [], 'a source with a consumer is not dead')
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.equal(sim.receivesMedia(p.clientId), true)
+  t.equal(sim.playerGetsMedia('live', 'cam1'), true)
+  sim.stall(a.clientId)
+  t.equal(sim.receivesMedia(p.clientId), false, 'a stalled publisher delivers nothing')
+  t.equal(sim.playerGetsMedia('live', 'cam1'), false)
+  await sim.stop(a.clientId)
+  t.same(sim.cleanupTick(), [], 'the player still holds it')
+  await sim.stopPlayer(p.clientId)
+  t.same(sim.cleanupTick(), [], 'the last consumer left just now: dead in 3 s')
+  t.throws(() => sim.receivesMedia(p.clientId), /no active player/)
+
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_play' && r.body.stream === 'cam2') await g.promise
+    return {}
+  })
+  const pending = sim.play({ app: 'live', stream: 'cam2' })
+  await hooks.waitFor((r) => r.hook === 'on_play' && r.body.stream === 'cam2')
+  t.same(sim.cleanupTick(), ['/live/cam2'], 'no consumer yet')
+  g.open()
+  const q = await pending
+  t.match(q, { ok: true })
+  await sim.publish({ app: 'live', stream: 'cam2' })
+  t.equal(sim.orphaned(q.clientId), true)
+  t.equal(sim.receivesMedia(q.clientId), false, 'its source is not the publisher\'s')
+  t.equal(sim.playerGetsMedia('live', 'cam2'), true, 'a new player finds the publisher')
+})
+
+t.test('SRS 5 removes no source', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '5' })
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_publish') await g.promise
+    return {}
+  })
+  const pending = sim.publish({ app: 'live', stream: 'cam1' })
+  const id = (await hooks.waitFor((r) => r.hook === 'on_publish')).body.client_id as string
+  t.same(sim.cleanupTick(), [])
+  t.equal(sim.orphaned(id), false)
+  g.open()
+  t.match(await pending, { ok: true })
+  t.equal(sim.playerGetsMedia('live', 'cam1'), true)
+})
+
+t.test('7-fixed (7.0.151): a new source has a grace period, and a held token keeps it; once free it goes', async (t) => {
+  const graced = await setup(t, { version: '7-fixed', sourceTickMs: 60_000 })
+  t.equal(graced.sim.version, '7.0.151')
+  const g1 = gate()
+  graced.hooks.reply(async (r) => {
+    if (r.hook === 'on_play') await g1.promise
+    return {}
+  })
+  const pendingPlay = graced.sim.play({ app: 'live', stream: 'cam1' })
+  await graced.hooks.waitFor((r) => r.hook === 'on_play')
+  t.same(graced.sim.cleanupTick(), [], 'stream_die_at_ starts at the creation (#4576)')
+  g1.open()
+  t.match(await pendingPlay, { ok: true })
+
+  const { sim, hooks } = await setup(t, { version: '7-fixed', sourceTickMs: 60_000, sourceCleanupMs: 100 })
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_publish') await g.promise
+    return {}
+  })
+  const pending = sim.publish({ app: 'live', stream: 'cam1' })
+  const id = (await hooks.waitFor((r) => r.hook === 'on_publish')).body.client_id as string
+  const since = Date.now()
+  await until('the grace period is over', () => Date.now() > since + 200)
+  t.same(sim.cleanupTick(), [], 'the pending publisher\'s token keeps its source (#4693)')
+  g.open()
+  const a = await pending
+  t.match(a, { ok: true })
+  t.equal(sim.orphaned(id), false)
+  t.equal(sim.playerGetsMedia('live', 'cam1'), true)
+  await sim.stop(a.clientId)
+  await until('the free, dead source is removed', () => sim.cleanupTick().length > 0)
+})

@@ -36,11 +36,6 @@ export class MemoryFailureCounts implements FailureCounts {
     if (e === undefined || e.resetAt <= now) this.#entries.set(id, e = { count: 0, resetAt: now + windowMs })
     return ++e.count
   }
-
-  /** IPs tracked, for tests and diagnostics. */
-  get size (): number {
-    return this.#entries.size
-  }
 }
 
 export class FailureLimiter {

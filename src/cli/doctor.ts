@@ -69,7 +69,7 @@ export async function doctor (args: string[], io: Io): Promise<number> {
     try {
       const v = await api.versions()
       const token = takesToken(v)
-      ok(`SRS's API answers at ${url}: SRS ${v.version}${api.status.server === undefined ? '' : ` (server ${api.status.server})`}`)
+      ok(`SRS's API answers at ${url}: SRS ${v.version} (server ${String(api.status.server)})`)
       const at = config.TAKEOVER_AT === 'auto' ? (token ? 'connect' : 'publish') : config.TAKEOVER_AT
       const how = at === 'connect'
         ? 'takeovers happen inside on_connect, where SRS takes its publish token; first-attempt takeover needs publish credentials (PUBLISH_AUTH=keys|signed), else the encoder\'s retry gets in'
@@ -194,8 +194,7 @@ async function probeHook (url: string, say: Say): Promise<void> {
   try {
     res = await post(url, 'on_publish')
   } catch (err) {
-    const e = err as Error & { code?: string, cause?: { code?: string } }
-    say.fail(`cannot reach ${redactUrl(url)} from here: ${e.code ?? e.cause?.code ?? e.message}`,
+    say.fail(`cannot reach ${redactUrl(url)} from here: ${(err as Error).message}`,
       'start srs-hooks (`srs-hooks serve`) and make sure SRS can reach this address: from inside a container 127.0.0.1 is the container itself, use the host\'s or the gateway\'s address')
     return
   }

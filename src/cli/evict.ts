@@ -115,7 +115,7 @@ export async function evict (args: string[], io: Io): Promise<number> {
     }
     const { node, holder, id } = found[0]!
     const kind = node.kind
-    io.out(`found publisher ${holder}${kind === 'SRS' ? ` (SRS stream ${id ?? '?'})` : ''}; kicking it and waiting up to ${config.TAKEOVER_TIMEOUT_MS} ms for ${kind} to release ${key}`)
+    io.out(`found publisher ${holder}${kind === 'SRS' ? ` (SRS stream ${String(id)})` : ''}; kicking it and waiting up to ${config.TAKEOVER_TIMEOUT_MS} ms for ${kind} to release ${key}`)
     const service = new PublisherService({
       store: new MemoryPublisherStore(1), events: new PublisherEvents(), log, now: Date.now, takeoverTimeoutMs: config.TAKEOVER_TIMEOUT_MS, failMode: 'open'
     })

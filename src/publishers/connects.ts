@@ -49,9 +49,4 @@ export class MemoryPendingConnects implements PendingConnects {
     this.#entries.delete(id)
     return p
   }
-
-  /** Clients pending, for tests and diagnostics. */
-  get size (): number {
-    return this.#entries.size
-  }
 }

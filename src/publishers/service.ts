@@ -244,7 +244,7 @@ export class PublisherService {
     const p = await this.pending.take(server.id, clientId)
     if (p === undefined || p.decided === true) return { removed, deferred: false }
     const req: PublishRequest = { server, ref: p.ref, newcomer: { id: clientId, ip: p.ip }, credentials: p.credentials, policy: p.policy }
-    const run = this.#deferred(req, log).catch((err: unknown) => {
+    const run = this.#deferred(req, p.policy, log).catch((err: unknown) => {
       /* c8 ignore next 2 */
       log.error({ err, stream: p.ref.key, client: clientId }, 'deferred takeover failed unexpectedly')
     })
@@ -459,8 +459,7 @@ export class PublisherService {
    * token refused it. The policy is applied to the holder so that the client's retry gets in.
    * Nobody waits on this; it is bounded like a takeover and reported as one.
    */
-  async #deferred (req: PublishRequest, log: Log): Promise<void> {
-    const policy = req.policy ?? this.#policy
+  async #deferred (req: PublishRequest, policy: Policy, log: Log): Promise<void> {
     if (policy === 'reject' || req.credentials?.kind === 'invalid') return
     const budget = this.budget(policy, req.server)
     const deadline = this.#now() + budget
@@ -595,9 +594,10 @@ async function describe (server: MediaServer, live: LiveStream, deadline: number
 
 /** A stream named by its url alone: `[vhost]/app/stream`. */
 export function refOf (key: string): StreamRef {
+  // A key is `[vhost]/app/stream`: at least three parts.
   const parts = key.split('/')
-  const stream = parts.pop() ?? ''
-  const app = parts.pop() ?? ''
+  const stream = parts.pop()!
+  const app = parts.pop()!
   const vhost = parts.join('/')
   return { key, vhost: vhost === '' ? '__defaultVhost__' : vhost, app, stream }
 }

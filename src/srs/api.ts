@@ -218,7 +218,7 @@ export class SrsApi {
         signal: AbortSignal.timeout(budget)
       })
     } catch (err) {
-      throw this.#down(mapNetworkError(method, path, budget, err))
+      throw this.#failed(mapNetworkError(method, path, budget, err), budget)
     }
     let text = ''
     try {
@@ -228,7 +228,7 @@ export class SrsApi {
         text = await res.body.text()
       }
     } catch (err) {
-      throw this.#down(mapNetworkError(method, path, budget, err))
+      throw this.#failed(mapNetworkError(method, path, budget, err), budget)
     }
     if (res.statusCode === 401) {
       throw new SrsApiError('unauthorized', `${method} ${path}: SRS answered 401; check SRS_API_USERNAME/SRS_API_PASSWORD against http_api.auth`, 401)
@@ -267,7 +267,15 @@ export class SrsApi {
     else if (recovered) this.#onChange?.(st, 'recovered')
   }
 
-  #down (err: SrsApiError): SrsApiError {
+  /**
+   * A call that got no answer. Cut short by the caller's deadline (less time than
+   * SRS_API_TIMEOUT_MS was left), a timeout says nothing about SRS: it is the caller's bound that
+   * ran out ('deadline'). Otherwise the API is down as far as we know.
+   */
+  #failed (err: SrsApiError, budget: number): SrsApiError {
+    if (err.kind === 'timeout' && budget < this.#timeoutMs) {
+      return new SrsApiError('deadline', `${err.message} (the caller's bound, not SRS_API_TIMEOUT_MS)`, undefined, { cause: err, unknownOutcome: err.unknownOutcome })
+    }
     this.status.up = false
     return err
   }
@@ -281,8 +289,8 @@ function badBody (path: string, why: string): SrsApiError {
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'])
 
 function mapNetworkError (method: string, path: string, budget: number, err: unknown): SrsApiError {
-  const e = err as { name?: string, code?: string, message?: string, cause?: { code?: string } }
-  const code = e.code ?? e.cause?.code
+  const e = err as { name?: string, code?: string, message?: string }
+  const code = e.code
   // Unless the connection was never made, the request may have been carried out.
   const unknownOutcome = code === undefined || !NOT_SENT.has(code)
   const timedOut = e.name === 'TimeoutError' || e.name === 'AbortError' ||
