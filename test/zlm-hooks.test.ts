@@ -221,3 +221,14 @@ t.test('sparse bodies: a record without start_time, a notice without vhost, a st
   const stranger = await postHook(zlmHookBase, 'on_publish', { mediaServerId: 'zlm-stranger', vhost: '__defaultVhost__', app: 'live', stream: 'cam9', id: '1-1', ip: '6.6.6.6', originTypeStr: 'rtmp_push' })
   t.match(stranger.reply, { code: Codes.PUBLISH_KEY_MISSING }, 'an unknown server\'s hook still has its credentials checked first')
 })
+
+t.test('behind a gateway that strips /admin-api: the hooks at /video/camera/callback/zlm/, the RTP servers at /video/camera/', async (t) => {
+  const { sim, url, app } = await startZlmWorld(t)
+  sim.setHookBase(`${url}/video/camera/callback/zlm`)
+  const a = await sim.publish({ app: 'live', stream: 'cam1', stalled: true })
+  const b = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.same([a.ok, b.ok, sim.kicks], [true, true, [a.id]], 'taken over through the stripped path')
+  t.equal(app.publisherStats.takeovers, 1)
+  const res = await fetch(`${url}/video/camera/rtp-servers`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"stream_id":"gb1"}' })
+  t.match(await res.json(), { code: 0, outcome: 'opened' })
+})
