@@ -59,7 +59,7 @@ const zlmCallbacks: FastifyPluginAsyncTypebox<ZlmCallbackRoutesOptions> = async 
     if (refused !== undefined) throw new AppError(refused.msg, refused.code as Code, 403)
   })
 
-  const hook = <S extends TSchema, R extends Record<string | number, TSchema>>(action: string, body: S, response: R, handler: (req: FastifyRequest<{ Body: Static<S> }>) => Promise<Record<string, unknown>>): void => {
+  const hook = <S extends TSchema>(action: string, body: S, response: Record<string, TSchema>, handler: (req: FastifyRequest<{ Body: Static<S> }>) => Promise<Record<string, unknown>>): void => {
     // Each hook answers its own shape, which its response schema checks and serialises.
     const untyped = app as unknown as FastifyInstance
     untyped.post(`/${action}`, { schema: { body, response } as FastifySchema }, async (req) => await handler(req as FastifyRequest<{ Body: Static<S> }>))

@@ -342,8 +342,8 @@ t.test('a kept server whose reopen fails: reported, and tried again by the next 
   t.match(events, [{ type: 'rtp-server', action: 'reopen-failed', why: 'timeout', err: /broken/ }])
   t.match(await rtp.reconcile(server).catch((e: unknown) => e), { kind: 'api_code' }, 'an unreadable map is thrown to the caller')
   broken = false
-  t.same(await rtp.reconcile(server), { restored: 1, blocked: 0 }, 'the map lacks it: reopened')
-  t.same(await rtp.reconcile(new ZlmMediaServer(new ZlmApi({ url: 'http://127.0.0.1:9', secret: () => 's', timeoutMs: 100, retries: 0 }), { id: 'other', hookBudgetMs: 1 })), { restored: 0, blocked: 0 }, 'a server with nothing kept is not asked')
+  t.same(await rtp.reconcile(server), { restored: 1, blocked: 0, left: 0 }, 'the map lacks it: reopened')
+  t.same(await rtp.reconcile(new ZlmMediaServer(new ZlmApi({ url: 'http://127.0.0.1:9', secret: () => 's', timeoutMs: 100, retries: 0 }), { id: 'other', hookBudgetMs: 1 })), { restored: 0, blocked: 0, left: 0 }, 'a server with nothing kept is not asked')
 })
 
 t.test('an opener elsewhere that keeps the stream for the whole bound: 409 with its code', async (t) => {
@@ -356,4 +356,21 @@ t.test('an opener elsewhere that keeps the stream for the whole bound: 409 with 
   t.teardown(() => stub.close())
   const { url } = await startApp(t, { SRS_API_URL: 'none', ZLM_API_URL: stub.url, ZLM_SECRET: 's', ZLM_RTP_OPEN_TIMEOUT_MS: '200' })
   t.match(await open(url, { stream_id: 'gb1' }), { status: 409, body: { code: Codes.RTP_OPEN_CONFLICT, msg: /kept being re-created by another opener/ } })
+})
+
+t.test('a reconciliation is bounded: a ZLMediaKit that stalls leaves the rest of the kept servers for the next one', async (t) => {
+  let stalled = false
+  const { rtp, server, events } = await scripted(t, (name) => {
+    if (name === 'listRtpServer') return { code: 0 }
+    if (stalled) return 'hang'
+    if (name === 'getMediaList') return { code: 0 }
+    return { code: 0, port: 30000 }
+  }, 100)
+  for (let i = 0; i < 10; i++) await rtp.open(server, { ...REQ, streamId: `gb${i}`, keep: true })
+  stalled = true
+  const started = Date.now()
+  const r = await rtp.reconcile(server)
+  t.ok(Date.now() - started < 1500, `bounded (${Date.now() - started} ms for 10 stalled servers)`)
+  t.ok(r.left > 0 && r.restored === 0, `some left for the next run (${r.left})`)
+  t.match(events[0], { action: 'reopen-failed', why: 'reconcile', err: /no answer|no time left/ }, 'a stream that could not be checked is reported')
 })

@@ -200,3 +200,17 @@ t.test('ZLMediaKit\'s hook.timeoutSec caps the bound: on_publish is answered bef
   t.equal(call.attempt, 0, 'not retried')
   t.equal(app.publisherStats.takeoverTimeouts, 1)
 })
+
+t.test('five publishers race for one ZLMediaKit stream: one ends with it, each answered within the bound, nobody kicked twice', async (t) => {
+  const { sim } = await startZlmWorld(t, { TAKEOVER_TIMEOUT_MS: '3000' })
+  const a = await sim.publish({ app: 'live', stream: 'cam1', stalled: true })
+  const racers = await Promise.all(Array.from({ length: 5 }, async (_, i) => await sim.publish({ app: 'live', stream: 'cam1', ip: `10.0.0.${i + 1}` })))
+  const owner = sim.owner('live', 'cam1')
+  t.ok(racers.some((r) => r.id === owner), 'one of the racers holds the stream')
+  for (const r of racers) {
+    const call = onPublishOf(sim, r.id)!
+    t.ok(call.status === 200 && call.ms < 3500, `${r.id}: answered with 200 in ${call.ms} ms`)
+  }
+  t.equal(new Set(sim.kicks).size, sim.kicks.length, `no session was kicked twice (${sim.kicks.join(', ')})`)
+  t.ok(sim.kicks.includes(a.id), 'the stalled holder was evicted')
+})

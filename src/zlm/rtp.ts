@@ -106,6 +106,8 @@ export interface RtpServersOptions {
 
 const BACKOFF_FIRST_MS = 20
 const BACKOFF_MAX_MS = 200
+/** A reconciliation of one server's kept RTP servers takes at most this many open bounds. */
+const RECONCILE_BUDGET = 4
 
 export function rtpKey (r: { vhost: string, app: string, streamId: string }): string {
   return streamUrl(r.vhost, r.app, r.streamId)
@@ -181,20 +183,31 @@ export class RtpServers {
    * packet): it is marked blocked until that publisher leaves. Throws ZlmApiError when the map
    * cannot be read.
    */
-  async reconcile (server: ZlmMediaServer): Promise<{ restored: number, blocked: number }> {
+  async reconcile (server: ZlmMediaServer): Promise<{ restored: number, blocked: number, left: number }> {
     const kept = this.kept(server.id)
-    if (kept.length === 0) return { restored: 0, blocked: 0 }
-    const deadline = this.#opts.now() + this.#opts.openTimeoutMs
-    const map = await server.api.rtpServers({ deadline })
+    if (kept.length === 0) return { restored: 0, blocked: 0, left: 0 }
+    const { now, openTimeoutMs } = this.#opts
+    // The whole run is bounded (the app's close waits for it); what is left waits for the next one.
+    const end = now() + RECONCILE_BUDGET * openTimeoutMs
+    const map = await server.api.rtpServers({ deadline: Math.min(end, now() + openTimeoutMs) })
     let restored = 0
     let blocked = 0
-    for (const k of kept) {
+    for (const [i, k] of kept.entries()) {
       if (map.some((m) => rtpKey(m) === rtpKey(k))) {
         k.state = 'open'
         k.note = undefined
         continue
       }
-      const owner = (await server.sources(rtpKey(k), deadline)).find((m) => m.identifier !== undefined && m.originTypeStr !== 'rtp_push')
+      if (now() >= end) {
+        this.#opts.log.info({ server: server.id, left: kept.length - i }, 'kept RTP servers left for the next reconciliation: this one used its time')
+        return { restored, blocked, left: kept.length - i }
+      }
+      const sources = await server.sources(rtpKey(k), Math.min(end, now() + openTimeoutMs)).catch((err: unknown) => err as ZlmApiError)
+      if (!Array.isArray(sources)) {
+        this.#report(server, k, 'reopen-failed', { why: 'reconcile', err: sources.message }, 'warn', 'could not check a kept RTP server\'s stream; the next reconciliation tries again')
+        continue
+      }
+      const owner = sources.find((m) => m.identifier !== undefined && m.originTypeStr !== 'rtp_push')
       if (owner !== undefined) {
         blocked++
         const note = `the stream is published by ${owner.originTypeStr} session ${owner.identifier!}; reopened once it leaves`
@@ -209,7 +222,7 @@ export class RtpServers {
       if (k.state !== 'blocked') this.counters.vanished++
       if (await this.#restore(server, k, 'reconcile') !== 'reopen-failed') restored++
     }
-    return { restored, blocked }
+    return { restored, blocked, left: 0 }
   }
 
   /** Opens a kept server again: 'existing' when it was there after all (a forged timeout). */
