@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyError } from 'fastify'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type TSchema } from 'typebox'
 import type { Config } from '../src/config.js'
 import { AppError, Codes, type SrsApiError } from '../src/errors.js'
@@ -8,6 +8,9 @@ import { mergeStreams, parseTime, type LiveView } from '../src/operations/stream
 import { EVENT_TYPES } from '../src/publishers/events.js'
 import type { SrsClient } from '../src/srs/api.js'
 import type { SrsNode } from '../src/srs/servers.js'
+import type { MediaServer } from '../src/publishers/media.js'
+import { RTP_EVENT_TYPE } from '../src/zlm/rtp.js'
+import { zlmLiveView } from '../src/zlm/view.js'
 import { DEFAULT_VHOST, streamUrl } from '../src/streams.js'
 import { decodeCursor, encodeCursor, type Recording } from '../src/recordings/store.js'
 
@@ -88,12 +91,9 @@ export interface AdminRoutesOptions {
   now: () => number
 }
 
-const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { config, now }) => {
-  // The operator API's routes take no body: a bodyless request (a gateway's or a Java client's
-  // DELETE) is accepted whatever its Content-Type says, and any body is ignored.
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, _body, done) => { done(null, undefined) })
-
-  app.addHook('onRequest', async (req, reply) => {
+/** The operator API's onRequest hook: bearer ADMIN_TOKEN, or loopback callers only while it is unset. */
+export function operatorsOnly (config: Config) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const access = checkAccess(config.ADMIN_TOKEN, req.headers.authorization, req.socket.remoteAddress)
     if (access.ok) return
     if (access.reason === 'not-loopback') {
@@ -101,7 +101,14 @@ const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { confi
     }
     reply.header('www-authenticate', 'Bearer realm="srs-hooks"')
     throw new AppError(access.reason === 'no-token' ? 'send ADMIN_TOKEN as "Authorization: Bearer <token>"' : 'wrong bearer token', Codes.ADMIN_UNAUTHORIZED, 401)
-  })
+  }
+}
+
+const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { config, now }) => {
+  // The operator API's routes take no body: a bodyless request (a gateway's or a Java client's
+  // DELETE) is accepted whatever its Content-Type says, and any body is ignored.
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, _body, done) => { done(null, undefined) })
+  app.addHook('onRequest', operatorsOnly(config))
 
   // Bad query parameters are the caller's mistake, not a bad hook body: say so with our own code.
   app.setErrorHandler((err: FastifyError, req, reply) => {
@@ -158,7 +165,7 @@ const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { confi
         200: Type.Object({
           code: Type.Integer(),
           srs: Type.Object({ ok: Type.Boolean(), msg: Nullable(Type.String()) }),
-          servers: Type.Array(Type.Object({ server: Type.String(), api: Type.String(), ok: Type.Boolean(), msg: Nullable(Type.String()), version: Nullable(Type.String()), strategy: Type.String() })),
+          servers: Type.Array(Type.Object({ server: Type.String(), kind: Type.String(), api: Type.String(), ok: Type.Boolean(), msg: Nullable(Type.String()), version: Nullable(Type.String()), strategy: Type.String() })),
           streams: Type.Array(StreamItem)
         }),
         ...errors
@@ -166,14 +173,21 @@ const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { confi
     }
   }, async (req) => {
     const table = await app.publishers.store.list()
-    const views = await Promise.all(app.srsServers.nodes.map(async (n) => await liveView(n, req.log)))
-    const failed = views.filter((v) => !v.ok)
+    const [views, zlmViews] = await Promise.all([
+      Promise.all(app.srsServers.nodes.map(async (n) => await liveView(n, req.log))),
+      Promise.all(app.zlmServers.nodes.map(async (n) => await zlmLiveView(n, req.log)))
+    ])
+    const failed = [...views, ...zlmViews].filter((v) => !v.ok)
     return {
       code: 0,
       // Every server answered (servers lists each one).
       srs: { ok: failed.length === 0, msg: failed.length === 0 ? null : failed.map((v) => v.msg).join('; ') },
-      servers: views.map((v, i) => ({ server: v.server, api: app.srsServers.nodes[i]!.url, ok: v.ok, msg: v.msg, version: app.srsServers.nodes[i]!.version?.version ?? null, strategy: app.srsServers.nodes[i]!.strategy })),
-      streams: mergeStreams(table, views, now())
+      servers: [
+        ...views.map((v, i) => ({ server: v.server, kind: 'srs', api: app.srsServers.nodes[i]!.url, ok: v.ok, msg: v.msg, version: app.srsServers.nodes[i]!.version?.version ?? null, strategy: app.srsServers.nodes[i]!.strategy })),
+        ...zlmViews.map((v, i) => ({ server: v.server, kind: 'zlm', api: app.zlmServers.nodes[i]!.url, ok: v.ok, msg: v.msg, version: null, strategy: 'publish' }))
+      ],
+      // ZLMediaKit has no stream ids.
+      streams: mergeStreams(table, [...views, ...zlmViews], now()).map((s) => s.stream_id === '' ? { ...s, stream_id: null } : s)
     }
   })
 
@@ -197,29 +211,31 @@ const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { confi
     }
   }, async (req) => {
     const key = streamUrl(req.query.vhost ?? DEFAULT_VHOST, req.params.app, req.params.stream)
-    const node = await serverFor(key, req.query.server)
+    const server = await serverFor(key, req.query.server)
     let r
     try {
-      r = await app.publishers.evict(node.server, key, req.log)
+      r = await app.publishers.evict(server, key, req.log)
     } catch (err) {
-      throw srsFailure(err, `evict the publisher of ${key}`)
+      throw srsFailure(err, `evict the publisher of ${key}`, server.kind === 'zlm' ? 'ZLMediaKit\'s' : 'SRS\'s')
     }
     switch (r.outcome) {
       case 'not-published':
-        throw new AppError(`nothing to evict: server ${node.server.id} lists no active publisher of ${key}`, Codes.NOTHING_TO_EVICT, 404)
+        throw new AppError(`nothing to evict: server ${server.id} lists no active publisher of ${key}`, Codes.NOTHING_TO_EVICT, 404)
       case 'busy':
         throw new AppError(`a takeover of ${key} held the stream for the whole ${config.TAKEOVER_TIMEOUT_MS} ms; try again`, Codes.EVICTION_BUSY, 409)
       case 'timeout':
-        throw new AppError(`kicked client ${r.clientId} but server ${node.server.id} did not release ${key} within ${config.TAKEOVER_TIMEOUT_MS} ms`, Codes.RELEASE_TIMEOUT, 504)
+        throw new AppError(`kicked client ${r.clientId} but server ${server.id} did not release ${key} within ${config.TAKEOVER_TIMEOUT_MS} ms`, Codes.RELEASE_TIMEOUT, 504)
+      case 'not-evictable':
+        throw new AppError(`server ${server.id}: ${key} is not evicted: ${r.why}`, Codes.INCUMBENT_NOT_EVICTABLE, 409)
     }
-    return { code: 0, msg: null, outcome: r.outcome, server: node.server.id, stream_url: key, client_id: r.clientId, wait_ms: Math.round(r.release.waitMs), via: r.release.via }
+    return { code: 0, msg: null, outcome: r.outcome, server: server.id, stream_url: key, client_id: r.clientId, wait_ms: Math.round(r.release.waitMs), via: r.release.via }
   })
 
   app.get('/events', {
     schema: {
       querystring: Type.Object({
         limit: Type.Optional(Type.Integer({ minimum: 1, maximum: EVENTS_LIMIT.max })),
-        type: Type.Optional(Type.String({ maxLength: 256, pattern: `^(${EVENT_TYPES.join('|')})(,(${EVENT_TYPES.join('|')}))*$` }))
+        type: Type.Optional(Type.String({ maxLength: 256, pattern: `^(${[...EVENT_TYPES, RTP_EVENT_TYPE].join('|')})(,(${[...EVENT_TYPES, RTP_EVENT_TYPE].join('|')}))*$` }))
       }, { additionalProperties: false }),
       response: {
         200: Type.Object({ code: Type.Integer(), total: Type.Integer(), max: Type.Integer(), items: Type.Array(Type.Object({}, { additionalProperties: true })) }),
@@ -255,16 +271,19 @@ const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { confi
    * The server an operator's kick is for: the one named (by id or API URL), the only one, or the
    * one the table says publishes the stream. A stream name two servers publish is ambiguous.
    */
-  async function serverFor (key: string, named: string | undefined): Promise<SrsNode> {
-    const nodes = app.srsServers.nodes
+  async function serverFor (key: string, named: string | undefined): Promise<MediaServer> {
+    // The servers of every kind: SRS's and ZLMediaKit's.
+    const nodes: Array<{ url: string, server: MediaServer }> = [...app.srsServers.nodes, ...app.zlmServers.nodes]
     if (named !== undefined) {
-      const n = app.srsServers.node(named.replace(/\/+$/, ''))
+      const id = named.replace(/\/+$/, '')
+      const n = app.srsServers.node(id) ?? app.zlmServers.node(id)
       if (n === undefined) throw new AppError(`no server ${JSON.stringify(named)}: name one by its id or API URL (${nodes.map((x) => `${x.server.id} = ${x.url}`).join(', ')})`, Codes.INVALID_QUERY, 400)
-      return n
+      return n.server
     }
-    if (nodes.length === 1) return nodes[0]!
+    if (nodes.length === 1) return nodes[0]!.server
     const holders = [...new Set((await app.publishers.store.holders(key)).map((p) => p.server))]
-    if (holders.length === 1 && app.srsServers.node(holders[0]!) !== undefined) return app.srsServers.node(holders[0]!)!
+    const holder = holders.length === 1 ? app.mediaServers.get(holders[0]!) : undefined
+    if (holder !== undefined) return holder
     if (holders.length > 1) {
       throw new AppError(`${key} is published on several servers (${holders.join(', ')}); name one with ?server=<id or API URL>`, Codes.AMBIGUOUS_STREAM, 409)
     }
@@ -284,11 +303,11 @@ function timeParam (name: string, value: string | undefined): number | undefined
 }
 
 /** SRS's API failed: 503 when it cannot be reached in time, 502 when it answered wrongly. */
-export function srsFailure (err: unknown, doing: string): AppError {
-  // SrsApi reports every failure as an SrsApiError.
+export function srsFailure (err: unknown, doing: string, whose = 'SRS\'s'): AppError {
+  // SrsApi (ZlmApi) reports every failure as an SrsApiError (ZlmApiError), with a kind.
   const e = err as SrsApiError
   const unreachable = e.kind === 'unreachable' || e.kind === 'timeout'
-  return new AppError(`cannot ${doing}: SRS's API failed (${e.kind}): ${e.message}`,
+  return new AppError(`cannot ${doing}: ${whose} API failed (${e.kind}): ${e.message}`,
     unreachable ? Codes.SRS_API_UNREACHABLE : Codes.SRS_API_FAILED, unreachable ? 503 : 502, { cause: err })
 }
 

@@ -4,9 +4,10 @@ import type { Config } from '../src/config.js'
 import { Codes } from '../src/errors.js'
 
 /**
- * GET /healthz: the process is up. GET /readyz: SRS's API answers and the recordings index takes a
- * write (with PostgreSQL out of reach: the spool does, with room); 503 naming the check that failed
- * otherwise; the spool's depth and age. GET /metrics: Prometheus text.
+ * GET /healthz: the process is up. GET /readyz: SRS's API answers (when SRS is configured), so
+ * does ZLMediaKit's (when it is), and the recordings index takes a write (with PostgreSQL out of
+ * reach: the spool does, with room); 503 naming the check that failed otherwise; the spool's depth
+ * and age; a Redis outage named without failing. GET /metrics: Prometheus text.
  * Open to every caller (no stream names or secrets in them), as probes and scrapers expect.
  */
 
@@ -16,13 +17,13 @@ const Ready = Type.Object({
   ready: Type.Boolean(),
   /** Names of the checks that failed. */
   failed: Type.Array(Type.String()),
-  checks: Type.Object({ srs: Check, store: Check, redis: Type.Optional(Check) }),
+  checks: Type.Object({ srs: Check, zlm: Check, store: Check, redis: Type.Optional(Check) }),
   /**
    * Checks that failed without making the replica unready: Redis (with REDIS_URL), whose outage
    * every replica sees at once and which each survives on its local state.
    */
   degraded: Type.Array(Type.String()),
-  /** Each SRS server's answer (the srs check fails only when none answers). */
+  /** Each media server's answer (a kind's check fails only when none of its servers answers). */
   servers: Type.Array(Type.Object({ api: Type.String(), server: Type.Union([Type.String(), Type.Null()]), ok: Type.Boolean(), msg: Type.String() })),
   /** The spool in front of PostgreSQL (null with SQLite): recordings waiting, and how long the oldest has. */
   spool: Type.Union([Type.Object({ depth: Type.Integer(), oldest_age_ms: Type.Union([Type.Integer(), Type.Null()]), max: Type.Integer() }), Type.Null()])
@@ -40,7 +41,7 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { con
 
   app.get('/readyz', { schema: { response: { 200: Ready, 503: Ready } } }, async (_req, reply) => {
     const deadline = now() + config.READY_TIMEOUT_MS
-    const [servers, store] = await Promise.all([
+    const [servers, zlmServers, store] = await Promise.all([
       Promise.all(app.srsServers.nodes.map(async (n) => {
         const check = await n.api.versions({ deadline }).then(
           (v) => ({ ok: true, msg: `SRS ${v.version} at ${n.url}` }),
@@ -48,19 +49,24 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { con
         )
         return { api: n.url, server: n.api.status.server ?? null, ...check }
       })),
+      // A ZLMediaKit is named by its mediaServerId, or by its API's URL until that is known.
+      Promise.all(app.zlmServers.nodes.map(async (n) => await n.api.serverConfig({ deadline }).then(
+        () => ({ api: n.url, server: n.server.id, ok: true, msg: `ZLMediaKit ${n.server.id} at ${n.url}` }),
+        (err: Error) => ({ api: n.url, server: n.server.id, ok: false, msg: `ZLMediaKit's API at ${n.url} failed: ${err.message}` })
+      ))),
       app.recordings.readiness()
     ])
-    // A replica that reaches no SRS cannot take anything over; one SRS of several down is shown, not fatal.
-    const up = servers.filter((x) => x.ok)
-    const srs = { ok: up.length > 0, msg: servers.map((x) => x.msg).join('; ') }
-    const failed = [...(srs.ok ? [] : ['srs']), ...(store.ok ? [] : ['store'])]
+    // A replica that reaches no server of a kind cannot take anything over there; one server of several down is shown, not fatal.
+    const srs = kindCheck(servers, 'no SRS (SRS_API_URL=none)')
+    const zlm = kindCheck(zlmServers, 'no ZLMediaKit (ZLM_API_URL is unset)')
+    const failed = [...(srs.ok ? [] : ['srs']), ...(zlm.ok ? [] : ['zlm']), ...(store.ok ? [] : ['store'])]
     const redis = app.redis?.check()
     const degraded = redis === undefined || redis.ok ? [] : ['redis']
     const s = app.recordings.spool()
     const age = app.recordings.spoolAgeMs()
     const spool = s === null ? null : { depth: s.depth, oldest_age_ms: age === null ? null : Math.round(age), max: s.max }
     return await reply.code(failed.length === 0 ? 200 : 503).send({
-      code: failed.length === 0 ? Codes.OK : Codes.NOT_READY, ready: failed.length === 0, failed, degraded, checks: { srs, store, redis }, servers, spool
+      code: failed.length === 0 ? Codes.OK : Codes.NOT_READY, ready: failed.length === 0, failed, degraded, checks: { srs, zlm, store, redis }, servers: [...servers, ...zlmServers], spool
     })
   })
 
@@ -68,6 +74,12 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { con
     const text = await app.metrics.registry.metrics()
     return await reply.type(app.metrics.registry.contentType).send(text)
   })
+}
+
+/** A kind of server is ready when one of its servers answers, or when none is configured. */
+function kindCheck (servers: Array<{ ok: boolean, msg: string }>, none: string): { ok: boolean, msg: string } {
+  if (servers.length === 0) return { ok: true, msg: none }
+  return { ok: servers.some((x) => x.ok), msg: servers.map((x) => x.msg).join('; ') }
 }
 
 export default health

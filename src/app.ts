@@ -20,6 +20,9 @@ import redis from './redis/plugin.js'
 import type { StatFn } from './recordings/service.js'
 import type { RecordingStore } from './recordings/store.js'
 import srs from './srs/plugin.js'
+import zlm from './zlm/plugin.js'
+import zlmCallbacks from '../routes/zlm-callbacks.js'
+import zlmRtp from '../routes/zlm-rtp.js'
 
 /** Parts a test (or another embedding) may supply instead of the defaults. */
 export interface AppDeps {
@@ -39,6 +42,8 @@ export interface AppDeps {
   stat?: StatFn
   /** How often SRS refreshes its byte counters (3000 ms in SRS); for a faster simulator in tests. */
   srsStatsIntervalMs?: number
+  /** The same for ZLMediaKit (1000 ms); for tests. */
+  zlmStatsIntervalMs?: number
 }
 
 /** Where SRS's hooks arrive: directly, and through a gateway that strips `/admin-api`. */
@@ -91,8 +96,11 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(auth, { config, now, failures: deps.failures ?? shared?.failures })
   await app.register(recordings, { config, store: deps.recordings, stat: deps.stat, now })
   await app.register(operations, { config, now, events: deps.events ?? shared?.events })
+  await app.register(zlm, { config, now, statsIntervalMs: deps.zlmStatsIntervalMs })
   for (const prefix of CALLBACK_PREFIXES) await app.register(callbacks, { prefix, config })
+  for (const prefix of CALLBACK_PREFIXES) await app.register(zlmCallbacks, { prefix: `${prefix}/zlm`, config })
   for (const prefix of ADMIN_PREFIXES) await app.register(admin, { prefix, config, now })
+  for (const prefix of ADMIN_PREFIXES) await app.register(zlmRtp, { prefix, config })
   await app.register(health, { config, now })
   return app
 }

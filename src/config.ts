@@ -6,6 +6,7 @@ import { TakeoverSettings } from './publishers/settings.js'
 import { RecordingsSettings } from './recordings/settings.js'
 import { RedisSettings } from './redis/settings.js'
 import { apiEndpoints, SrsSettings, type SrsApiEndpoint } from './srs/settings.js'
+import { ZlmSettings, zlmEndpoints } from './zlm/settings.js'
 
 /**
  * Every setting, read from the environment. README.md ("Configuration") documents each one with
@@ -20,6 +21,7 @@ export const ConfigSchema = Type.Object({
   ),
   BODY_LIMIT: Type.Integer({ default: 16_384, minimum: 1024, maximum: 10_485_760 }),
   ...SrsSettings,
+  ...ZlmSettings,
   ...TakeoverSettings,
   ...RedisSettings,
   ...AuthSettings,
@@ -30,8 +32,10 @@ export const ConfigSchema = Type.Object({
 export type RawConfig = Static<typeof ConfigSchema>
 
 export interface Config extends RawConfig {
-  /** The SRS servers, from SRS_API_URL with their credentials. */
+  /** The SRS servers, from SRS_API_URL with their credentials (none for `none`). */
   srsApis: SrsApiEndpoint[]
+  /** The ZLMediaKit servers' API origins, from ZLM_API_URL (none when unset). */
+  zlmApis: string[]
 }
 
 export class ConfigError extends Error {
@@ -68,7 +72,7 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
   }
   const raw = Value.Parse(ConfigSchema, converted)
   try {
-    return { ...raw, srsApis: apiEndpoints(raw.SRS_API_URL, raw.SRS_API_USERNAME, raw.SRS_API_PASSWORD) }
+    return { ...raw, srsApis: apiEndpoints(raw.SRS_API_URL, raw.SRS_API_USERNAME, raw.SRS_API_PASSWORD), zlmApis: zlmEndpoints(raw.ZLM_API_URL) }
   } catch (err) {
     throw new ConfigError(`invalid configuration: ${(err as Error).message}`)
   }

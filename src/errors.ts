@@ -37,6 +37,10 @@ export const Codes = {
   INCUMBENT_KEPT: 1014,
   /** on_publish: the stream changed hands more than FLAP_MAX times in FLAP_WINDOW_MS; newcomers wait FLAP_COOLDOWN_MS. */
   TAKEOVER_FLAPPING: 1015,
+  /** on_publish: the stream is fed by something that is never evicted (a ZLMediaKit RTP server or pull), not by a publisher's session. */
+  INCUMBENT_NOT_EVICTABLE: 1016,
+  /** ZLMediaKit's on_rtsp_auth and on_shell_login: srs-hooks authorises neither (RTSP players go through on_play). */
+  ZLM_NOT_AUTHORISED: 1017,
   /** Bad input. */
   INVALID_BODY: 4000,
   INVALID_JSON: 4001,
@@ -67,6 +71,12 @@ export const Codes = {
   SRS_API_FAILED: 4111,
   /** Operator API: the recordings index (PostgreSQL) did not answer within its bound (HTTP 503). */
   RECORDINGS_UNAVAILABLE: 4112,
+  /** Operator API, RTP servers: the port asked for is bound by another RTP server or socket on ZLMediaKit's host (HTTP 409); msg names it. */
+  RTP_PORT_IN_USE: 4120,
+  /** Operator API, RTP servers: another opener kept re-creating the stream's RTP server for the whole ZLM_RTP_OPEN_TIMEOUT_MS (HTTP 409). */
+  RTP_OPEN_CONFLICT: 4121,
+  /** Operator API, RTP servers: no ZLMediaKit server is configured, the one named is unknown, or several are and none is named (HTTP 400). */
+  ZLM_SERVER_UNKNOWN: 4122,
   /** Anything unexpected inside this server. */
   INTERNAL: 5000
 } as const

@@ -25,6 +25,6 @@ export async function serve (env: Record<string, string | undefined>, err: (line
     await app.close()
   })
   await app.listen({ host: config.HOST, port: config.PORT })
-  app.log.info({ srsApi: config.srsApis.map((a) => a.url), takeoverAt: config.TAKEOVER_AT, failMode: config.FAIL_MODE, takeoverTimeoutMs: config.TAKEOVER_TIMEOUT_MS }, 'srs-hooks ready')
+  app.log.info({ srsApi: config.srsApis.map((a) => a.url), zlmApi: config.zlmApis, takeoverAt: config.TAKEOVER_AT, failMode: config.FAIL_MODE, takeoverTimeoutMs: config.TAKEOVER_TIMEOUT_MS }, 'srs-hooks ready')
   return 0
 }

@@ -53,7 +53,14 @@ const FIGURES = [
   'players\' on_connect throughput, token strategy (ref: SRS 6)', 'players\' on_connect p99, token strategy (ref: SRS 6)', 'players\' on_connect requests failed (ref: completed)',
   'takeover overhead p50, R=5 ms, two replicas (ref: one)', 'takeover overhead p99, R=5 ms, two replicas (ref: one)',
   'on_publish p99 without conflict, two replicas (ref: one)', 'Redis round trips per on_publish without conflict', 'replica takeovers and publishes that failed',
-  'mixed hooks throughput with REDIS_URL (ref: without)', 'mixed hooks p99 with REDIS_URL (ref: without)', 'mixed hooks failed with and without REDIS_URL (ref: completed)'
+  'mixed hooks throughput with REDIS_URL (ref: without)', 'mixed hooks p99 with REDIS_URL (ref: without)', 'mixed hooks failed with and without REDIS_URL (ref: completed)',
+  'ZLMediaKit takeover overhead p50, R=5 ms (ref: R)', 'ZLMediaKit takeover overhead p99, R=5 ms (ref: R)',
+  'ZLMediaKit takeover overhead p50, R=50 ms (ref: R)', 'ZLMediaKit takeover overhead p99, R=50 ms (ref: R)', 'ZLMediaKit takeovers that failed',
+  'rtp-servers open p50, no conflict (ref: openRtpServer alone)', 'rtp-servers open p99, no conflict (ref: openRtpServer alone)',
+  'rtp-servers open p50, conflict (ref: close + open alone)', 'rtp-servers open p99, conflict (ref: close + open alone)',
+  'listRtpServer of 80 RTP servers alone, p50',
+  'rtp-servers opens that failed (ref: opens)',
+  'ZLMediaKit API calls per open, no conflict (ref: openRtpServer alone)', 'ZLMediaKit API calls per open, conflict (ref: close + open alone)'
 ]
 
 interface Cells { figure: string, value: number, unit: string, reference: string, ratio: string, target: string, met: string }
@@ -81,7 +88,7 @@ t.test('bench options default to the issue\'s parameters and name a bad variable
     dvrRate: 200,
     dvrBurst: 200,
     releaseDelaysMs: [5, 50, 500],
-    scenarios: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    scenarios: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
   })
   t.same(optionsFrom({ BENCH_RELEASE_DELAYS_MS: '7, 70', BENCH_SCENARIOS: '4' }).releaseDelaysMs, [7, 70])
   t.equal(optionsFrom({ BENCH_LOAD_S: '0.5' }).loadS, 0.5)
@@ -107,9 +114,10 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString() })
   const code = await new Promise((resolve) => child.on('exit', resolve))
   t.equal(code, 0, err)
-  t.match(err, /\[9\/11\] bursts of on_dvr beside on_publish and on_unpublish/)
-  t.match(err, /\[11\/11\] two replicas sharing Redis/)
+  t.match(err, /\[9\/13\] bursts of on_dvr beside on_publish and on_unpublish/)
+  t.match(err, /\[11\/13\] two replicas sharing Redis/)
   t.match(err, /\[vhost=v2\.example&app=app7&stream=cam42\] SQLite: SEARCH recordings USING INDEX recordings_vhost_app_stream \(vhost=\? AND app=\? AND stream=\?\)/, 'the plans are printed')
+  t.match(err, /\[13\/13\] ZLMediaKit: rtp-servers open/)
 
   const rows = parseTable(out)
   t.same(rows.map((r) => r.figure), FIGURES)
@@ -142,4 +150,8 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   t.equal(value('requests failed beside and in the bursts (ref: completed)'), 0)
   t.ok(value('bursts of 5 on_dvr (ref: of on_hls)') >= 1)
   t.ok(value('SQLite writes per commit in the bursts (group commit; ref: on_dvr)') >= 1)
+  t.equal(value('ZLMediaKit takeovers that failed'), 0)
+  t.equal(value('rtp-servers opens that failed (ref: opens)'), 0)
+  t.equal(value('ZLMediaKit API calls per open, no conflict (ref: openRtpServer alone)'), 1, 'a free stream: one openRtpServer')
+  t.equal(value('ZLMediaKit API calls per open, conflict (ref: close + open alone)'), 4, 'a conflict: -300, the map, the close, the open')
 })

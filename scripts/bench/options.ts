@@ -27,7 +27,7 @@ export interface BenchOptions {
   dvrRate: number
   /** on_dvr sent at once in each burst (issue #8, item 8: 200). */
   dvrBurst: number
-  /** Which scenarios to run, by number (1 to 11). */
+  /** Which scenarios to run, by number (1 to 13). */
   scenarios: number[]
 }
 
@@ -51,7 +51,7 @@ const NUMBERS: Record<Exclude<keyof BenchOptions, Lists>, [name: string, def: nu
 }
 const LISTS: Record<Lists, [name: string, def: string]> = {
   releaseDelaysMs: ['BENCH_RELEASE_DELAYS_MS', '5,50,500'],
-  scenarios: ['BENCH_SCENARIOS', '1,2,3,4,5,6,7,8,9,10,11']
+  scenarios: ['BENCH_SCENARIOS', '1,2,3,4,5,6,7,8,9,10,11,12,13']
 }
 
 /** Reads the options; throws naming the variable when one is not a positive number (integer for counts). */

@@ -1,7 +1,8 @@
 /**
- * The six measurements of issue #5, and the recordings' three (issue #10, issue #8 item 8: in
- * recordings.ts). Each builds what it needs with the harness, measures side by side in the same
- * run, and returns its rows of the results table.
+ * The six measurements of issue #5; the recordings' three (issue #10, issue #8 item 8: in
+ * recordings.ts); SRS 7.0.62's takeover at on_connect (token.ts) and two replicas with Redis
+ * (replicas.ts); ZLMediaKit's two (issue #12: zlm-scenarios.ts). Each builds what it needs with
+ * the harness, measures side by side in the same run, and returns its rows of the results table.
  */
 import type { HookAction } from '../../src/srs/hooks.js'
 import type { SrsSimulator } from '../../test/fixtures/srs-sim.js'
@@ -14,6 +15,7 @@ import type { BenchOptions } from './options.js'
 import { dvrBurst, dvrOnBothStores, listingAtScale } from './recordings.js'
 import { replicasWithRedis } from './replicas.js'
 import { connectTakeover } from './token.js'
+import { ZLM_SCENARIOS } from './zlm-scenarios.js'
 
 const PLAIN_STREAM = { id: 'vid-0000001', app: 'live', name: 'cam1' }
 
@@ -183,5 +185,7 @@ const sustainedLoad: Scenario = {
 export const SCENARIOS: Scenario[] = [
   hookThroughput, publishWithoutConflict, takeoverOverhead, scale, concurrentTakeovers, sustainedLoad,
   dvrOnBothStores, listingAtScale, dvrBurst,
-  connectTakeover, replicasWithRedis
+  connectTakeover, replicasWithRedis,
+  // 12 and 13: ZLMediaKit (issue #12).
+  ...ZLM_SCENARIOS
 ]

@@ -10,6 +10,7 @@ import { checkDatabase } from '../recordings/doctor.js'
 import { SrsApi } from '../srs/api.js'
 import { HOOK_ACTIONS } from '../srs/hooks.js'
 import { takesToken } from '../srs/servers.js'
+import { checkZlm } from '../zlm/doctor.js'
 
 /**
  * `srs-hooks doctor [--srs-conf FILE] [--hook-url URL]`: what an operator runs when publishing
@@ -17,7 +18,7 @@ import { takesToken } from '../srs/servers.js'
  * failed, 2 on bad usage. With DATABASE_URL, the recordings database too.
  */
 
-export const usage = 'srs-hooks doctor [--srs-conf FILE] [--hook-url URL]   (SRS_API_URL, PORT, TAKEOVER_AT... from the environment)'
+export const usage = 'srs-hooks doctor [--srs-conf FILE] [--hook-url URL]   (SRS_API_URL, ZLM_API_URL, ZLM_SECRET, PORT, TAKEOVER_AT... from the environment)'
 
 const PROBE_TIMEOUT_MS = 10_000
 const TCP_TIMEOUT_MS = 2000
@@ -92,10 +93,15 @@ export async function doctor (args: string[], io: Io): Promise<number> {
     else fail(`SRS's RTMP port ${host}:${rtmpPort}: ${tcp}`, `start SRS, or check the conf's \`listen\` (rtmp.listen in SRS 7) and that the port is published (docker -p ${rtmpPort}:${rtmpPort})`)
   }
 
-  // 4. This server, at the URL SRS will call.
-  const url = hookUrl ?? `http://127.0.0.1:${config.PORT}/admin-api/video/camera/callback/on_publish`
-  step(`sending a test on_publish to ${redactUrl(url)}${hookUrl === undefined ? ' (no --srs-conf or --hook-url: the local default)' : ''}`)
-  await probeHook(url, { ok, warn, fail })
+  // 4. This server, at the URL SRS will call (when there is an SRS).
+  if (config.srsApis.length > 0 || hookUrl !== undefined) {
+    const url = hookUrl ?? `http://127.0.0.1:${config.PORT}/admin-api/video/camera/callback/on_publish`
+    step(`sending a test on_publish to ${redactUrl(url)}${hookUrl === undefined ? ' (no --srs-conf or --hook-url: the local default)' : ''}`)
+    await probeHook(url, { ok, warn, fail })
+  }
+
+  // 5. Each ZLMediaKit: its API, its [hook] section, this server at its hook URL.
+  await checkZlm(config, { ok, warn, fail, step })
 
   // 5. The recordings database, when there is one.
   if (config.DATABASE_URL !== undefined) await checkDatabase(config, { ok, warn, fail, step })
@@ -214,7 +220,7 @@ function apiFix (kind: string): string {
   switch (kind) {
     case 'unauthorized': return 'set SRS_API_USERNAME/SRS_API_PASSWORD to http_api.auth\'s username and password'
     case 'unreachable':
-    case 'timeout': return 'start SRS, enable `http_api { enabled on; listen 1985; }`, and point SRS_API_URL at it'
+    case 'timeout': return 'start SRS, enable `http_api { enabled on; listen 1985; }`, and point SRS_API_URL at it (SRS_API_URL=none when you run only ZLMediaKit)'
     default: return 'SRS_API_URL must be SRS\'s http_api (e.g. http://127.0.0.1:1985), not another service'
   }
 }
@@ -236,7 +242,7 @@ function redactUrl (url: string): string {
 }
 
 export const command: Command = {
-  summary: 'diagnose why publishing fails: SRS API and RTMP port, the hooks in srs.conf, this server at the hook URL',
+  summary: 'diagnose why publishing fails: SRS API and RTMP port, the hooks in srs.conf, ZLMediaKit\'s API and [hook] section, this server at the hook URL',
   usage,
   run: doctor
 }

@@ -6,24 +6,30 @@ import type { SrsApiError } from '../errors.js'
 import { PublisherEvents } from '../publishers/events.js'
 import { PublisherService, refOf } from '../publishers/service.js'
 import { MemoryPublisherStore } from '../publishers/store.js'
-import { SrsServers, type SrsNode } from '../srs/servers.js'
+import type { MediaServer } from '../publishers/media.js'
+import { SrsServers } from '../srs/servers.js'
+import { ZlmServers } from '../zlm/servers.js'
 import { DEFAULT_VHOST, streamUrl } from '../streams.js'
 
 /**
  * `srs-hooks evict [--server ID|URL] [vhost/]app/stream`: for a pusher that wants a stale
- * publisher gone before it starts. Finds the stream's publisher in SRS, kicks it through SRS's API
- * and waits for SRS to release the stream, with the takeover's own machinery and bound
- * (TAKEOVER_TIMEOUT_MS). It only ever talks to SRS's API: it never signals or kills a local process.
- * With several SRS servers (SRS_API_URL lists them), the one that publishes the stream is found,
- * or named with --server.
+ * publisher gone before it starts. Finds the stream's publisher in SRS or ZLMediaKit, kicks it
+ * through the server's API and waits for the server to release the stream, with the takeover's own
+ * machinery and bound (TAKEOVER_TIMEOUT_MS). It only ever talks to the servers' APIs: it never
+ * signals or kills a local process. With several servers (SRS_API_URL and ZLM_API_URL list them),
+ * the one that publishes the stream is found, or named with --server.
  *
- * Exit codes: 0 released; 1 failed (SRS's API, or no release within the bound); 2 bad usage or
+ * Exit codes: 0 released; 1 failed (the server's API, no release within the bound, or a stream an
+ * RTP server feeds, which is never kicked); 2 bad usage or
  * configuration, or a stream several servers publish without --server; 3 nothing to evict.
  */
 
-export const usage = 'srs-hooks evict [--server <id or API URL>] [vhost/]app/stream   (SRS_API_URL, TAKEOVER_TIMEOUT_MS... from the environment)'
+export const usage = 'srs-hooks evict [--server <id or API URL>] [vhost/]app/stream   (SRS_API_URL, ZLM_API_URL, ZLM_SECRET, TAKEOVER_TIMEOUT_MS... from the environment)'
 
 const PROGRESS_EVERY_MS = 1000
+
+/** A server the stream may be published on. */
+interface Target { kind: 'SRS' | 'ZLMediaKit', url: string, server: MediaServer, lookupMs: number }
 
 export async function evict (args: string[], io: Io): Promise<number> {
   let parsed
@@ -56,33 +62,51 @@ export async function evict (args: string[], io: Io): Promise<number> {
     log,
     now: Date.now
   })
+  const zlm = new ZlmServers({
+    urls: config.zlmApis,
+    secret: config.ZLM_SECRET,
+    timeoutMs: config.ZLM_API_TIMEOUT_MS,
+    retries: config.ZLM_API_RETRIES,
+    log,
+    now: Date.now
+  })
+  // The servers of every kind, each with the words and the bound of a lookup on it.
+  const targets: Target[] = [
+    ...servers.nodes.map((n) => ({ kind: 'SRS' as const, url: n.url, server: n.server as MediaServer, lookupMs: config.SRS_API_TIMEOUT_MS * (config.SRS_API_RETRIES + 1) })),
+    ...zlm.nodes.map((n) => ({ kind: 'ZLMediaKit' as const, url: n.url, server: n.server as MediaServer, lookupMs: config.ZLM_API_TIMEOUT_MS * (config.ZLM_API_RETRIES + 1) }))
+  ]
   const code = await attempt().catch((err: unknown) => {
     const e = err as SrsApiError
-    io.err(`cannot evict the publisher of ${key}: SRS's API failed (${e.kind}): ${e.message}`)
+    io.err(`cannot evict the publisher of ${key}: ${e.name === 'ZlmApiError' ? 'ZLMediaKit' : 'SRS'}'s API failed (${e.kind}): ${e.message}`)
     return 1
   })
-  await servers.close()
+  await Promise.all([servers.close(), zlm.close()])
   return code
 
   async function attempt (): Promise<number> {
-    let candidates: SrsNode[] = servers.nodes
+    let candidates = targets
+    // ZLMediaKit's answers do not name the server: its id is read once, for the messages and --server.
+    await zlm.discover()
     if (values.server !== undefined) {
       await servers.discover()
-      const n = servers.node(values.server.replace(/\/+$/, ''))
+      const named = values.server.replace(/\/+$/, '')
+      const n = targets.find((x) => x.server.id === named || x.url === named)
       if (n === undefined) {
-        io.err(`srs-hooks evict: no server ${JSON.stringify(values.server)} in SRS_API_URL (${servers.nodes.map((x) => `${x.server.id} = ${x.url}`).join(', ')})`)
+        io.err(`srs-hooks evict: no server ${JSON.stringify(values.server)} in SRS_API_URL or ZLM_API_URL (${targets.map((x) => `${x.server.id} = ${x.url}`).join(', ')})`)
         return 2
       }
       candidates = [n]
     }
-    const found: Array<{ node: SrsNode, holder: string, id: string | undefined }> = []
+    const found: Array<{ node: Target, holder: string, id: string | undefined }> = []
     for (const node of candidates) {
-      io.out(`looking for the publisher of ${key} in SRS at ${node.url}`)
-      const live = await node.server.live(refOf(key), Date.now() + config.SRS_API_TIMEOUT_MS * (config.SRS_API_RETRIES + 1))
+      io.out(`looking for the publisher of ${key} in ${node.kind} at ${node.url}`)
+      const live = await node.server.live(refOf(key), Date.now() + node.lookupMs)
       if (live.active && live.holder !== undefined) found.push({ node, holder: live.holder, id: live.id })
     }
     if (found.length === 0) {
-      io.err(`nothing to evict: ${candidates.length === 1 ? 'SRS lists' : 'no SRS server lists'} no active publisher of ${key}`.replace('no SRS server lists no', 'no SRS server lists an'))
+      const kinds = [...new Set(candidates.map((c) => c.kind))]
+      const who = candidates.length === 1 ? `${candidates[0]!.kind} lists no` : `no ${kinds.length === 1 ? `${kinds[0]!} ` : ''}server lists an`
+      io.err(`nothing to evict: ${who} active publisher of ${key}`)
       return 3
     }
     if (found.length > 1) {
@@ -90,12 +114,13 @@ export async function evict (args: string[], io: Io): Promise<number> {
       return 2
     }
     const { node, holder, id } = found[0]!
-    io.out(`found publisher ${holder} (SRS stream ${String(id)}); kicking it and waiting up to ${config.TAKEOVER_TIMEOUT_MS} ms for SRS to release ${key}`)
+    const kind = node.kind
+    io.out(`found publisher ${holder}${kind === 'SRS' ? ` (SRS stream ${String(id)})` : ''}; kicking it and waiting up to ${config.TAKEOVER_TIMEOUT_MS} ms for ${kind} to release ${key}`)
     const service = new PublisherService({
       store: new MemoryPublisherStore(1), events: new PublisherEvents(), log, now: Date.now, takeoverTimeoutMs: config.TAKEOVER_TIMEOUT_MS, failMode: 'open'
     })
     const started = Date.now()
-    const progress = setInterval(() => { io.out(`still waiting for SRS to release ${key} (${((Date.now() - started) / 1000).toFixed(1)} s)`) }, PROGRESS_EVERY_MS)
+    const progress = setInterval(() => { io.out(`still waiting for ${kind} to release ${key} (${((Date.now() - started) / 1000).toFixed(1)} s)`) }, PROGRESS_EVERY_MS)
     let r
     try {
       r = await service.evict(node.server, key)
@@ -104,14 +129,17 @@ export async function evict (args: string[], io: Io): Promise<number> {
     }
     switch (r.outcome) {
       case 'released':
-        io.out(`evicted ${r.clientId}: SRS released ${key} after ${Math.round(r.release.waitMs)} ms (seen via ${r.release.via}); the stream is free`)
+        io.out(`evicted ${r.clientId}: ${kind} released ${key} after ${Math.round(r.release.waitMs)} ms (seen via ${r.release.via}); the stream is free`)
         return 0
       case 'timeout':
-        io.err(`kicked ${r.clientId} but SRS did not release ${key} within ${config.TAKEOVER_TIMEOUT_MS} ms; SRS may still be tearing it down, try again`)
+        io.err(`kicked ${r.clientId} but ${kind} did not release ${key} within ${config.TAKEOVER_TIMEOUT_MS} ms; ${kind} may still be tearing it down, try again`)
         return 1
       case 'not-published':
         io.err(`nothing to evict: the publisher of ${key} left before the kick`)
         return 3
+      case 'not-evictable':
+        io.err(`${key} is not evicted: ${r.why}`)
+        return 1
       /* c8 ignore next 3 */
       default: // 'busy' needs another takeover inside this process, which never happens here
         io.err(`could not evict: ${key} is busy`)
@@ -121,7 +149,7 @@ export async function evict (args: string[], io: Io): Promise<number> {
 }
 
 export const command: Command = {
-  summary: 'kick the publisher of a stream in SRS and wait until SRS releases it',
+  summary: 'kick the publisher of a stream in SRS or ZLMediaKit and wait until the server releases it',
   usage,
   run: evict
 }

@@ -34,8 +34,9 @@ export function createMetrics (app: FastifyInstance): Metrics {
   })
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url
-    if (route === undefined || !route.includes('/callback/on_')) return
-    const action = route.slice(route.lastIndexOf('/') + 1)
+    if (route === undefined || !/\/callback\/(zlm\/)?on_/.test(route)) return
+    // SRS's hooks by name (on_publish); ZLMediaKit's as zlm/on_publish (zlm/other for a hook it does not know).
+    const action = route.slice(route.indexOf('/callback/') + 10).replace('on_*', 'other')
     // Every callback path sets hookLog (its handler, or the error handler); 'unknown' guards a plugin answering first.
     /* c8 ignore next */
     hooks.inc({ action, outcome: req.hookLog?.outcome ?? 'unknown' })
@@ -136,7 +137,7 @@ export function createMetrics (app: FastifyInstance): Metrics {
     registers,
     collect () {
       this.reset()
-      this.inc(app.srsServers.unknownHooks)
+      this.inc(app.srsServers.unknownHooks + app.zlmServers.unknownHooks)
     }
   })
 

@@ -62,6 +62,11 @@ export interface MediaServer {
   readonly id: string
   /** How often the server refreshes the byte counters its API reports, in ms. */
   readonly statsIntervalMs: number
+  /**
+   * How long a publish hook of this server may take before the server gives up on it (ZLMediaKit's
+   * hook.timeoutSec, less a margin); a takeover never takes longer. None: no limit (SRS waits 30 s).
+   */
+  readonly hookBudgetMs?: number | undefined
   /** The stream's state as the server reports it now. */
   live: (ref: StreamRef, deadline: number) => Promise<LiveStream>
   /**

@@ -74,7 +74,7 @@ export default fp<PublishersPluginOptions>(async (app, { config, state = {}, now
     log,
     now,
     intervalMs: config.RECONCILE_INTERVAL_MS,
-    prepare: async () => { await app.srsServers.discover() },
+    prepare: async () => { await servers.discover() },
     onCorrection: (c) => events.emit({ type: 'correction', server: c.server, stream: c.key, kind: c.kind, clientId: c.clientId, previous: c.previous, at: c.at }, log)
   })
   app.decorate('reconciler', reconciler)

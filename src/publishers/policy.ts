@@ -20,6 +20,11 @@ export interface LiveStream {
   holder?: string | undefined
   /** The stream's url as the server lists it (SRS >= 5.0.55). */
   url?: string | undefined
+  /**
+   * Set when the server says the holder must never be evicted (ZLMediaKit: a stream an RTP server
+   * or a pull feeds, which has no session to kick): why, in words. The newcomer is refused.
+   */
+  keep?: string | undefined
 }
 
 /** What the publish authorisation concluded about the newcomer. */
@@ -55,7 +60,7 @@ export interface FlapState {
   max: number
 }
 
-export type RefusalReason = 'credentials' | 'policy-reject' | 'incumbent-sending' | 'flapping'
+export type RefusalReason = 'credentials' | 'policy-reject' | 'incumbent-sending' | 'flapping' | 'not-evictable'
 
 export type Decision =
   /** Nobody else holds the stream: let the server go ahead. */
@@ -91,6 +96,7 @@ export function decide (input: DecisionInput): Decision {
   if (!live.active || live.holder === undefined) return { kind: 'allow', reason: 'free' }
   if (live.holder === newcomer) return { kind: 'allow', reason: 'own' }
   const incumbent = live.holder
+  if (live.keep !== undefined) return refuse('not-evictable', Codes.INCUMBENT_NOT_EVICTABLE, `${held(input)}; ${live.keep}`)
   if (policy === 'reject') {
     return refuse('policy-reject', Codes.INCUMBENT_KEPT, `${held(input)}; policy reject keeps the incumbent`)
   }

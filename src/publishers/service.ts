@@ -56,6 +56,8 @@ export type EvictResult =
   | { outcome: 'not-published' }
   /** A takeover of the stream held it for the whole bound. */
   | { outcome: 'busy' }
+  /** The server says the stream's feed is never evicted (LiveStream.keep): why. */
+  | { outcome: 'not-evictable', why: string }
 
 /** The media servers the service can reach, by id (for a stream held on another server). */
 export interface ServerDirectory {
@@ -64,6 +66,8 @@ export interface ServerDirectory {
   readonly size: number
   /** Every server, for reconciliation. */
   all: () => MediaServer[]
+  /** Asks the servers who they are again (before a reconciliation); never throws. */
+  discover?: () => Promise<void>
 }
 
 /** The servers of every kind (SRS, ZLMediaKit), each kind keeping its own directory. */
@@ -88,6 +92,10 @@ export class ServerDirectories implements ServerDirectory {
 
   all (): MediaServer[] {
     return this.#dirs.flatMap((d) => d.all())
+  }
+
+  async discover (): Promise<void> {
+    await Promise.all(this.#dirs.map(async (d) => await d.discover?.()))
   }
 }
 
@@ -161,7 +169,8 @@ export class PublisherService {
 
   /** The bound of one takeover under `policy` on `server`. */
   budget (policy: Policy, server: MediaServer): number {
-    return this.#timeoutMs + (policy === 'takeover-stale' ? this.#staleProbeMs ?? probeBudget(server.statsIntervalMs) : 0)
+    const budget = this.#timeoutMs + (policy === 'takeover-stale' ? this.#staleProbeMs ?? probeBudget(server.statsIntervalMs) : 0)
+    return Math.min(budget, server.hookBudgetMs ?? budget)
   }
 
   /**
@@ -266,6 +275,7 @@ export class PublisherService {
       // The table's stream id may predate a restart of the server: then look the stream up by its url.
       if (!live.active && ref.streamId !== undefined) live = await server.live({ ...ref, streamId: undefined }, deadline)
       if (!live.active || live.holder === undefined) return { outcome: 'not-published' }
+      if (live.keep !== undefined) return { outcome: 'not-evictable', why: live.keep }
       const holder = live.holder
       const release = await kickAndWait({ server, holder, ref, live, kind: 'publish', signals: this.signals, deadline, now: this.#now })
       this.#emit({ type: 'eviction', server: server.id, stream: key, clientId: holder, waitMs: release.waitMs, via: release.via }, log)

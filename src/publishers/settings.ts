@@ -34,7 +34,7 @@ export const TakeoverSettings = {
   TAKEOVER_POLICY_BY_APP: Type.Refine(Type.String({ default: '' }),
     (v: string) => errorOf(parsePolicyByApp, v) === '', (v: string) => errorOf(parsePolicyByApp, v)),
   /** takeover-stale's probe bound; unset: two refreshes of the server's counters and a margin (7 s on SRS). */
-  STALE_PROBE_MS: Type.Optional(Millis(7000, 10)),
+  STALE_PROBE_MS: Type.Optional(Type.Integer({ minimum: 10, maximum: 3_600_000 })),
   FLAP_MAX: Type.Integer({ default: 3, minimum: 1, maximum: 1000 }),
   FLAP_WINDOW_MS: Millis(60_000),
   FLAP_COOLDOWN_MS: Millis(120_000),

@@ -113,7 +113,7 @@ export class RecordingService {
     const recording = {
       ...n,
       path,
-      startedAt: timestampOf(n.file),
+      startedAt: n.startedAt ?? timestampOf(n.file),
       receivedAt: this.#now(),
       fileError: path === null ? 'relative path without an absolute cwd: not examined' : null
     }

@@ -22,10 +22,12 @@ export interface DvrNotice {
   cwd?: string | undefined
   /** The file exactly as SRS reported it. */
   file: string
+  /** When the recording began (epoch ms), when the server says (ZLMediaKit's start_time); else read from the file name. */
+  startedAt?: number | undefined
 }
 
 /** What an on_dvr tells us, with the path resolved and the time span read from the name. */
-export interface NewRecording extends DvrNotice {
+export interface NewRecording extends Omit<DvrNotice, 'startedAt'> {
   /** `file` made absolute against `cwd`; null when neither is absolute. Data, never opened. */
   path: string | null
   /** Epoch ms from the `[timestamp]` in the file name, when there is one. */

@@ -8,13 +8,17 @@ import { Millis, splitList } from '../settings.js'
 
 const API_URL = /^https?:\/\/[^/\s,]+\/?$/
 
+/** SRS_API_URL=none: no SRS (a deployment that runs ZLMediaKit only). */
+export const NO_SRS = 'none'
+
 /** Entries of SRS_API_URL that are not an API origin (`http[s]://[user:pass@]host[:port]`). */
 export function badApiUrls (value: string): string[] {
+  if (value.trim() === NO_SRS) return []
   return splitList(value).filter((u) => !API_URL.test(u) || !URL.canParse(u))
 }
 
 export const SrsSettings = {
-  /** SRS's HTTP API: one origin, or several separated by commas (one per SRS server); each may carry user:pass@. */
+  /** SRS's HTTP API: one origin, or several separated by commas (one per SRS server); each may carry user:pass@; `none`: no SRS. */
   SRS_API_URL: Type.Refine(Type.String({ default: 'http://127.0.0.1:1985', minLength: 1 }),
     (v: string) => splitList(v).length > 0 && badApiUrls(v).length === 0,
     (v: string) => `not an http(s) origin: ${badApiUrls(v).map((u) => u.replace(/\/\/[^/@\s]*@/, '//***@')).join(', ') || '(empty)'}`),
@@ -34,6 +38,7 @@ export interface SrsApiEndpoint {
 
 /** The SRS servers SRS_API_URL lists; throws an Error naming what is wrong. */
 export function apiEndpoints (value: string, username: string | undefined, password: string | undefined): SrsApiEndpoint[] {
+  if (value.trim() === NO_SRS) return []
   const seen = new Set<string>()
   return splitList(value).map((entry) => {
     const url = new URL(entry)
