@@ -5,7 +5,7 @@ import { credentialsOf } from '../src/auth/service.js'
 import type { Config } from '../src/config.js'
 import { AppError, Codes, type Code } from '../src/errors.js'
 import type { PublishResult } from '../src/publishers/service.js'
-import { UnindexableRecordingError } from '../src/recordings/service.js'
+import { UnindexableRecordingError, type DvrNotice, type RecordingService } from '../src/recordings/service.js'
 import { srsTopic, tokenKey } from '../src/srs/adapter.js'
 import {
   ALLOW, HookBodies, HookReply, clientIdOf, redactQuery, streamIdOf, streamKeyOf,
@@ -43,6 +43,22 @@ const response = { 200: HookReply, '4xx': HookReply, '5xx': HookReply }
 
 /** How long finding the server that sent a hook may take (one rediscovery of unknown servers). */
 const RESOLVE_MS = 1000
+
+/**
+ * A recording a media server reported (SRS's on_dvr, ZLMediaKit's on_record_mp4), stored before
+ * the reply: one that never could be is the sender's error (400), one that cannot be stored now is
+ * answered 503 so that the server retries it.
+ */
+export async function indexRecording (recordings: RecordingService, n: DvrNotice): Promise<{ outcome: string, recording: number | undefined }> {
+  try {
+    const r = await recordings.index(n)
+    return { outcome: !r.created ? 'duplicate' : r.spooled ? 'spooled' : 'stored', recording: r.id ?? undefined }
+  } catch (err) {
+    const msg = `recording ${JSON.stringify(n.file)} not stored: ${(err as Error).message}`
+    if (err instanceof UnindexableRecordingError) throw new AppError(msg, Codes.INVALID_BODY, 400, { cause: err })
+    throw new AppError(msg, Codes.RECORDING_NOT_STORED, 503, { cause: err })
+  }
+}
 
 export interface CallbackRoutesOptions {
   config: Config
@@ -175,26 +191,18 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
     const b = req.body
     const key = streamKeyOf(b)
     const client = clientIdOf(b)
-    let r
-    try {
-      r = await app.recordings.index({
-        vhost: b.vhost,
-        app: b.app,
-        stream: b.stream,
-        streamUrl: key,
-        clientId: client,
-        serverId: b.server_id,
-        streamId: streamIdOf(b),
-        cwd: b.cwd,
-        file: b.file
-      })
-    } catch (err) {
-      const msg = `recording ${JSON.stringify(b.file)} not stored: ${(err as Error).message}`
-      if (err instanceof UnindexableRecordingError) throw new AppError(msg, Codes.INVALID_BODY, 400, { cause: err })
-      throw new AppError(msg, Codes.RECORDING_NOT_STORED, 503, { cause: err })
-    }
-    const outcome = !r.created ? 'duplicate' : r.spooled ? 'spooled' : 'stored'
-    req.hookLog = { ...describe(b, key, client), outcome, code: 0, recording: r.id ?? undefined, file: b.file }
+    const r = await indexRecording(app.recordings, {
+      vhost: b.vhost,
+      app: b.app,
+      stream: b.stream,
+      streamUrl: key,
+      clientId: client,
+      serverId: b.server_id,
+      streamId: streamIdOf(b),
+      cwd: b.cwd,
+      file: b.file
+    })
+    req.hookLog = { ...describe(b, key, client), ...r, code: 0, file: b.file }
     return ALLOW
   })
 

@@ -3,7 +3,6 @@ import type { FastifyInstance, FastifyRequest, FastifySchema } from 'fastify'
 import { Type, type Static, type TSchema } from 'typebox'
 import { credentialsOf, type Verdict } from '../src/auth/service.js'
 import type { Config } from '../src/config.js'
-import { UnindexableRecordingError } from '../src/recordings/service.js'
 import { AppError, Codes, type Code } from '../src/errors.js'
 import type { PublishResult } from '../src/publishers/service.js'
 import { redactQuery } from '../src/srs/hooks.js'
@@ -15,7 +14,7 @@ import {
   type OnPublish
 } from '../src/zlm/hooks.js'
 import { UNKNOWN, type ZlmNode } from '../src/zlm/servers.js'
-import type { HookLog } from './callbacks.js'
+import { indexRecording, type HookLog } from './callbacks.js'
 
 /**
  * What ZLMediaKit calls: POST <prefix>/zlm/on_<hook> (zlm-protocol.md section 1). Every hook is
@@ -153,26 +152,18 @@ const zlmCallbacks: FastifyPluginAsyncTypebox<ZlmCallbackRoutesOptions> = async 
   hook('on_record_mp4', OnRecordMp4Body, reply(), async (req) => {
     const b = req.body
     const key = streamUrl(b.vhost, b.app, b.stream)
-    let r
-    try {
-      r = await app.recordings.index({
-        vhost: b.vhost,
-        app: b.app,
-        stream: b.stream,
-        streamUrl: key,
-        // ZLMediaKit names no session here.
-        clientId: '',
-        serverId: b.mediaServerId,
-        file: b.file_path,
-        startedAt: b.start_time === undefined ? undefined : b.start_time * 1000
-      })
-    } catch (err) {
-      const msg = `recording ${JSON.stringify(b.file_path)} not stored: ${(err as Error).message}`
-      if (err instanceof UnindexableRecordingError) throw new AppError(msg, Codes.INVALID_BODY, 400, { cause: err })
-      throw new AppError(msg, Codes.RECORDING_NOT_STORED, 503, { cause: err })
-    }
-    const outcome = !r.created ? 'duplicate' : r.spooled ? 'spooled' : 'stored'
-    req.hookLog = { stream: key, server: b.mediaServerId, outcome, code: 0, recording: r.id ?? undefined, file: b.file_path }
+    const r = await indexRecording(app.recordings, {
+      vhost: b.vhost,
+      app: b.app,
+      stream: b.stream,
+      streamUrl: key,
+      // ZLMediaKit names no session here.
+      clientId: '',
+      serverId: b.mediaServerId,
+      file: b.file_path,
+      startedAt: b.start_time === undefined ? undefined : b.start_time * 1000
+    })
+    req.hookLog = { stream: key, server: b.mediaServerId, ...r, code: 0, file: b.file_path }
     return ZLM_ALLOW
   })
 
