@@ -24,7 +24,8 @@ const Id = Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9._~-
 const Server = Type.String({ minLength: 1, maxLength: 1024 })
 const Where = { app: Type.Optional(Id), vhost: Type.Optional(Id), server: Type.Optional(Server) }
 
-const RtpServerItem = Type.Object({
+/** One RTP server, as both the listing and an open show it. */
+const RtpFields = {
   server: Type.String(),
   vhost: Type.String(),
   app: Type.String(),
@@ -33,7 +34,11 @@ const RtpServerItem = Type.Object({
   tcp_mode: Type.Integer(),
   ssrc: Type.Integer(),
   /** Reopened when ZLMediaKit times it out or drops it. */
-  keep: Type.Boolean(),
+  keep: Type.Boolean()
+}
+
+const RtpServerItem = Type.Object({
+  ...RtpFields,
   /** receiving: RTP arrives (its stream exists); waiting: open, nothing received yet; missing: kept, not in ZLMediaKit's map now; blocked: kept, gone, another publisher owns the stream. */
   state: Type.String(),
   note: Nullable(Type.String())
@@ -69,14 +74,7 @@ const zlmRtp: FastifyPluginAsyncTypebox<ZlmRtpRoutesOptions> = async (app, { con
           msg: Nullable(Type.String()),
           /** opened; existing: the same one was there (the same INVITE again); reopened: another was closed first. */
           outcome: Type.String(),
-          server: Type.String(),
-          vhost: Type.String(),
-          app: Type.String(),
-          stream_id: Type.String(),
-          port: Type.Integer(),
-          tcp_mode: Type.Integer(),
-          ssrc: Type.Integer(),
-          keep: Type.Boolean(),
+          ...RtpFields,
           replaced: Nullable(Type.Object({ port: Type.Integer(), tcp_mode: Type.Integer(), ssrc: Type.Integer() })),
           ms: Type.Integer()
         }),

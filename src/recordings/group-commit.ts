@@ -1,7 +1,8 @@
-import { extname } from 'node:path'
+import { mkdirSync } from 'node:fs'
+import { extname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import type Database from 'better-sqlite3'
+import Database from 'better-sqlite3'
 
 /**
  * SQLite off the event loop. better-sqlite3 is synchronous, and with `synchronous=FULL` every
@@ -14,6 +15,27 @@ import type Database from 'better-sqlite3'
  * A call is answered only after the commit of its group returned, so a write that is answered is
  * on disk; if the commit fails, every call of the group is answered with the error.
  */
+
+/**
+ * Opens (creating its directory) one of our SQLite files for durable writes: WAL, `synchronous=FULL`
+ * (a commit returns once on disk), and `prepare` (its schema) run before anything else; a failure
+ * closes it again.
+ */
+export function openDurable (dir: string, name: string, busyTimeoutMs: number, prepare: (db: Database.Database, file: string) => void): { db: Database.Database, file: string } {
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, name)
+  const db = new Database(file)
+  try {
+    db.pragma(`busy_timeout = ${busyTimeoutMs}`)
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = FULL')
+    prepare(db, file)
+  } catch (err) {
+    db.close()
+    throw err
+  }
+  return { db, file }
+}
 
 /** One operation a worker offers: `write` ones run inside the group's transaction. */
 export interface Op {

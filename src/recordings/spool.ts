@@ -1,7 +1,5 @@
-import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
-import Database from 'better-sqlite3'
-import { SqliteDatabase } from './group-commit.js'
+import type Database from 'better-sqlite3'
+import { openDurable, SqliteDatabase } from './group-commit.js'
 import { keyOf, type FileInfo, type NewRecording, type RecordingKey } from './store.js'
 
 /**
@@ -96,23 +94,16 @@ export class SpoolFile {
   readonly #reject: Database.Statement
 
   constructor (opts: SpoolFileOptions) {
-    mkdirSync(opts.dir, { recursive: true })
-    this.file = join(opts.dir, 'spool.db')
-    this.db = new Database(this.file)
-    try {
-      this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 1000}`)
-      this.db.pragma('journal_mode = WAL')
-      this.db.pragma('synchronous = FULL')
-      const version = this.db.pragma('user_version', { simple: true }) as number
+    const opened = openDurable(opts.dir, 'spool.db', opts.busyTimeoutMs ?? 1000, (db, file) => {
+      const version = db.pragma('user_version', { simple: true }) as number
       if (version > SPOOL_SCHEMA_VERSION) {
-        throw new Error(`${this.file} has schema version ${version}, newer than this srs-hooks knows (${SPOOL_SCHEMA_VERSION})`)
+        throw new Error(`${file} has schema version ${version}, newer than this srs-hooks knows (${SPOOL_SCHEMA_VERSION})`)
       }
-      this.db.exec(SCHEMA)
-      this.db.pragma(`user_version = ${SPOOL_SCHEMA_VERSION}`)
-    } catch (err) {
-      this.db.close()
-      throw err
-    }
+      db.exec(SCHEMA)
+      db.pragma(`user_version = ${SPOOL_SCHEMA_VERSION}`)
+    })
+    this.db = opened.db
+    this.file = opened.file
     this.#insert = this.db.prepare(`INSERT INTO spool (server_id, client_id, file_key, recording, received_at, file_error)
       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (server_id, client_id, file_key) DO NOTHING`)
     this.#setInfo = this.db.prepare(`UPDATE spool SET size = ?, mtime = ?, file_error = ?, checked_at = ?

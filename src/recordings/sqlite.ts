@@ -1,7 +1,5 @@
-import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
-import Database from 'better-sqlite3'
-import { SqliteDatabase, type GroupStats } from './group-commit.js'
+import type Database from 'better-sqlite3'
+import { openDurable, SqliteDatabase, type GroupStats } from './group-commit.js'
 import {
   keyOf,
   type Added, type Cursor, type FileInfo, type NewRecording, type Readiness, type Recording, type RecordingKey,
@@ -109,18 +107,9 @@ export class SqliteIndex {
   readonly #lists = new Map<string, Database.Statement>()
 
   constructor (opts: SqliteIndexOptions) {
-    mkdirSync(opts.dir, { recursive: true })
-    this.file = join(opts.dir, 'recordings.db')
-    this.db = new Database(this.file)
-    try {
-      this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 1000}`)
-      this.db.pragma('journal_mode = WAL')
-      this.db.pragma('synchronous = FULL')
-      migrate(this.db, this.file)
-    } catch (err) {
-      this.db.close()
-      throw err
-    }
+    const opened = openDurable(opts.dir, 'recordings.db', opts.busyTimeoutMs ?? 1000, migrate)
+    this.db = opened.db
+    this.file = opened.file
     this.#insert = this.db.prepare(`
       INSERT INTO recordings (server_id, client_id, file_key, vhost, app, stream, stream_url, stream_id, cwd, file, path,
         started_at, received_at, file_error)

@@ -105,6 +105,7 @@ export interface RtpOpen {
   streamId: string
   /** 0: any even port of rtp_proxy.port_range. */
   port: number
+  /** 0 UDP, 1 TCP passive, 2 TCP active. */
   tcpMode: number
   /** 0: any. */
   ssrc: number

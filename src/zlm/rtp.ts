@@ -3,7 +3,7 @@ import { MemoryLocks, type Locks } from '../publishers/lock.js'
 import { sleep } from '../publishers/release.js'
 import { streamUrl } from '../streams.js'
 import type { ZlmMediaServer } from './adapter.js'
-import { ZlmCode, type ZlmApiError, type ZlmRtpServer } from './api.js'
+import { ZlmCode, type RtpOpen, type ZlmApiError, type ZlmRtpServer } from './api.js'
 
 /**
  * RTP servers on ZLMediaKit (zlm-protocol.md section 4, ZLMediaKit issue #4214): openRtpServer
@@ -19,16 +19,7 @@ import { ZlmCode, type ZlmApiError, type ZlmRtpServer } from './api.js'
  */
 
 /** What a caller asks for. */
-export interface RtpRequest {
-  vhost: string
-  app: string
-  streamId: string
-  /** 0: any even port of rtp_proxy.port_range. */
-  port: number
-  /** 0 UDP, 1 TCP passive, 2 TCP active. */
-  tcpMode: number
-  /** 0: any. */
-  ssrc: number
+export interface RtpRequest extends RtpOpen {
   /** Reopen it when ZLMediaKit times it out or drops it. */
   keep: boolean
 }
