@@ -19,6 +19,7 @@ const TINY = {
   BENCH_RECORDINGS: '1000',
   BENCH_DVR_RATE: '20',
   BENCH_DVR_BURST: '5',
+  BENCH_RESTARTS: '2',
   // Print the page queries' plans too (scripts/bench/recordings.ts), as BENCHMARKS.md quotes them.
   BENCH_EXPLAIN: '1'
 }
@@ -60,7 +61,9 @@ const FIGURES = [
   'rtp-servers open p50, conflict (ref: close + open alone)', 'rtp-servers open p99, conflict (ref: close + open alone)',
   'listRtpServer of 80 RTP servers alone, p50',
   'rtp-servers opens that failed (ref: opens)',
-  'ZLMediaKit API calls per open, no conflict (ref: openRtpServer alone)', 'ZLMediaKit API calls per open, conflict (ref: close + open alone)'
+  'ZLMediaKit API calls per open, no conflict (ref: openRtpServer alone)', 'ZLMediaKit API calls per open, conflict (ref: close + open alone)',
+  'restart gap: process start to first hook answered, median of 2 (ref: bare node:http started the same way)', 'restart gap: slowest start (ref: bare\'s slowest)',
+  'restarts answering a hook before reconciling 100 live streams (ref: restarts)', 'publishers in the table at the first hook, median (ref: live streams)'
 ]
 
 interface Cells { figure: string, value: number, unit: string, reference: string, ratio: string, target: string, met: string }
@@ -87,8 +90,9 @@ t.test('bench options default to the issue\'s parameters and name a bad variable
     recordings: 1_000_000,
     dvrRate: 200,
     dvrBurst: 200,
+    restarts: 5,
     releaseDelaysMs: [5, 50, 500],
-    scenarios: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+    scenarios: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
   })
   t.same(optionsFrom({ BENCH_RELEASE_DELAYS_MS: '7, 70', BENCH_SCENARIOS: '4' }).releaseDelaysMs, [7, 70])
   t.equal(optionsFrom({ BENCH_LOAD_S: '0.5' }).loadS, 0.5)
@@ -114,10 +118,11 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString() })
   const code = await new Promise((resolve) => child.on('exit', resolve))
   t.equal(code, 0, err)
-  t.match(err, /\[9\/13\] bursts of on_dvr beside on_publish and on_unpublish/)
-  t.match(err, /\[11\/13\] two replicas sharing Redis/)
+  t.match(err, /\[9\/14\] bursts of on_dvr beside on_publish and on_unpublish/)
+  t.match(err, /\[11\/14\] two replicas sharing Redis/)
   t.match(err, /\[vhost=v2\.example&app=app7&stream=cam42\] SQLite: SEARCH recordings USING INDEX recordings_vhost_app_stream \(vhost=\? AND app=\? AND stream=\?\)/, 'the plans are printed')
-  t.match(err, /\[13\/13\] ZLMediaKit: rtp-servers open/)
+  t.match(err, /\[13\/14\] ZLMediaKit: rtp-servers open/)
+  t.match(err, /\[14\/14\] restart gap/)
 
   const rows = parseTable(out)
   t.same(rows.map((r) => r.figure), FIGURES)
@@ -154,4 +159,5 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   t.equal(value('rtp-servers opens that failed (ref: opens)'), 0)
   t.equal(value('ZLMediaKit API calls per open, no conflict (ref: openRtpServer alone)'), 1, 'a free stream: one openRtpServer')
   t.equal(value('ZLMediaKit API calls per open, conflict (ref: close + open alone)'), 4, 'a conflict: -300, the map, the close, the open')
+  t.ok(value('restart gap: process start to first hook answered, median of 2 (ref: bare node:http started the same way)') > 0, 'the production bundle starts and answers')
 })

@@ -27,7 +27,9 @@ export interface BenchOptions {
   dvrRate: number
   /** on_dvr sent at once in each burst (issue #8, item 8: 200). */
   dvrBurst: number
-  /** Which scenarios to run, by number (1 to 13). */
+  /** Starts of each server for the restart gap (scenario 14). */
+  restarts: number
+  /** Which scenarios to run, by number (1 to 14). */
   scenarios: number[]
 }
 
@@ -47,11 +49,12 @@ const NUMBERS: Record<Exclude<keyof BenchOptions, Lists>, [name: string, def: nu
   concurrent: ['BENCH_CONCURRENT', 200],
   recordings: ['BENCH_RECORDINGS', 1_000_000],
   dvrRate: ['BENCH_DVR_RATE', 200],
-  dvrBurst: ['BENCH_DVR_BURST', 200]
+  dvrBurst: ['BENCH_DVR_BURST', 200],
+  restarts: ['BENCH_RESTARTS', 5]
 }
 const LISTS: Record<Lists, [name: string, def: string]> = {
   releaseDelaysMs: ['BENCH_RELEASE_DELAYS_MS', '5,50,500'],
-  scenarios: ['BENCH_SCENARIOS', '1,2,3,4,5,6,7,8,9,10,11,12,13']
+  scenarios: ['BENCH_SCENARIOS', '1,2,3,4,5,6,7,8,9,10,11,12,13,14']
 }
 
 /** Reads the options; throws naming the variable when one is not a positive number (integer for counts). */

@@ -14,6 +14,7 @@ import { hookRequest, knownStreams, takeOverInTurn } from './hooks.js'
 import type { BenchOptions } from './options.js'
 import { dvrBurst, dvrOnBothStores, listingAtScale } from './recordings.js'
 import { replicasWithRedis } from './replicas.js'
+import { restartGap } from './restart.js'
 import { connectTakeover } from './token.js'
 import { ZLM_SCENARIOS } from './zlm-scenarios.js'
 
@@ -187,5 +188,7 @@ export const SCENARIOS: Scenario[] = [
   dvrOnBothStores, listingAtScale, dvrBurst,
   connectTakeover, replicasWithRedis,
   // 12 and 13: ZLMediaKit (issue #12).
-  ...ZLM_SCENARIOS
+  ...ZLM_SCENARIOS,
+  // 14: the restart gap (issue #11).
+  restartGap
 ]

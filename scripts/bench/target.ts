@@ -8,6 +8,7 @@
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { bareHandler } from './bare.js'
 import type { GroupStats } from '../../src/recordings/group-commit.js'
 import type { RecordingCounters } from '../../src/recordings/service.js'
 import type { SqliteRecordingStore } from '../../src/recordings/sqlite.js'
@@ -24,18 +25,9 @@ interface Served {
   close: () => Promise<void>
 }
 
-/** The limit for this stack: node:http parsing the same JSON body and answering `{"code":0}`. */
+/** The limit for this stack: node:http parsing the same JSON body and answering `{"code":0}` (bare.ts). */
 async function serveBare (): Promise<Served> {
-  const server = http.createServer((req, res) => {
-    let body = ''
-    req.setEncoding('utf8')
-    req.on('data', (chunk: string) => { body += chunk })
-    req.on('end', () => {
-      JSON.parse(body)
-      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': 10 })
-      res.end('{"code":0}')
-    })
-  })
+  const server = http.createServer(bareHandler)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
