@@ -1,3 +1,5 @@
+import { resolve } from 'node:path'
+
 /**
  * The bench's parameters, from BENCH_* environment variables. The defaults are the issues' (#5, #8, #10);
  * the smoke test in test/bench.test.ts runs every scenario once with tiny ones.
@@ -31,14 +33,19 @@ export interface BenchOptions {
   restarts: number
   /** Which scenarios to run, by number (1 to 14). */
   scenarios: number[]
+  /** Pin the server under test to a CPU of its own (BENCH_PIN, default 1; 0: no pinning). */
+  pin: boolean
+  /** Where each server under test writes a V8 CPU profile when it exits (BENCH_CPU_PROF, made absolute); none by default. */
+  profileDir: string | undefined
 }
 
 type Lists = 'releaseDelaysMs' | 'scenarios'
+type Strings = 'pin' | 'profileDir'
 
 /** Seconds may have a fraction (the smoke test runs for half a second); counts are whole. */
 const SECONDS = new Set(['durationS', 'loadS'])
 
-const NUMBERS: Record<Exclude<keyof BenchOptions, Lists>, [name: string, def: number]> = {
+const NUMBERS: Record<Exclude<keyof BenchOptions, Lists | Strings>, [name: string, def: number]> = {
   durationS: ['BENCH_DURATION_S', 10],
   loadS: ['BENCH_LOAD_S', 60],
   connections: ['BENCH_CONNECTIONS', 20],
@@ -63,7 +70,10 @@ export function optionsFrom (env: Record<string, string | undefined>): BenchOpti
     [key, positive(name, env[name] ?? String(def), !SECONDS.has(key))])
   const lists = Object.entries(LISTS).map(([key, [name, def]]) =>
     [key, (env[name] ?? def).split(',').map((v) => positive(name, v, true))])
-  return Object.fromEntries([...numbers, ...lists]) as BenchOptions
+  const pin = env.BENCH_PIN ?? '1'
+  if (pin !== '0' && pin !== '1') throw new Error(`BENCH_PIN=${JSON.stringify(pin)}: expected 0 or 1`)
+  const profileDir = env.BENCH_CPU_PROF === undefined || env.BENCH_CPU_PROF === '' ? undefined : resolve(env.BENCH_CPU_PROF)
+  return { ...Object.fromEntries([...numbers, ...lists]), pin: pin === '1', profileDir } as BenchOptions
 }
 
 function positive (name: string, raw: string, whole: boolean): number {
@@ -72,4 +82,13 @@ function positive (name: string, raw: string, whole: boolean): number {
     throw new Error(`${name}=${JSON.stringify(raw)}: expected a positive ${whole ? 'integer' : 'number'}`)
   }
   return n
+}
+
+/**
+ * Takeovers per release delay in the SRS scenarios besides scenario 3 (at-connect, replicas): at
+ * most 50, so that BENCH_TAKEOVERS=200 for scenario 3's p99 (issue #11) does not add ten minutes
+ * of takeovers at R = 500 ms to them.
+ */
+export function takeoversOf (opts: BenchOptions): number {
+  return Math.min(opts.takeovers, 50)
 }

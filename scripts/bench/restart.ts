@@ -1,7 +1,7 @@
 /**
  * The restart gap (issue #11, item 4): from starting the process to the first hook answered,
  * srs-hooks as `npm start` runs it (the production bundle, build.mjs) against a bare node:http
- * server started the same way (plain `node FILE`, the same environment), in turns. srs-hooks
+ * server started the same way (plain `node FILE`, the same environment, the same CPU), in turns. srs-hooks
  * restarts beside `scaleStreams` live streams and an empty DATA_DIR, so its first reconciliation,
  * SQLite's migrations and the SRS version probe all run at start: the first hook must not wait
  * for them.
@@ -17,10 +17,11 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { SrsSimulator } from '../../test/fixtures/srs-sim.js'
 import { BARE_SOURCE } from './bare.js'
-import { BENCH_SERVER_ID, checks, percentile, row, type Row, type Scenario } from './harness.js'
+import { onServerCpu } from './cores.js'
+import { BENCH_SERVER_ID, checks, coreLayout, percentile, row, type Row, type Scenario } from './harness.js'
 import { hookRequest } from './hooks.js'
+import { SimProcess } from './sim.js'
 
 /**
  * Plain node for both servers: under the bench's smoke test, tap adds its loader and coverage to
@@ -60,14 +61,14 @@ function send (port: number, method: string, path: string, body?: string): Promi
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (c: string) => { text += c })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
+      res.on('end', () => resolve({ status: res.statusCode!, text }))
     })
     req.on('error', () => resolve({ status: 0, text: '' }))
     req.end(body)
   })
 }
 
-interface Start { ms: number, publishers: number | undefined }
+interface Start { ms: number, publishers: number }
 
 /**
  * Starts `file` with `env`, sends the hook every millisecond until it is answered 200; the time
@@ -77,15 +78,18 @@ interface Start { ms: number, publishers: number | undefined }
 async function firstHook (file: string, env: Record<string, string>, metrics: boolean): Promise<Start> {
   const port = await freePort()
   const started = performance.now()
-  const child = spawn('env', [...PLAIN, process.execPath, file], { env: { ...process.env, ...env, HOST: '127.0.0.1', PORT: String(port) }, stdio: 'ignore' })
+  // On the server's CPU when the bench pins (cores.ts), both servers alike.
+  const { command, args } = onServerCpu(coreLayout(), process.execPath, [file])
+  const child = spawn('env', [...PLAIN, command, ...args], { env: { ...process.env, ...env, HOST: '127.0.0.1', PORT: String(port) }, stdio: 'ignore' })
   try {
     while ((await send(port, 'POST', HOOK.path, HOOK.body)).status !== 200) {
+      // A build that cannot start: the bench (and its smoke test) fails instead of waiting forever.
+      /* c8 ignore next */
       if (child.exitCode !== null) throw new Error(`${file} exited with ${child.exitCode} before answering`)
       await sleep(1)
     }
     const ms = performance.now() - started
-    let publishers: number | undefined
-    if (metrics) publishers = Number(/^srs_hooks_publishers (\d+)$/m.exec((await send(port, 'GET', '/metrics')).text)?.[1])
+    const publishers = metrics ? Number(/^srs_hooks_publishers (\d+)$/m.exec((await send(port, 'GET', '/metrics')).text)![1]) : 0
     return { ms, publishers }
   } finally {
     const exited = once(child, 'exit')
@@ -103,21 +107,21 @@ export const restartGap: Scenario = {
     const dir = await mkdtemp(join(tmpdir(), 'srs-hooks-bench-'))
     const bareFile = join(dir, 'bare.mjs')
     await writeFile(bareFile, BARE_SOURCE)
-    const sim = await SrsSimulator.start({ serverId: BENCH_SERVER_ID })
+    const sim = await SimProcess.start({ serverId: BENCH_SERVER_ID })
     try {
-      sim.seedLive(opts.scaleStreams)
+      await sim.seedLive(opts.scaleStreams)
       const bare: number[] = []
       const ours: Start[] = []
       for (let i = 0; i < opts.restarts; i++) {
         bare.push((await firstHook(bareFile, {}, false)).ms)
         ours.push(await firstHook(entry, { SRS_API_URL: sim.apiUrl, DATA_DIR: join(dir, `data-${i}`), LOG_LEVEL: 'info' }, true))
       }
-      const before = ours.filter((s) => s.publishers !== undefined && s.publishers < opts.scaleStreams).length
+      const before = ours.filter((s) => s.publishers < opts.scaleStreams).length
       return [
         row(`restart gap: process start to first hook answered, median of ${opts.restarts} (ref: bare node:http started the same way)`, 'ms', percentile(ours.map((s) => s.ms), 50), percentile(bare, 50), checks.ratioAtMost(3)),
         row('restart gap: slowest start (ref: bare\'s slowest)', 'ms', Math.max(...ours.map((s) => s.ms)), Math.max(...bare)),
         row(`restarts answering a hook before reconciling ${opts.scaleStreams} live streams (ref: restarts)`, 'restarts', before, opts.restarts, checks.equalsReference()),
-        row('publishers in the table at the first hook, median (ref: live streams)', 'streams', percentile(ours.map((s) => s.publishers ?? 0), 50), opts.scaleStreams)
+        row('publishers in the table at the first hook, median (ref: live streams)', 'streams', percentile(ours.map((s) => s.publishers), 50), opts.scaleStreams)
       ] satisfies Row[]
     } finally {
       await sim.close()

@@ -1,10 +1,11 @@
 /**
  * One server under test, in a process of its own so that its CPU time and resident memory are
- * its own: the load generator and the SRS simulator live in the bench's process. Forked by
- * Target.start() (harness.ts) with `--expose-gc`, as `target.js bare|app`; the app is configured
- * by the environment as the real entry point is. Over IPC it sends `{ url }` once listening,
- * then answers each command (`memory`, and `reconcile`, `recordings` for the app) with its result. It closes
- * and exits when the bench disconnects.
+ * its own (the load generator lives in the bench's process, the SRS simulator in its own). Forked
+ * by Target.start() (harness.ts) with `--expose-gc`, on a CPU of its own when pinned, as
+ * `target.js bare|app`; the app is configured by the environment as the real entry point is. Over
+ * IPC it sends `{ url }` once listening, then answers each command (`memory`, `cpu`, and
+ * `reconcile`, `recordings` for the app) with its result. It closes and exits when the bench
+ * disconnects (writing its CPU profile then, with BENCH_CPU_PROF).
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -74,6 +75,12 @@ async function serveApp (env: NodeJS.ProcessEnv): Promise<Served> {
   }
 }
 
+/** CPU time this process has used so far (user + system), µs: the bench takes differences. */
+async function cpu (): Promise<number> {
+  const { user, system } = process.cpuUsage()
+  return user + system
+}
+
 /** Resident memory after a full collection, so that garbage waiting for one is not counted. */
 async function memory (): Promise<Memory> {
   globalThis.gc!()
@@ -83,7 +90,7 @@ async function memory (): Promise<Memory> {
 
 const kinds = { bare: serveBare, app: serveApp }
 const served = await kinds[process.argv[2] as keyof typeof kinds](process.env)
-const commands: Record<string, () => Promise<unknown>> = { memory, ...served.commands }
+const commands: Record<string, () => Promise<unknown>> = { memory, cpu, ...served.commands }
 process.on('message', (command: string) => {
   void commands[command]!().then((result) => process.send!(result))
 })
