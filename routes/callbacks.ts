@@ -4,6 +4,7 @@ import type { Static, TSchema } from 'typebox'
 import { credentialsOf } from '../src/auth/service.js'
 import type { Config } from '../src/config.js'
 import { AppError, Codes, type Code } from '../src/errors.js'
+import { unredacted } from '../src/logger.js'
 import type { PublishResult } from '../src/publishers/service.js'
 import { UnindexableRecordingError, type DvrNotice, type RecordingService } from '../src/recordings/service.js'
 import { srsTopic, tokenKey } from '../src/srs/adapter.js'
@@ -70,11 +71,15 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
 
+  // The one line per hook, written by a child of the app's logger without redaction: its fields
+  // are all known and none is a secret (param's credentials are masked by redactQuery), and
+  // redaction walks every line for its paths. reqId first, where the request's own child puts it:
+  // the same line.
+  const lines = unredacted(app.log)
   app.addHook('onResponse', async (req, reply) => {
-    const action = actionOf(req)
-    const line = { action, ...req.hookLog, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
-    if (reply.statusCode >= 400) req.log.warn(line, 'hook not processed')
-    else req.log.info(line, 'hook')
+    const line = { reqId: req.id, action: actionOf(req), ...req.hookLog, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
+    if (reply.statusCode >= 400) lines.warn(line, 'hook not processed')
+    else lines.info(line, 'hook')
   })
 
   // Only SRS may call (HOOK_TOKEN, HOOK_ALLOW): checked before the body is read, so a refused

@@ -1,5 +1,5 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError } from 'fastify'
-import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Logger } from 'pino'
 import type { Dispatcher } from 'undici'
 import admin, { ADMIN_PREFIXES } from '../routes/admin.js'
@@ -9,6 +9,7 @@ import { trustProxyOf } from './auth/settings.js'
 import health from '../routes/health.js'
 import type { Config } from './config.js'
 import { AppError, Codes } from './errors.js'
+import { lazySerializerCompiler, validatorCompiler } from './http/validation.js'
 import { createLogger } from './logger.js'
 import operations from './operations/plugin.js'
 import publishers from './publishers/plugin.js'
@@ -60,7 +61,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     trustProxy: trustProxyOf(config.TRUST_PROXY),
     return503OnClosing: true
   }).withTypeProvider<TypeBoxTypeProvider>()
-  app.setValidatorCompiler(TypeBoxValidatorCompiler)
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(lazySerializerCompiler())
   app.decorateRequest('hookLog', null)
   // Gateways and Java clients send `Content-Type: application/json` on bodyless requests (a
   // DELETE): an empty body is no body. A route that needs one still refuses it by its schema.

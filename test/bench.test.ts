@@ -1,7 +1,11 @@
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { resolve } from 'node:path'
+import { affinity, decideLayout, expand, onServerCpu } from '../scripts/bench/cores.js'
+import { configureLaunch, serverExecArgv } from '../scripts/bench/harness.js'
 import { optionsFrom } from '../scripts/bench/options.js'
+import { SimProcess } from '../scripts/bench/sim.js'
 
 const entry = fileURLToPath(new URL('../scripts/bench.ts', import.meta.url))
 
@@ -19,14 +23,16 @@ const TINY = {
   BENCH_RECORDINGS: '1000',
   BENCH_DVR_RATE: '20',
   BENCH_DVR_BURST: '5',
+  BENCH_RESTARTS: '2',
   // Print the page queries' plans too (scripts/bench/recordings.ts), as BENCHMARKS.md quotes them.
   BENCH_EXPLAIN: '1'
 }
 
 /** The figures of the results table, in order, as the tiny parameters name them. */
 const FIGURES = [
-  'on_play throughput', 'on_play p50 latency (max rate)', 'on_play p99 latency (max rate)', 'on_play requests failed (ref: completed)',
-  'on_connect throughput', 'on_connect p50 latency (max rate)', 'on_connect p99 latency (max rate)', 'on_connect requests failed (ref: completed)',
+  ...['on_play', 'on_connect', 'on_stop', 'on_close'].flatMap((a) => [
+    `${a} throughput`, `${a} p50 latency (max rate)`, `${a} p99 latency (max rate)`, `${a} server CPU per request`, `${a} requests failed (ref: completed)`
+  ]),
   'SRS API calls per on_publish', 'on_publish p50 at 50/s (ref: API alone)', 'on_publish p99 at 50/s (ref: API alone)', 'on_publish requests failed (ref: completed)',
   'takeover overhead p50, R=5 ms (ref: R)', 'takeover overhead p99, R=5 ms (ref: R)',
   'takeover overhead p50, R=50 ms (ref: R)', 'takeover overhead p99, R=50 ms (ref: R)', 'takeovers that failed',
@@ -60,7 +66,9 @@ const FIGURES = [
   'rtp-servers open p50, conflict (ref: close + open alone)', 'rtp-servers open p99, conflict (ref: close + open alone)',
   'listRtpServer of 80 RTP servers alone, p50',
   'rtp-servers opens that failed (ref: opens)',
-  'ZLMediaKit API calls per open, no conflict (ref: openRtpServer alone)', 'ZLMediaKit API calls per open, conflict (ref: close + open alone)'
+  'ZLMediaKit API calls per open, no conflict (ref: openRtpServer alone)', 'ZLMediaKit API calls per open, conflict (ref: close + open alone)',
+  'restart gap: process start to first hook answered, median of 2 (ref: bare node:http started the same way)', 'restart gap: slowest start (ref: bare\'s slowest)',
+  'restarts answering a hook before reconciling 100 live streams (ref: restarts)', 'publishers in the table at the first hook, median (ref: live streams)'
 ]
 
 interface Cells { figure: string, value: number, unit: string, reference: string, ratio: string, target: string, met: string }
@@ -87,9 +95,15 @@ t.test('bench options default to the issue\'s parameters and name a bad variable
     recordings: 1_000_000,
     dvrRate: 200,
     dvrBurst: 200,
+    restarts: 5,
     releaseDelaysMs: [5, 50, 500],
-    scenarios: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+    scenarios: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
+    pin: true,
+    profileDir: undefined
   })
+  t.same(optionsFrom({ BENCH_PIN: '0', BENCH_CPU_PROF: 'profiles' }).pin, false)
+  t.equal(optionsFrom({ BENCH_CPU_PROF: 'profiles' }).profileDir, resolve('profiles'), 'made absolute')
+  t.throws(() => optionsFrom({ BENCH_PIN: 'yes' }), /BENCH_PIN="yes": expected 0 or 1/)
   t.same(optionsFrom({ BENCH_RELEASE_DELAYS_MS: '7, 70', BENCH_SCENARIOS: '4' }).releaseDelaysMs, [7, 70])
   t.equal(optionsFrom({ BENCH_LOAD_S: '0.5' }).loadS, 0.5)
   t.throws(() => optionsFrom({ BENCH_TAKEOVERS: '0' }), /BENCH_TAKEOVERS="0": expected a positive integer/)
@@ -98,10 +112,37 @@ t.test('bench options default to the issue\'s parameters and name a bad variable
   t.throws(() => optionsFrom({ BENCH_RELEASE_DELAYS_MS: '5,fast' }), /BENCH_RELEASE_DELAYS_MS="fast": expected a positive integer/)
 })
 
+t.test('the core layout: the server alone on the first CPU when there are two or more, and said otherwise', async (t) => {
+  t.same(expand('0-2,5'), [0, 1, 2, 5])
+  t.match(decideLayout([0, 1, 2], true), { pinned: true, server: '0', others: '1,2', text: /^taskset: server under test on CPU 0; .* on CPU 1,2$/ })
+  t.match(decideLayout([0, 1], false), { pinned: false, text: /^not pinned \(BENCH_PIN=0\)/ })
+  t.match(decideLayout([3], true), { pinned: false, text: /^not pinned: one CPU \(3\)/ })
+  t.match(decideLayout(undefined, true), { pinned: false, text: /^not pinned: taskset not found/ })
+  t.equal(affinity(process.pid, 'no-such-taskset-command'), undefined, 'no taskset: nothing to read')
+  t.same(onServerCpu(decideLayout([0, 1], true), 'node', ['bare.mjs']), { command: 'taskset', args: ['-c', '0', 'node', 'bare.mjs'] })
+  t.same(onServerCpu(decideLayout([0, 1], false), 'node', ['bare.mjs']), { command: 'node', args: ['bare.mjs'] })
+})
+
+t.test('servers under test get this process\'s node arguments, and a CPU profile when asked', async (t) => {
+  t.same(serverExecArgv('bare'), process.execArgv)
+  configureLaunch(decideLayout([0], true), '/tmp/profiles')
+  t.teardown(() => { configureLaunch(decideLayout([0], true), undefined) })
+  t.same(serverExecArgv('app').slice(-3), ['--cpu-prof', '--cpu-prof-dir=/tmp/profiles', '--cpu-prof-name=02-app.cpuprofile'])
+})
+
+t.test('the simulator in its own process answers the bench\'s calls and says when one fails', async (t) => {
+  const sim = await SimProcess.start({ serverId: 'vid-bench-test' })
+  t.teardown(() => sim.close())
+  await sim.seedLive(3, { prefix: 'cam' })
+  t.equal((await sim.clientIds()).length, 3)
+  await t.rejects(sim.hookMs('on_publish', 'nobody'), /simulator: no on_publish of nobody/)
+  await t.rejects(sim.setHookBase(undefined as never), /^simulator: /, 'an error in the simulator is the call\'s')
+})
+
 // The smoke starts ten TypeScript processes (bench, bare server, servers under test) and two
 // PostgreSQL clusters; under tap's loader each process takes seconds to compile, more on a busy
-// 2-core machine. It usually ends in 60 to 90 s; the margin keeps a busy machine from failing it.
-t.setTimeout(240_000)
+// 2-core machine. It usually ends in 90 to 200 s; the margin keeps a busy machine from failing it.
+t.setTimeout(360_000)
 
 t.test('the bench runs every scenario once and prints every figure with a sane value', async (t) => {
   const child = spawn(process.execPath, [...process.execArgv, entry], {
@@ -114,12 +155,15 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString() })
   const code = await new Promise((resolve) => child.on('exit', resolve))
   t.equal(code, 0, err)
-  t.match(err, /\[9\/13\] bursts of on_dvr beside on_publish and on_unpublish/)
-  t.match(err, /\[11\/13\] two replicas sharing Redis/)
+  t.match(err, /\[9\/14\] bursts of on_dvr beside on_publish and on_unpublish/)
+  t.match(err, /\[11\/14\] two replicas sharing Redis/)
   t.match(err, /\[vhost=v2\.example&app=app7&stream=cam42\] SQLite: SEARCH recordings USING INDEX recordings_vhost_app_stream \(vhost=\? AND app=\? AND stream=\?\)/, 'the plans are printed')
-  t.match(err, /\[13\/13\] ZLMediaKit: rtp-servers open/)
+  t.match(err, /\[13\/14\] ZLMediaKit: rtp-servers open/)
+  t.match(err, /\[14\/14\] restart gap/)
+  t.match(err, /^cores: /m, 'the core layout is said')
 
-  const rows = parseTable(out)
+  const [layout, ...rows] = parseTable(out)
+  t.match(layout!.figure, /^core layout: (taskset: server under test on CPU \d+; .*|not pinned.*)$/, 'the table starts with the core layout')
   t.same(rows.map((r) => r.figure), FIGURES)
   for (const r of rows) {
     t.ok(Number.isFinite(r.value), `${r.figure}: ${r.value} ${r.unit}`)
@@ -154,4 +198,6 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   t.equal(value('rtp-servers opens that failed (ref: opens)'), 0)
   t.equal(value('ZLMediaKit API calls per open, no conflict (ref: openRtpServer alone)'), 1, 'a free stream: one openRtpServer')
   t.equal(value('ZLMediaKit API calls per open, conflict (ref: close + open alone)'), 4, 'a conflict: -300, the map, the close, the open')
+  t.ok(value('on_close server CPU per request') > 0, 'the server\'s CPU time per request is measured')
+  t.ok(value('restart gap: process start to first hook answered, median of 2 (ref: bare node:http started the same way)') > 0, 'the production bundle starts and answers')
 })

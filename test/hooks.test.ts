@@ -26,6 +26,12 @@ t.test('secret-looking query values and userinfo are masked for logs', async (t)
   t.equal(redactQuery('?flag'), '?flag')
   t.equal(redactQuery(''), '')
   t.equal(redactQuery(undefined), undefined)
+  // The same answers whether or not a value holds anything to mask (the usual one holds nothing).
+  t.equal(redactQuery('rtmp://u:pw@host/live'), 'rtmp://***@host/live', 'userinfo without a query')
+  t.equal(redactQuery('rtmp://host/live_token'), 'rtmp://host/live_token', 'a secret-looking word outside a query')
+  t.equal(redactQuery('?flag&key=1'), '?flag&key=***')
+  t.equal(redactQuery('?vhost=tokens.example&app=live'), '?vhost=tokens.example&app=live', 'only names are looked at')
+  t.equal(redactQuery('?vhost=v1&app=live&x=a@b'), '?vhost=v1&app=live&x=a@b', 'an @ outside userinfo')
 })
 
 t.test('an empty stream_id counts as none', async (t) => {

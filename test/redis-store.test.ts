@@ -101,6 +101,24 @@ const scenarios: Record<string, (t: Test, s: PublisherStore) => Promise<void>> =
     t.equal((await s.deleteByClient('srs:1', 'c:3\ud800'))?.key, '/live/x\ud800')
     t.equal((await s.get('srs:1', '/live/x\ufffd'))?.clientId, 'c:4\ud800', 'its look-alike stays')
     t.equal((await s.list('srs:1')).length, names.length - 1)
+  },
+  'setMany writes each as set() would, in order, across several servers': async (t, s) => {
+    await s.setMany!([
+      ...Array.from({ length: 20 }, (_, i) => entry('srs-1', `/live/s${i}`, `c${i}`)),
+      ...Array.from({ length: 5 }, (_, i) => entry('srs-2', `/live/s${i}`, `d${i}`)),
+      entry('srs-3', '/live/s2', 'e2'),
+      entry('srs-1', '/live/s0', 'c20')
+    ])
+    t.equal(await s.size(), 20 + 5 + 1, 'the later of two for the same server and stream replaces the first')
+    t.equal((await s.get('srs-1', '/live/s0'))?.clientId, 'c20')
+    t.equal(await s.deleteByClient('srs-1', 'c0'), undefined, 'the replaced client no longer maps to it')
+    t.same(keys(await s.holders('/live/s1')), ['srs-1 /live/s1 c1', 'srs-2 /live/s1 d1'], 'two servers hold s1')
+    t.equal((await s.deleteByClient('srs-2', 'd1'))?.key, '/live/s1')
+    t.same(keys(await s.holders('/live/s1')), ['srs-1 /live/s1 c1'], 'then one')
+    t.equal((await s.holders('/live/s2')).length, 3, 'three hold s2')
+    t.equal(await s.delete('srs-2', '/live/s2'), true)
+    t.same(keys(await s.holders('/live/s2')), ['srs-1 /live/s2 c2', 'srs-3 /live/s2 e2'], 'then two')
+    t.equal(keys(await s.list('srs-2')).length, 5 - 2)
   }
 }
 
@@ -244,6 +262,7 @@ t.test('Redis stopped: every call returns at once from the local twin, and failu
   await waitFor(() => !link.up, 2000, 'the outage')
   const calls: Array<[string, () => Promise<unknown>, unknown]> = [
     ['set', () => store.set(entry('srs-1', '/live/c', 'c3')), undefined],
+    ['setMany', () => store.setMany([entry('srs-1', '/live/c', 'c3')]), undefined],
     ['get', async () => (await store.get('srs-1', '/live/c'))?.clientId, 'c3'],
     ['holders', async () => (await store.holders('/live/a')).length, 1],
     ['list', async () => (await store.list()).length, 3],
@@ -259,7 +278,7 @@ t.test('Redis stopped: every call returns at once from the local twin, and failu
     t.ok(ms < 50, `${name} at once (${ms.toFixed(1)} ms)`)
   }
   t.equal(await local.size(), 0)
-  t.match(link.failures, { 'store.set': 1, 'store.get': 1, 'store.holders': 1, 'store.list': 2, 'store.size': 1, 'store.deleteIfClient': 1, 'store.deleteByClient': 1, 'store.delete': 1 })
+  t.match(link.failures, { 'store.set': 2, 'store.get': 1, 'store.holders': 1, 'store.list': 2, 'store.size': 1, 'store.deleteIfClient': 1, 'store.deleteByClient': 1, 'store.delete': 1 })
 })
 
 t.test('Redis hung: each call returns within its bound from the local twin; restarted empty, the store works again', async (t) => {
@@ -303,4 +322,32 @@ t.test('a malformed value under the prefix is a failure of that read, answered b
   t.equal((await store.list()).length, 2, 'from the twin')
   t.equal(link.up, true, 'Redis itself is fine')
   t.match(link.failures, { 'store.get': 2, 'store.list': 2 })
+})
+
+t.test('setMany with a twin that has no setMany of its own writes it one by one, and Redis in pipelines', async (t) => {
+  const { link } = await openLink(t, redis, { prefix: redis.prefix(), timeoutMs: 1000 })
+  const twin = new MemoryPublisherStore(100)
+  const twinWrites: string[] = []
+  const plainTwin: PublisherStore = {
+    get: (s, k) => twin.get(s, k),
+    holders: (k) => twin.holders(k),
+    set: async (p) => { twinWrites.push(p.key); await twin.set(p) },
+    deleteIfClient: (s, k, c) => twin.deleteIfClient(s, k, c),
+    deleteByClient: (s, c) => twin.deleteByClient(s, c),
+    delete: (s, k) => twin.delete(s, k),
+    list: (s) => twin.list(s),
+    size: () => twin.size()
+  }
+  const store = new RedisPublisherStore({ link, local: plainTwin, scanCount: 4 })
+  // The set script is loaded once per connection: warm it up, so that what is counted is its SHA.
+  await store.set(entry('srs-1', '/live/warm', 'w'))
+  await store.delete('srs-1', '/live/warm')
+  twinWrites.length = 0
+  const count = await commandCounter(t, link)
+  const sent = await count(() => store.setMany(Array.from({ length: 10 }, (_, i) => entry('srs-1', `/live/p${i}`, `c${i}`))))
+  t.same(twinWrites, Array.from({ length: 10 }, (_, i) => `/live/p${i}`), 'the twin has each, in order')
+  t.same(sent, Array(10).fill('evalsha'), 'one set script per publisher, as set() sends')
+  t.equal(await twin.size(), 10)
+  t.equal(await store.size(), 10, 'and Redis has them')
+  t.same((await store.list('srs-1')).map((p) => p.key).sort(), Array.from({ length: 10 }, (_, i) => `/live/p${i}`).sort())
 })

@@ -12,8 +12,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import { Pool } from 'undici'
 import { CALLBACK_PREFIXES } from '../../src/app.js'
-import { SrsSimulator, type SimOptions } from '../../test/fixtures/srs-sim.js'
+import type { SimOptions } from '../../test/fixtures/srs-sim.js'
+import { onServerCpu, type CoreLayout } from './cores.js'
 import type { BenchOptions } from './options.js'
+import { SimProcess } from './sim.js'
 import type { Memory, Reconciled, RecordingsState } from './target.js'
 
 const STARTUP_TIMEOUT_MS = 60_000
@@ -22,6 +24,51 @@ export type TargetKind = 'bare' | 'app'
 
 /** The server_id of the bench's hooks: the simulator is started with it. */
 export const BENCH_SERVER_ID = 'vid-bench01'
+
+/** How servers under test are started: on which CPU, and whether they write a CPU profile. */
+const launch: { layout: CoreLayout, profileDir: string | undefined, started: number } = {
+  layout: { pinned: false, cpus: [], server: '', others: '', text: 'not pinned' },
+  profileDir: undefined,
+  started: 0
+}
+
+/**
+ * Set once by runBench: servers start on `layout.server`; with `profileDir`, each writes a V8 CPU
+ * profile there when it exits (`--cpu-prof`: NODE_OPTIONS refuses it, so it is passed here).
+ */
+export function configureLaunch (layout: CoreLayout, profileDir: string | undefined): void {
+  launch.layout = layout
+  launch.profileDir = profileDir
+}
+
+export function coreLayout (): CoreLayout {
+  return launch.layout
+}
+
+/**
+ * Node's arguments for a server under test: this process's (tap's loader in the smoke test), and
+ * the CPU profile when asked for, named after `name` and the order of starts.
+ */
+export function serverExecArgv (name: string): string[] {
+  const n = ++launch.started
+  const profile = launch.profileDir === undefined
+    ? []
+    : ['--cpu-prof', `--cpu-prof-dir=${launch.profileDir}`, `--cpu-prof-name=${String(n).padStart(2, '0')}-${name}.cpuprofile`]
+  if (profile.length > 0) process.stderr.write(`  profile: ${launch.profileDir}/${String(n).padStart(2, '0')}-${name}.cpuprofile\n`)
+  return [...process.execArgv, ...profile]
+}
+
+/** fork() on the server's CPU: through taskset when pinned (the child runs `node` itself). */
+function forkServer (entry: URL, args: string[], name: string, env: NodeJS.ProcessEnv): ChildProcess {
+  const execArgv = [...serverExecArgv(name), '--expose-gc']
+  const pinned = onServerCpu(launch.layout, process.execPath, execArgv)
+  return fork(entry, args, {
+    env,
+    execPath: pinned.command,
+    execArgv: pinned.args,
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc']
+  })
+}
 
 /** A server under test running in its own process (target.ts). */
 export class Target {
@@ -35,17 +82,18 @@ export class Target {
   /** Forks target.ts (or .js, whichever this module is) with `env` added to this process's environment. */
   static async start (kind: TargetKind, env: Record<string, string> = {}): Promise<Target> {
     const entry = new URL('./target' + extname(import.meta.url), import.meta.url)
-    const child = fork(entry, [kind], {
-      env: { ...process.env, ...env },
-      execArgv: [...process.execArgv, '--expose-gc'],
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc']
-    })
+    const child = forkServer(entry, [kind], kind, { ...process.env, ...env })
     const [ready] = await once(child, 'message', { signal: AbortSignal.timeout(STARTUP_TIMEOUT_MS) }) as [{ url: string }]
     return new Target(child, ready.url)
   }
 
   async memory (): Promise<Memory> {
     return await this.command('memory') as Memory
+  }
+
+  /** CPU time the server's process used so far (user + system), µs. */
+  async cpu (): Promise<number> {
+    return await this.command('cpu') as number
   }
 
   /** One reconciliation with SRS, as the periodic one runs. */
@@ -76,9 +124,9 @@ export class Target {
   }
 }
 
-/** A fresh SRS simulator and srs-hooks wired to each other: the simulator's hooks go to the app. */
+/** A fresh SRS simulator (in its own process) and srs-hooks wired to each other: the simulator's hooks go to the app. */
 export interface Stage {
-  sim: SrsSimulator
+  sim: SimProcess
   app: Target
 }
 
@@ -91,9 +139,9 @@ export async function withStage<T> (run: (stage: Stage) => Promise<T>, opts: { e
   const dataDir = await mkdtemp(join(tmpdir(), 'srs-hooks-bench-'))
   await opts.prepare?.(dataDir)
   // The id the bench's hook bodies carry, so the server knows which SRS sent them.
-  const sim = await SrsSimulator.start({ serverId: BENCH_SERVER_ID, ...opts.sim })
+  const sim = await SimProcess.start({ serverId: BENCH_SERVER_ID, ...opts.sim })
   const app = await Target.start('app', { SRS_API_URL: sim.apiUrl, DATA_DIR: dataDir, ...opts.env })
-  sim.setHookBase(app.hookBase)
+  await sim.setHookBase(app.hookBase)
   try {
     return await run({ sim, app })
   } finally {
@@ -223,7 +271,7 @@ export const MB = 1024 * 1024
 
 // ------------------------------------------------------------------------------ results
 
-export type Unit = 'req/s' | 'ms' | 'MB' | 'calls' | 'streams' | 'requests' | 'takeovers' | 'rows' | 'bursts'
+export type Unit = 'req/s' | 'ms' | 'MB' | 'calls' | 'streams' | 'requests' | 'takeovers' | 'rows' | 'bursts' | 'cores' | 'µs' | 'restarts'
 
 /** A target on a figure: its wording, and whether the value (with its reference) meets it. */
 export interface Check {

@@ -3,8 +3,8 @@
  */
 import { CALLBACK_PREFIXES } from '../../src/app.js'
 import type { HookAction } from '../../src/srs/hooks.js'
-import type { SrsSimulator } from '../../test/fixtures/srs-sim.js'
 import { BENCH_SERVER_ID, type HttpRequest } from './harness.js'
+import type { SimProcess } from './sim.js'
 
 /** A stream as SRS's API lists it. */
 export interface KnownStream { id: string, app: string, name: string }
@@ -53,16 +53,11 @@ export function hookRequest (action: HookAction, stream: KnownStream, clientId: 
  * connects before the camera. An on_publish for one is SRS's usual case (stream_id known,
  * `publish.active` false), so the server's lookup costs what it costs in production.
  */
-export async function knownStreams (sim: SrsSimulator, app: string, n: number): Promise<KnownStream[]> {
+export async function knownStreams (sim: SimProcess, app: string, n: number): Promise<KnownStream[]> {
   for (let i = 0; i < n; i++) await sim.play({ app, stream: `s${i}` })
-  const res = await fetch(`${sim.apiUrl}/api/v1/streams/?count=${sim.clientIds().length}`)
+  const res = await fetch(`${sim.apiUrl}/api/v1/streams/?count=${(await sim.clientIds()).length}`)
   const { streams } = await res.json() as { streams: KnownStream[] }
   return streams.filter((s) => s.app === app)
-}
-
-/** The time of the newcomer's on_publish as the simulator saw it, from sending to our reply. */
-function publishHookMs (sim: SrsSimulator, clientId: string): number {
-  return sim.hookCalls.findLast((c) => c.hook === 'on_publish' && c.clientId === clientId)!.ms
 }
 
 /**
@@ -70,14 +65,15 @@ function publishHookMs (sim: SrsSimulator, clientId: string): number {
  * stream over and over would trip the flap guard). The newcomers' on_publish times, and how many
  * takeovers failed.
  */
-export async function takeOverInTurn (sim: SrsSimulator, prefix: string, n: number): Promise<{ ms: number[], failed: number }> {
-  sim.seedLive(n, { prefix })
+export async function takeOverInTurn (sim: SimProcess, prefix: string, n: number): Promise<{ ms: number[], failed: number }> {
+  await sim.seedLive(n, { prefix })
   const ms: number[] = []
   let failed = 0
   for (let i = 0; i < n; i++) {
     const r = await sim.publish({ app: 'live', stream: prefix + i })
     failed += Number(!r.ok)
-    ms.push(publishHookMs(sim, r.clientId))
+    // The newcomer's on_publish as the simulator saw it, from sending to our reply.
+    ms.push(await sim.hookMs('on_publish', r.clientId))
   }
   return { ms, failed }
 }

@@ -1,3 +1,5 @@
+import { resolve } from 'node:path'
+
 /**
  * The bench's parameters, from BENCH_* environment variables. The defaults are the issues' (#5, #8, #10);
  * the smoke test in test/bench.test.ts runs every scenario once with tiny ones.
@@ -27,16 +29,23 @@ export interface BenchOptions {
   dvrRate: number
   /** on_dvr sent at once in each burst (issue #8, item 8: 200). */
   dvrBurst: number
-  /** Which scenarios to run, by number (1 to 13). */
+  /** Starts of each server for the restart gap (scenario 14). */
+  restarts: number
+  /** Which scenarios to run, by number (1 to 14). */
   scenarios: number[]
+  /** Pin the server under test to a CPU of its own (BENCH_PIN, default 1; 0: no pinning). */
+  pin: boolean
+  /** Where each server under test writes a V8 CPU profile when it exits (BENCH_CPU_PROF, made absolute); none by default. */
+  profileDir: string | undefined
 }
 
 type Lists = 'releaseDelaysMs' | 'scenarios'
+type Strings = 'pin' | 'profileDir'
 
 /** Seconds may have a fraction (the smoke test runs for half a second); counts are whole. */
 const SECONDS = new Set(['durationS', 'loadS'])
 
-const NUMBERS: Record<Exclude<keyof BenchOptions, Lists>, [name: string, def: number]> = {
+const NUMBERS: Record<Exclude<keyof BenchOptions, Lists | Strings>, [name: string, def: number]> = {
   durationS: ['BENCH_DURATION_S', 10],
   loadS: ['BENCH_LOAD_S', 60],
   connections: ['BENCH_CONNECTIONS', 20],
@@ -47,11 +56,12 @@ const NUMBERS: Record<Exclude<keyof BenchOptions, Lists>, [name: string, def: nu
   concurrent: ['BENCH_CONCURRENT', 200],
   recordings: ['BENCH_RECORDINGS', 1_000_000],
   dvrRate: ['BENCH_DVR_RATE', 200],
-  dvrBurst: ['BENCH_DVR_BURST', 200]
+  dvrBurst: ['BENCH_DVR_BURST', 200],
+  restarts: ['BENCH_RESTARTS', 5]
 }
 const LISTS: Record<Lists, [name: string, def: string]> = {
   releaseDelaysMs: ['BENCH_RELEASE_DELAYS_MS', '5,50,500'],
-  scenarios: ['BENCH_SCENARIOS', '1,2,3,4,5,6,7,8,9,10,11,12,13']
+  scenarios: ['BENCH_SCENARIOS', '1,2,3,4,5,6,7,8,9,10,11,12,13,14']
 }
 
 /** Reads the options; throws naming the variable when one is not a positive number (integer for counts). */
@@ -60,7 +70,10 @@ export function optionsFrom (env: Record<string, string | undefined>): BenchOpti
     [key, positive(name, env[name] ?? String(def), !SECONDS.has(key))])
   const lists = Object.entries(LISTS).map(([key, [name, def]]) =>
     [key, (env[name] ?? def).split(',').map((v) => positive(name, v, true))])
-  return Object.fromEntries([...numbers, ...lists]) as BenchOptions
+  const pin = env.BENCH_PIN ?? '1'
+  if (pin !== '0' && pin !== '1') throw new Error(`BENCH_PIN=${JSON.stringify(pin)}: expected 0 or 1`)
+  const profileDir = env.BENCH_CPU_PROF === undefined || env.BENCH_CPU_PROF === '' ? undefined : resolve(env.BENCH_CPU_PROF)
+  return { ...Object.fromEntries([...numbers, ...lists]), pin: pin === '1', profileDir } as BenchOptions
 }
 
 function positive (name: string, raw: string, whole: boolean): number {
@@ -69,4 +82,13 @@ function positive (name: string, raw: string, whole: boolean): number {
     throw new Error(`${name}=${JSON.stringify(raw)}: expected a positive ${whole ? 'integer' : 'number'}`)
   }
   return n
+}
+
+/**
+ * Takeovers per release delay in the SRS scenarios besides scenario 3 (at-connect, replicas): at
+ * most 50, so that BENCH_TAKEOVERS=200 for scenario 3's p99 (issue #11) does not add ten minutes
+ * of takeovers at R = 500 ms to them.
+ */
+export function takeoversOf (opts: BenchOptions): number {
+  return Math.min(opts.takeovers, 50)
 }

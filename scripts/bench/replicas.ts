@@ -9,23 +9,23 @@ import { join } from 'node:path'
 import { CALLBACK_PREFIXES } from '../../src/app.js'
 import { Gateway } from '../../test/fixtures/gateway.js'
 import { RedisServer } from '../../test/fixtures/redis.js'
-import { SrsSimulator } from '../../test/fixtures/srs-sim.js'
 import { BENCH_SERVER_ID, checks, pace, percentile, row, saturate, Target, warmUp, type HttpRequest, type LoadResult, type Row, type Scenario } from './harness.js'
 import { hookRequest, knownStreams, takeOverInTurn } from './hooks.js'
-import type { BenchOptions } from './options.js'
+import { takeoversOf, type BenchOptions } from './options.js'
+import { SimProcess } from './sim.js'
 
 /** A simulator, `n` srs-hooks behind a gateway (on_publish to the last, every other hook to the first), and a Redis when n > 1. */
-interface Cluster { sim: SrsSimulator, replicas: Target[], gw: Gateway }
+interface Cluster { sim: SimProcess, replicas: Target[], gw: Gateway }
 
 async function withCluster<T> (redis: RedisServer | undefined, n: number, run: (c: Cluster) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'srs-hooks-bench-'))
-  const sim = await SrsSimulator.start({ serverId: BENCH_SERVER_ID })
+  const sim = await SimProcess.start({ serverId: BENCH_SERVER_ID })
   const shared: Record<string, string> = redis === undefined ? {} : { REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix() }
   const replicas: Target[] = []
   for (let i = 0; i < n; i++) replicas.push(await Target.start('app', { SRS_API_URL: sim.apiUrl, DATA_DIR: join(dir, String(i)), ...shared }))
   // The newcomer's on_publish reaches one replica, the holder's release hooks the other.
   const gw = await Gateway.start(() => replicas.map((r) => r.url), (r) => /\/on_publish\b/.test(r.path) ? n - 1 : 0)
-  sim.setHookBase(gw.url + CALLBACK_PREFIXES[0])
+  await sim.setHookBase(gw.url + CALLBACK_PREFIXES[0])
   try {
     return await run({ sim, replicas, gw })
   } finally {
@@ -37,8 +37,8 @@ async function withCluster<T> (redis: RedisServer | undefined, n: number, run: (
 }
 
 /** Takeovers of seeded streams in turn: the newcomers' on_publish times less the release delay. */
-async function overheads (sim: SrsSimulator, prefix: string, n: number, releaseMs: number): Promise<{ ms: number[], failed: number }> {
-  sim.setReleaseDelay(releaseMs)
+async function overheads (sim: SimProcess, prefix: string, n: number, releaseMs: number): Promise<{ ms: number[], failed: number }> {
+  await sim.setReleaseDelay(releaseMs)
   const run = await takeOverInTurn(sim, prefix, n)
   return { ms: run.ms.map((ms) => ms - releaseMs), failed: run.failed }
 }
@@ -69,11 +69,11 @@ export const replicasWithRedis: Scenario = {
       const R = opts.releaseDelaysMs[0]!
       const one = await withCluster(undefined, 1, async (c) => {
         await overheads(c.sim, 'warm-', 3, R)
-        return { takeover: await overheads(c.sim, 't-', opts.takeovers, R), publish: await publishes(c, opts) }
+        return { takeover: await overheads(c.sim, 't-', takeoversOf(opts), R), publish: await publishes(c, opts) }
       })
       const two = await withCluster(redis, 2, async (c) => {
         await overheads(c.sim, 'warm-', 3, R)
-        const takeover = await overheads(c.sim, 't-', opts.takeovers, R)
+        const takeover = await overheads(c.sim, 't-', takeoversOf(opts), R)
         let commands = 0
         const publish = await publishes(c, opts, async (run) => {
           const m = await redisCommandsDuring(c.replicas, run)
@@ -103,7 +103,7 @@ const MIX = ['on_connect', 'on_publish', 'on_play', 'on_stop', 'on_unpublish', '
 async function throughputWithRedis (redis: RedisServer, opts: BenchOptions): Promise<Row[]> {
   const measure = async (env: Record<string, string>): Promise<LoadResult> => {
     const dir = await mkdtemp(join(tmpdir(), 'srs-hooks-bench-'))
-    const sim = await SrsSimulator.start({ serverId: BENCH_SERVER_ID })
+    const sim = await SimProcess.start({ serverId: BENCH_SERVER_ID })
     const app = await Target.start('app', { SRS_API_URL: sim.apiUrl, DATA_DIR: dir, ...env })
     try {
       const streams = await knownStreams(sim, 'mix', Math.min(opts.streams, 100))

@@ -5,7 +5,6 @@
  * the harness, measures side by side in the same run, and returns its rows of the results table.
  */
 import type { HookAction } from '../../src/srs/hooks.js'
-import type { SrsSimulator } from '../../test/fixtures/srs-sim.js'
 import {
   checks, MB, pace, percentile, row, saturate, warmUp, withStage, withTarget,
   type HttpRequest, type LoadResult, type Row, type Scenario, type Target
@@ -14,23 +13,34 @@ import { hookRequest, knownStreams, takeOverInTurn } from './hooks.js'
 import type { BenchOptions } from './options.js'
 import { dvrBurst, dvrOnBothStores, listingAtScale } from './recordings.js'
 import { replicasWithRedis } from './replicas.js'
+import { restartGap } from './restart.js'
+import type { SimProcess } from './sim.js'
 import { connectTakeover } from './token.js'
 import { ZLM_SCENARIOS } from './zlm-scenarios.js'
 
 const PLAIN_STREAM = { id: 'vid-0000001', app: 'live', name: 'cam1' }
 
-/** Maximum rate against one target, after a warm-up. */
-async function maxRate (target: Target, requests: HttpRequest[], opts: BenchOptions): Promise<LoadResult> {
+/** Maximum rate against one target, after a warm-up; with the CPU time the target spent per request. */
+async function maxRate (target: Target, requests: HttpRequest[], opts: BenchOptions): Promise<LoadResult & { cpuUs: number }> {
   await warmUp(target.url, requests, opts)
-  return await saturate({ url: target.url, requests, connections: opts.connections, durationS: opts.durationS })
+  const before = await target.cpu()
+  const r = await saturate({ url: target.url, requests, connections: opts.connections, durationS: opts.durationS })
+  return { ...r, cpuUs: (await target.cpu() - before) / Math.max(1, r.completed) }
 }
 
-/** 1. on_play and on_connect against a bare node:http server parsing the same body. */
+/** The hooks SRS sends most, which never wait on SRS (issue #11, item 1). */
+const THROUGHPUT_HOOKS = ['on_play', 'on_connect', 'on_stop', 'on_close'] as const
+
+/**
+ * 1. Hooks at the maximum rate against a bare node:http server parsing the same body, each pair
+ * one after the other. Besides requests per second, the server's own CPU time per request: what
+ * it costs whatever the load generator manages to send.
+ */
 const hookThroughput: Scenario = {
-  title: 'hook throughput and latency (on_play, on_connect) vs bare node:http',
+  title: 'hook throughput and latency (on_play, on_connect, on_stop, on_close) vs bare node:http',
   run: async ({ app }, opts) => await withTarget('bare', async (bare) => {
     const rows: Row[] = []
-    for (const action of ['on_play', 'on_connect'] as const) {
+    for (const action of THROUGHPUT_HOOKS) {
       const requests = [hookRequest(action, PLAIN_STREAM, 'c0000001')]
       const limit = await maxRate(bare, requests, opts)
       const ours = await maxRate(app, requests, opts)
@@ -38,6 +48,7 @@ const hookThroughput: Scenario = {
         row(`${action} throughput`, 'req/s', ours.rps, limit.rps, checks.ratioAtLeast(0.8)),
         row(`${action} p50 latency (max rate)`, 'ms', ours.p50, limit.p50),
         row(`${action} p99 latency (max rate)`, 'ms', ours.p99, limit.p99, checks.ratioAtMost(1.5)),
+        row(`${action} server CPU per request`, 'µs', ours.cpuUs, limit.cpuUs),
         row(`${action} requests failed (ref: completed)`, 'requests', ours.failures + limit.failures, ours.completed + limit.completed, checks.atMost(0, 'requests'))
       )
     }
@@ -55,9 +66,9 @@ const publishWithoutConflict: Scenario = {
     const paced = { connections: opts.connections, durationS: opts.durationS, rate: opts.publishRate }
     await warmUp(app.url, publishes, opts)
     const api = await pace({ url: sim.apiUrl, requests: lookups, ...paced })
-    const before = sim.apiRequests
+    const before = await sim.apiRequests()
     const ours = await pace({ url: app.url, requests: publishes, ...paced })
-    const callsPerPublish = (sim.apiRequests - before) / ours.completed
+    const callsPerPublish = (await sim.apiRequests() - before) / ours.completed
     return [
       row('SRS API calls per on_publish', 'calls', callsPerPublish, undefined, checks.atMost(1, 'calls')),
       row(`on_publish p50 at ${opts.publishRate}/s (ref: API alone)`, 'ms', ours.p50, api.p50),
@@ -75,7 +86,7 @@ const takeoverOverhead: Scenario = {
     let failed = 0
     await takeOverInTurn(sim, 'warm-up-', 3)
     for (const r of opts.releaseDelaysMs) {
-      sim.setReleaseDelay(r)
+      await sim.setReleaseDelay(r)
       const run = await takeOverInTurn(sim, `r${r}-`, opts.takeovers)
       failed += run.failed
       const overhead = run.ms.map((ms) => ms - r)
@@ -97,7 +108,7 @@ const PAGE_SIZE = 1000
  * How long the simulator takes to list `total` streams in pages, as reconciliation fetches them:
  * the part of reconciliation's time that is SRS's (and here, the simulator's JSON), not ours.
  */
-async function listingMs (sim: SrsSimulator, total: number): Promise<number> {
+async function listingMs (sim: SimProcess, total: number): Promise<number> {
   const started = performance.now()
   for (let start = 0; start < total; start += PAGE_SIZE) {
     await (await fetch(`${sim.apiUrl}/api/v1/streams/?start=${start}&count=${PAGE_SIZE}`)).json()
@@ -112,7 +123,7 @@ async function listingMs (sim: SrsSimulator, total: number): Promise<number> {
 const scale: Scenario = {
   title: 'scale of state: reconciliation with many live streams',
   run: async (_shared, opts) => await withStage(async ({ sim, app }) => {
-    sim.seedLive(opts.scaleStreams)
+    await sim.seedLive(opts.scaleStreams)
     const n = opts.scaleStreams
     const listing = await listingMs(sim, n)
     const idle = await app.memory()
@@ -136,9 +147,9 @@ const concurrentTakeovers: Scenario = {
   title: 'concurrent takeovers',
   run: async ({ sim }, opts) => {
     const n = opts.concurrent
-    sim.setReleaseDelay(CONCURRENT_RELEASE_MS)
-    sim.seedLive(1, { prefix: 'solo-' })
-    sim.seedLive(n, { prefix: 'burst-' })
+    await sim.setReleaseDelay(CONCURRENT_RELEASE_MS)
+    await sim.seedLive(1, { prefix: 'solo-' })
+    await sim.seedLive(n, { prefix: 'burst-' })
     const solo = await timed(async () => await sim.publish({ app: 'live', stream: 'solo-0' }))
     const burst = await timed(async () => await Promise.all(
       Array.from({ length: n }, async (_, i) => await sim.publish({ app: 'live', stream: `burst-${i}` }))
@@ -187,5 +198,7 @@ export const SCENARIOS: Scenario[] = [
   dvrOnBothStores, listingAtScale, dvrBurst,
   connectTakeover, replicasWithRedis,
   // 12 and 13: ZLMediaKit (issue #12).
-  ...ZLM_SCENARIOS
+  ...ZLM_SCENARIOS,
+  // 14: the restart gap (issue #11).
+  restartGap
 ]

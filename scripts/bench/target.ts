@@ -1,13 +1,15 @@
 /**
  * One server under test, in a process of its own so that its CPU time and resident memory are
- * its own: the load generator and the SRS simulator live in the bench's process. Forked by
- * Target.start() (harness.ts) with `--expose-gc`, as `target.js bare|app`; the app is configured
- * by the environment as the real entry point is. Over IPC it sends `{ url }` once listening,
- * then answers each command (`memory`, and `reconcile`, `recordings` for the app) with its result. It closes
- * and exits when the bench disconnects.
+ * its own (the load generator lives in the bench's process, the SRS simulator in its own). Forked
+ * by Target.start() (harness.ts) with `--expose-gc`, on a CPU of its own when pinned, as
+ * `target.js bare|app`; the app is configured by the environment as the real entry point is. Over
+ * IPC it sends `{ url }` once listening, then answers each command (`memory`, `cpu`, and
+ * `reconcile`, `recordings` for the app) with its result. It closes and exits when the bench
+ * disconnects (writing its CPU profile then, with BENCH_CPU_PROF).
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { bareHandler } from './bare.js'
 import type { GroupStats } from '../../src/recordings/group-commit.js'
 import type { RecordingCounters } from '../../src/recordings/service.js'
 import type { SqliteRecordingStore } from '../../src/recordings/sqlite.js'
@@ -24,18 +26,9 @@ interface Served {
   close: () => Promise<void>
 }
 
-/** The limit for this stack: node:http parsing the same JSON body and answering `{"code":0}`. */
+/** The limit for this stack: node:http parsing the same JSON body and answering `{"code":0}` (bare.ts). */
 async function serveBare (): Promise<Served> {
-  const server = http.createServer((req, res) => {
-    let body = ''
-    req.setEncoding('utf8')
-    req.on('data', (chunk: string) => { body += chunk })
-    req.on('end', () => {
-      JSON.parse(body)
-      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': 10 })
-      res.end('{"code":0}')
-    })
-  })
+  const server = http.createServer(bareHandler)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
@@ -82,6 +75,12 @@ async function serveApp (env: NodeJS.ProcessEnv): Promise<Served> {
   }
 }
 
+/** CPU time this process has used so far (user + system), µs: the bench takes differences. */
+async function cpu (): Promise<number> {
+  const { user, system } = process.cpuUsage()
+  return user + system
+}
+
 /** Resident memory after a full collection, so that garbage waiting for one is not counted. */
 async function memory (): Promise<Memory> {
   globalThis.gc!()
@@ -91,7 +90,7 @@ async function memory (): Promise<Memory> {
 
 const kinds = { bare: serveBare, app: serveApp }
 const served = await kinds[process.argv[2] as keyof typeof kinds](process.env)
-const commands: Record<string, () => Promise<unknown>> = { memory, ...served.commands }
+const commands: Record<string, () => Promise<unknown>> = { memory, cpu, ...served.commands }
 process.on('message', (command: string) => {
   void commands[command]!().then((result) => process.send!(result))
 })

@@ -3,10 +3,9 @@
  * what the on_connect strategy costs a player's on_connect.
  */
 import { signedQuery } from '../../src/auth/signature.js'
-import type { SrsSimulator } from '../../test/fixtures/srs-sim.js'
 import { checks, percentile, row, saturate, warmUp, withStage, type Row, type Scenario, type Stage } from './harness.js'
 import { hookRequest } from './hooks.js'
-import type { BenchOptions } from './options.js'
+import { takeoversOf, type BenchOptions } from './options.js'
 
 const SECRET = 'bench-publish-secret-0123456789'
 const SIGNED = { PUBLISH_AUTH: 'signed', PUBLISH_SECRET: SECRET }
@@ -17,8 +16,8 @@ const SIGNED = { PUBLISH_AUTH: 'signed', PUBLISH_SECRET: SECRET }
  */
 async function takeOver (stage: Stage, prefix: string, n: number, hook: 'on_connect' | 'on_publish', releaseMs: number): Promise<{ overhead: number[], failed: number }> {
   const { sim, app } = stage
-  sim.setReleaseDelay(releaseMs)
-  sim.seedLive(n, { prefix })
+  await sim.setReleaseDelay(releaseMs)
+  await sim.seedLive(n, { prefix })
   // The on_connect path finds the holder's stream through the table: as after a reconciliation.
   await app.reconcile()
   const exp = Math.floor(Date.now() / 1000) + 3600
@@ -28,13 +27,9 @@ async function takeOver (stage: Stage, prefix: string, n: number, hook: 'on_conn
     const stream = prefix + i
     const r = await sim.publish({ app: 'live', stream, param: signedQuery(SECRET, `live/${stream}`, exp) })
     failed += Number(!r.ok)
-    overhead.push(hookMs(sim, hook, r.clientId) - releaseMs)
+    overhead.push(await sim.hookMs(hook, r.clientId) - releaseMs)
   }
   return { overhead, failed }
-}
-
-function hookMs (sim: SrsSimulator, hook: string, clientId: string): number {
-  return sim.hookCalls.findLast((c) => c.hook === hook && c.clientId === clientId)!.ms
 }
 
 /** 7. Takeover at on_connect (SRS 7.0.62) against takeover at on_publish (SRS 6), release delay R. */
@@ -48,8 +43,8 @@ export const connectTakeover: Scenario = {
         await takeOver(token, 'warm-', 3, 'on_connect', 5)
         await takeOver(classic, 'warm-', 3, 'on_publish', 5)
         for (const r of opts.releaseDelaysMs) {
-          const atConnect = await takeOver(token, `c${r}-`, opts.takeovers, 'on_connect', r)
-          const atPublish = await takeOver(classic, `p${r}-`, opts.takeovers, 'on_publish', r)
+          const atConnect = await takeOver(token, `c${r}-`, takeoversOf(opts), 'on_connect', r)
+          const atPublish = await takeOver(classic, `p${r}-`, takeoversOf(opts), 'on_publish', r)
           failed += atConnect.failed + atPublish.failed
           rows.push(
             row(`at-connect takeover overhead p50, R=${r} ms (ref: at on_publish)`, 'ms', percentile(atConnect.overhead, 50), percentile(atPublish.overhead, 50)),
@@ -58,7 +53,7 @@ export const connectTakeover: Scenario = {
         }
       }, { env: SIGNED, sim: { version: '6' } })
     }, { env: SIGNED, sim: { version: '7-token' } })
-    rows.push(row('at-connect and at-publish takeovers that failed', 'takeovers', failed, 2 * opts.takeovers * opts.releaseDelaysMs.length, checks.atMost(0, 'takeovers')))
+    rows.push(row('at-connect and at-publish takeovers that failed', 'takeovers', failed, 2 * takeoversOf(opts) * opts.releaseDelaysMs.length, checks.atMost(0, 'takeovers')))
     rows.push(...await playersOnConnect(opts))
     return rows
   }
@@ -70,7 +65,7 @@ async function playersOnConnect (opts: BenchOptions): Promise<Row[]> {
   const stream = { id: 'vid-0000001', app: 'live', name: 'cam0' }
   const requests = [hookRequest('on_connect', stream, 'player01')]
   const measure = async ({ sim, app }: Stage) => {
-    sim.seedLive(1, { prefix: 'cam' })
+    await sim.seedLive(1, { prefix: 'cam' })
     await app.reconcile()
     await warmUp(app.url, requests, opts)
     return await saturate({ url: app.url, requests, connections: opts.connections, durationS: opts.durationS })

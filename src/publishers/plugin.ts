@@ -75,7 +75,7 @@ export default fp<PublishersPluginOptions>(async (app, { config, state = {}, now
     now,
     intervalMs: config.RECONCILE_INTERVAL_MS,
     prepare: async () => { await servers.discover() },
-    onCorrection: (c) => events.emit({ type: 'correction', server: c.server, stream: c.key, kind: c.kind, clientId: c.clientId, previous: c.previous, at: c.at }, log)
+    onCorrection: (c, at) => events.emit({ type: 'correction', server: c.server, stream: c.key, kind: c.kind, clientId: c.clientId, previous: c.previous, at }, log)
   })
   app.decorate('reconciler', reconciler)
   // Redis back after an outage (maybe restarted empty): rebuild the shared table from the servers.

@@ -23,6 +23,9 @@ export async function reconcile (server: MediaServer, store: PublisherStore, now
   for (const s of await server.published()) live.set(s.key, s)
   const id = server.id
   const corrections: Correction[] = []
+  // Writes are gathered and made together (setMany) where the store can: after a restart beside
+  // 100,000 live streams that is 100,000 of them.
+  const writes: Publisher[] = []
   for (const entry of await store.list(id)) {
     const s = live.get(entry.key)
     live.delete(entry.key)
@@ -32,17 +35,19 @@ export async function reconcile (server: MediaServer, store: PublisherStore, now
         corrections.push({ kind: 'dropped', server: id, key: entry.key, clientId: entry.clientId })
       }
     } else if (s.holder !== entry.clientId) {
-      await store.set(fromServer(id, s, now(), entry.takeovers))
+      writes.push(fromServer(id, s, now(), entry.takeovers))
       corrections.push({ kind: 'replaced', server: id, key: entry.key, clientId: s.holder, previous: entry.clientId })
     } else if (entry.state !== 'confirmed' || entry.streamId !== s.streamId) {
-      await store.set({ ...entry, state: 'confirmed', streamId: s.streamId })
+      writes.push({ ...entry, state: 'confirmed', streamId: s.streamId })
     }
   }
   for (const [key, s] of live) {
     if (await store.get(id, key) !== undefined) continue
-    await store.set(fromServer(id, s, now(), 0))
+    writes.push(fromServer(id, s, now(), 0))
     corrections.push({ kind: 'added', server: id, key, clientId: s.holder })
   }
+  if (store.setMany !== undefined) await store.setMany(writes)
+  else for (const p of writes) await store.set(p)
   return corrections
 }
 
@@ -62,8 +67,8 @@ export interface ReconcilerOptions {
   intervalMs: number
   /** Called before each run (SRS: read each server's version again). */
   prepare?: () => Promise<void>
-  /** Called with every correction made. */
-  onCorrection?: (c: Correction & { at: number }) => void
+  /** Called with every correction made, and when. */
+  onCorrection?: (c: Correction, at: number) => void
 }
 
 /**
@@ -114,14 +119,15 @@ export class Reconciler {
     try {
       const corrections = await reconcile(server, store, now)
       this.corrections += corrections.length
-      corrections.forEach((c, i) => {
+      for (let i = 0; i < corrections.length; i++) {
+        const c = corrections[i]!
         // Each correction is logged; past the first LOGGED_CORRECTIONS of a run (a restart beside
         // 100,000 live streams), only at debug, and the summary line counts them.
         const line = { correction: c.kind, server: c.server, stream: c.key, client: c.clientId, previous: c.previous }
         if (i < LOGGED_CORRECTIONS) log.info(line, 'reconciliation corrected the publisher table')
         else log.debug(line, 'reconciliation corrected the publisher table')
-        this.#opts.onCorrection?.({ ...c, at: now() })
-      })
+        this.#opts.onCorrection?.(c, now())
+      }
       const summary = { server: server.id, ms: now() - started, corrections: corrections.length, size: await store.size() }
       if (corrections.length > LOGGED_CORRECTIONS) log.info(summary, `reconciled with the server; corrections past the first ${LOGGED_CORRECTIONS} are logged at debug`)
       else log.debug(summary, 'reconciled with the server')

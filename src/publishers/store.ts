@@ -40,6 +40,8 @@ export interface PublisherStore {
   /** The entries for stream `key` on every server (the same stream pushed to several origins). */
   holders: (key: string) => Promise<Publisher[]>
   set: (publisher: Publisher) => Promise<void>
+  /** set() of each, in order, in as few writes as the store can (reconciliation writes thousands at once). */
+  setMany?: (publishers: Publisher[]) => Promise<void>
   /** Removes the entry for `key` on `server` only if `clientId` is its publisher; true if removed. */
   deleteIfClient: (server: string, key: string, clientId: string) => Promise<boolean>
   /** Removes whatever entry `clientId` publishes on `server` (on_close carries no stream); returns it. */
@@ -57,8 +59,8 @@ export class MemoryPublisherStore implements PublisherStore {
   readonly #entries: LRUCache<string, Publisher>
   /** server + client id -> server + key */
   readonly #byClient = new Map<string, string>()
-  /** key -> servers that have an entry for it */
-  readonly #byKey = new Map<string, Set<string>>()
+  /** key -> the server that has an entry for it, or the servers when several do (a Set only then) */
+  readonly #byKey = new Map<string, string | Set<string>>()
 
   constructor (max: number) {
     this.#entries = new LRUCache({
@@ -67,8 +69,11 @@ export class MemoryPublisherStore implements PublisherStore {
         const client = join(value.server, value.clientId)
         if (this.#byClient.get(client) === id) this.#byClient.delete(client)
         const servers = this.#byKey.get(value.key)
-        servers?.delete(value.server)
-        if (servers?.size === 0) this.#byKey.delete(value.key)
+        if (servers === value.server) this.#byKey.delete(value.key)
+        else if (typeof servers === 'object') {
+          servers.delete(value.server)
+          if (servers.size === 1) this.#byKey.set(value.key, servers.values().next().value!)
+        }
       }
     })
   }
@@ -79,7 +84,8 @@ export class MemoryPublisherStore implements PublisherStore {
 
   async holders (key: string): Promise<Publisher[]> {
     const out: Publisher[] = []
-    for (const server of this.#byKey.get(key) ?? []) {
+    const servers = this.#byKey.get(key)
+    for (const server of servers === undefined ? [] : typeof servers === 'string' ? [servers] : servers) {
       const p = this.#entries.peek(join(server, key))
       if (p !== undefined) out.push(p)
     }
@@ -87,13 +93,23 @@ export class MemoryPublisherStore implements PublisherStore {
   }
 
   async set (publisher: Publisher): Promise<void> {
+    this.#set(publisher)
+  }
+
+  async setMany (publishers: Publisher[]): Promise<void> {
+    for (const p of publishers) this.#set(p)
+  }
+
+  #set (publisher: Publisher): void {
     const id = join(publisher.server, publisher.key)
     // Replacing an entry disposes the old one first, so the indexes are written after.
     this.#entries.set(id, publisher)
     this.#byClient.set(join(publisher.server, publisher.clientId), id)
-    let servers = this.#byKey.get(publisher.key)
-    if (servers === undefined) this.#byKey.set(publisher.key, servers = new Set())
-    servers.add(publisher.server)
+    const servers = this.#byKey.get(publisher.key)
+    if (servers === undefined) this.#byKey.set(publisher.key, publisher.server)
+    else if (typeof servers === 'string') {
+      if (servers !== publisher.server) this.#byKey.set(publisher.key, new Set([servers, publisher.server]))
+    } else servers.add(publisher.server)
   }
 
   async deleteIfClient (server: string, key: string, clientId: string): Promise<boolean> {

@@ -1,9 +1,6 @@
 import type { Config } from '../config.js'
 import type { Log } from '../logger.js'
 import { checkDatabaseUrl } from './database.js'
-import { PgRecordingStore } from './postgres.js'
-import { Spool } from './spool.js'
-import { SpooledStore } from './spooled.js'
 import { SqliteRecordingStore } from './sqlite.js'
 import type { RecordingStore } from './store.js'
 
@@ -26,6 +23,8 @@ export async function openStore (config: Config, log: Log): Promise<RecordingSto
     }
   }
   const url = checkDatabaseUrl(config.DATABASE_URL)
+  // PostgreSQL's client and the spool are loaded only with DATABASE_URL (a start loads less).
+  const [{ PgRecordingStore }, { Spool }, { SpooledStore }] = await Promise.all([import('./postgres.js'), import('./spool.js'), import('./spooled.js')])
   let spool
   try {
     spool = await Spool.open({ dir: config.DATA_DIR, max: config.SPOOL_MAX_ROWS })

@@ -3,14 +3,7 @@ import type { FailureCounts } from '../auth/limiter.js'
 import type { Config } from '../config.js'
 import type { EventStore } from '../operations/events.js'
 import type { PublisherState } from '../publishers/plugin.js'
-import { RedisPendingConnects } from './connects.js'
-import { RedisEventStore } from './events.js'
-import { RedisFailureCounts } from './failures.js'
-import { RedisFlapStore } from './flap.js'
-import { RedisLink } from './link.js'
-import { RedisLocks } from './locks.js'
-import { RedisSignals } from './signals.js'
-import { RedisPublisherStore } from './store.js'
+import type { RedisLink } from './link.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -44,6 +37,10 @@ export default fp<RedisPluginOptions>(async (app, { config, now }) => {
     app.decorate('sharedState', undefined)
     return
   }
+  // Redis's client and the shared stores are loaded only with REDIS_URL (a start loads less).
+  const [{ RedisPendingConnects }, { RedisEventStore }, { RedisFailureCounts }, { RedisFlapStore }, { RedisLink }, { RedisLocks }, { RedisSignals }, { RedisPublisherStore }] = await Promise.all([
+    import('./connects.js'), import('./events.js'), import('./failures.js'), import('./flap.js'), import('./link.js'), import('./locks.js'), import('./signals.js'), import('./store.js')
+  ])
   const link = new RedisLink({ url: config.REDIS_URL, log: app.log.child({ component: 'redis' }), prefix: config.REDIS_PREFIX, timeoutMs: config.REDIS_TIMEOUT_MS, now })
   app.decorate('redis', link)
   app.decorate('sharedState', {

@@ -179,11 +179,33 @@ export class RedisPublisherStore implements PublisherStore {
 
   async set (publisher: Publisher): Promise<void> {
     await this.#local.set(publisher)
+    await this.#link.call('store.set', async (redis) => await this.#set(redis, ...this.#setArgs(publisher)))
+  }
+
+  /**
+   * set() of each: the twin first, then Redis, the set script of each publisher in pipelines of
+   * `scanCount` (one round trip each, each bounded), in order.
+   */
+  async setMany (publishers: Publisher[]): Promise<void> {
+    if (this.#local.setMany !== undefined) await this.#local.setMany(publishers)
+    else for (const p of publishers) await this.#local.set(p)
+    for (let i = 0; i < publishers.length; i += this.#scanCount) {
+      const chunk = publishers.slice(i, i + this.#scanCount)
+      await this.#link.call('store.set', async (redis) => {
+        const batch = redis.pipeline()
+        for (const p of chunk) void this.#set(batch as never, ...this.#setArgs(p))
+        return await exec(batch)
+      })
+    }
+  }
+
+  #setArgs (publisher: Publisher): [string[], Array<string | number>] {
     const s = encodePart(publisher.server)
     const c = encodePart(publisher.clientId)
-    await this.#link.call('store.set', async (redis) => await this.#set(redis,
+    return [
       [this.#table(publisher.server), this.#clients(publisher.server), this.#holdersKey, this.#serversKey],
-      [encodePart(publisher.key), c, `${c} ${JSON.stringify(publisher)}`, s, this.#ttlMs]))
+      [encodePart(publisher.key), c, `${c} ${JSON.stringify(publisher)}`, s, this.#ttlMs]
+    ]
   }
 
   async deleteIfClient (server: string, key: string, clientId: string): Promise<boolean> {

@@ -1,4 +1,4 @@
-import { Pool, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
 import { SrsApiError } from '../errors.js'
 
 /**
@@ -83,7 +83,9 @@ type Envelope = Record<string, unknown> & { code: number }
 
 export class SrsApi {
   readonly url: string
-  readonly #dispatcher: Dispatcher
+  /** The injected dispatcher, or our Pool once the first call made it (undici is loaded then). */
+  #dispatcher: Dispatcher | Promise<Dispatcher> | undefined
+  readonly #connectTimeoutMs: number
   readonly #ownsDispatcher: boolean
   readonly #headers: Record<string, string>
   readonly #timeoutMs: number
@@ -99,11 +101,8 @@ export class SrsApi {
   constructor (opts: SrsApiOptions) {
     this.url = opts.url
     this.#ownsDispatcher = opts.dispatcher === undefined
-    this.#dispatcher = opts.dispatcher ?? new Pool(opts.url, {
-      connections: 16,
-      keepAliveTimeout: 4000,
-      connectTimeout: opts.timeoutMs
-    })
+    this.#dispatcher = opts.dispatcher
+    this.#connectTimeoutMs = opts.timeoutMs
     this.#headers = { accept: 'application/json' }
     if (opts.auth !== undefined) {
       const token = Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')
@@ -183,7 +182,21 @@ export class SrsApi {
   }
 
   async close (): Promise<void> {
-    if (this.#ownsDispatcher) await this.#dispatcher.close()
+    // Made now if no call made it, so that a call after close() fails as it did with the Pool closed.
+    if (this.#ownsDispatcher) await (await this.#pool()).close()
+  }
+
+  /**
+   * The dispatcher, our Pool made at the first call: undici is a large module (~15 % of a start's
+   * CPU), and a restarted server answers the hooks that need no SRS before it has loaded it.
+   */
+  #pool (): Dispatcher | Promise<Dispatcher> {
+    this.#dispatcher ??= import('undici').then(({ Pool }) => new Pool(this.url, {
+      connections: 16,
+      keepAliveTimeout: 4000,
+      connectTimeout: this.#connectTimeoutMs
+    }))
+    return this.#dispatcher
   }
 
   async #read (path: string, opts: CallOptions | undefined, accept?: number): Promise<Envelope> {
@@ -208,7 +221,7 @@ export class SrsApi {
     this.requests++
     let res: Dispatcher.ResponseData
     try {
-      res = await this.#dispatcher.request({
+      res = await (await this.#pool()).request({
         origin: this.url,
         method,
         path,

@@ -117,6 +117,9 @@ const SECRET_NAME = /key|token|secret|sign|pass|auth|pwd|credential/i
  */
 export function redactQuery (value: string | undefined): string | undefined {
   if (value === undefined || value === '') return value
+  // Nothing to mask without userinfo or a secret-looking name anywhere (SRS's usual `?vhost=...`):
+  // the value as it is, which is what the rest would return, without splitting it.
+  if (!value.includes('@') && !SECRET_NAME.test(value)) return value
   const out = value.replace(/\/\/[^/@?]*@/, '//***@')
   // `param` is usually `?a=b`; for WHIP it is the bare query; a tcUrl may carry one after `?`.
   const q = out.indexOf('?')

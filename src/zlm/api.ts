@@ -1,4 +1,4 @@
-import { Pool, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
 
 /**
  * ZLMediaKit's HTTP API (zlm-protocol.md section 3): the only code that talks to ZLMediaKit.
@@ -141,7 +141,9 @@ export class ZlmApi {
   requests = 0
   /** Whether the last call got an answer. */
   up = true
-  readonly #dispatcher: Dispatcher
+  /** The injected dispatcher, or our Pool once the first call made it (undici is loaded then). */
+  #dispatcher: Dispatcher | Promise<Dispatcher> | undefined
+  readonly #connectTimeoutMs: number
   readonly #ownsDispatcher: boolean
   readonly #secret: () => string | undefined
   readonly #timeoutMs: number
@@ -152,7 +154,8 @@ export class ZlmApi {
   constructor (opts: ZlmApiOptions) {
     this.url = opts.url
     this.#ownsDispatcher = opts.dispatcher === undefined
-    this.#dispatcher = opts.dispatcher ?? new Pool(opts.url, { connections: 16, keepAliveTimeout: 4000, connectTimeout: opts.timeoutMs })
+    this.#dispatcher = opts.dispatcher
+    this.#connectTimeoutMs = opts.timeoutMs
     this.#secret = opts.secret
     this.#timeoutMs = opts.timeoutMs
     this.#retries = opts.retries
@@ -216,7 +219,14 @@ export class ZlmApi {
   }
 
   async close (): Promise<void> {
-    if (this.#ownsDispatcher) await this.#dispatcher.close()
+    // Made now if no call made it, so that a call after close() fails as it did with the Pool closed.
+    if (this.#ownsDispatcher) await (await this.#pool()).close()
+  }
+
+  /** The dispatcher: our Pool is made at the first call (undici is a large module; a start loads less). */
+  #pool (): Dispatcher | Promise<Dispatcher> {
+    this.#dispatcher ??= import('undici').then(({ Pool }) => new Pool(this.url, { connections: 16, keepAliveTimeout: 4000, connectTimeout: this.#connectTimeoutMs }))
+    return this.#dispatcher
   }
 
   async #read (name: string, params: Record<string, string | undefined>, opts: CallOptions | undefined, accept?: number): Promise<Envelope> {
@@ -244,7 +254,7 @@ export class ZlmApi {
     this.requests++
     let res: Dispatcher.ResponseData
     try {
-      res = await this.#dispatcher.request({
+      res = await (await this.#pool()).request({
         origin: this.url,
         method: 'POST',
         path: `/index/api/${name}`,
