@@ -2,17 +2,9 @@ import t, { type Test } from 'tap'
 import { MemoryEventStore, type EventStore, type StoredEvent } from '../src/operations/events.js'
 import { RedisEventStore } from '../src/redis/events.js'
 import type { RedisLink } from '../src/redis/link.js'
-import { RedisServer, commandCounter, openLink, restoreAtEnd, waitFor } from './fixtures/redis.js'
+import { BOUND, RedisServer, commandCounter, openLink, restoreAtEnd, timed, waitFor } from './fixtures/redis.js'
 
 const redis = await RedisServer.start(t)
-/** openLink's REDIS_TIMEOUT_MS, and the margin a bounded call is allowed past it. */
-const BOUND = 100 + 150
-
-async function timed<T> (p: Promise<T>): Promise<[T, number]> {
-  const started = performance.now()
-  const v = await p
-  return [v, performance.now() - started]
-}
 
 /** The events log of one replica, on a link of its own. */
 async function replica (t: Test, prefix: string, max: number, chunk?: number, timeoutMs = 100): Promise<{ events: RedisEventStore, link: RedisLink }> {

@@ -4,18 +4,10 @@ import { FlapGuard, MemoryFlapStore, type FlapStore } from '../src/publishers/fl
 import { RedisFailureCounts } from '../src/redis/failures.js'
 import { RedisFlapStore } from '../src/redis/flap.js'
 import type { RedisLink } from '../src/redis/link.js'
-import { RedisServer, commandCounter, openLink, restoreAtEnd, waitFor } from './fixtures/redis.js'
+import { BOUND, RedisServer, commandCounter, openLink, restoreAtEnd, timed, waitFor } from './fixtures/redis.js'
 
 const redis = await RedisServer.start(t)
-/** openLink's REDIS_TIMEOUT_MS, and the margin a bounded call is allowed past it. */
-const BOUND = 100 + 150
 const MINUTE = 60_000
-
-async function timed<T> (p: Promise<T>): Promise<[T, number]> {
-  const started = performance.now()
-  const v = await p
-  return [v, performance.now() - started]
-}
 
 /** The flap history and failure counts of one replica, on a link of its own. */
 async function replica (t: Test, prefix: string): Promise<{ flap: RedisFlapStore, counts: RedisFailureCounts, link: RedisLink }> {

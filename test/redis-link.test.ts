@@ -4,17 +4,9 @@ import { Type } from 'typebox'
 import { Value } from 'typebox/value'
 import { encodePart, redactUrl, RedisLink, type RecoveryInfo } from '../src/redis/link.js'
 import { RedisSettings } from '../src/redis/settings.js'
-import { LogCapture, RedisServer, openLink, restoreAtEnd, waitFor } from './fixtures/redis.js'
+import { BOUND, LogCapture, RedisServer, openLink, restoreAtEnd, timed, waitFor } from './fixtures/redis.js'
 
 const redis = await RedisServer.start(t)
-/** openLink's REDIS_TIMEOUT_MS, and the margin a bounded call is allowed past it. */
-const BOUND = 100 + 150
-
-async function timed<T> (p: Promise<T>): Promise<[T, number]> {
-  const started = performance.now()
-  const v = await p
-  return [v, performance.now() - started]
-}
 
 /** A link built by hand (openLink waits for it to be up). */
 function newLink (t: Test, url: string, prefix = redis.prefix()): { link: RedisLink, logs: LogCapture } {
@@ -107,6 +99,7 @@ t.test('Redis stopped: calls fail at once and are counted, the outage is logged 
   link.subscribe('x', () => {})
   await redis.stop()
   await waitFor(() => !link.up, 2000, 'the link to notice')
+  const noticed = performance.now()
   for (let i = 0; i < 5; i++) {
     const [r, ms] = await timed(link.call('store.get', async (c) => await c.get('k')))
     t.equal(r.ok, false)
@@ -123,8 +116,9 @@ t.test('Redis stopped: calls fail at once and are counted, the outage is logged 
 
   await redis.restart()
   await waitFor(() => recovered.length === 1, 5000, 'the return')
+  const outage = performance.now() - noticed
   t.equal(link.up, true)
-  t.ok(recovered[0]!.downMs >= 0)
+  t.ok(recovered[0]!.downMs >= outage - 50 && recovered[0]!.downMs <= outage + 5000, `the outage's length (${recovered[0]!.downMs} ms; seen here from its notice: ${outage.toFixed(0)} ms)`)
   t.type(recovered[0]!.error, 'string')
   t.equal(logs.find('Redis is back').length, 1)
   t.same(await link.call('store.get', async (c) => await c.get('k')), { ok: true, value: null })

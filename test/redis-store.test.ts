@@ -2,11 +2,9 @@ import t, { type Test } from 'tap'
 import { MemoryPublisherStore, type Publisher, type PublisherStore } from '../src/publishers/store.js'
 import type { RedisLink } from '../src/redis/link.js'
 import { RedisPublisherStore } from '../src/redis/store.js'
-import { RedisServer, commandCounter, openLink, restoreAtEnd, waitFor } from './fixtures/redis.js'
+import { BOUND, RedisServer, commandCounter, openLink, restoreAtEnd, timed, waitFor } from './fixtures/redis.js'
 
 const redis = await RedisServer.start(t)
-/** openLink's REDIS_TIMEOUT_MS, and the margin a bounded call is allowed past it. */
-const BOUND = 100 + 150
 
 const entry = (server: string, key: string, clientId: string, more: Partial<Publisher> = {}): Publisher => ({
   server, key, vhost: '__defaultVhost__', app: 'live', stream: key.split('/').pop()!, clientId, since: 1, state: 'publishing', takeovers: 0, ...more
@@ -15,12 +13,6 @@ const entry = (server: string, key: string, clientId: string, more: Partial<Publ
 /** What a store gives back, as plain data (optional fields left undefined are absent). */
 const plain = <T>(v: T): T => v === undefined ? v : JSON.parse(JSON.stringify(v))
 const keys = (ps: Publisher[]): string[] => ps.map((p) => `${p.server} ${p.key} ${p.clientId}`).sort()
-
-async function timed<T> (p: Promise<T>): Promise<[T, number]> {
-  const started = performance.now()
-  const v = await p
-  return [v, performance.now() - started]
-}
 
 /** A Redis store on a link of its own ("a replica"), and its local twin to look into. */
 async function replica (
