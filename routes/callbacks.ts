@@ -135,7 +135,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
     const r = node.strategy === 'connect'
       ? await app.publishers.publishHoldingToken(request, req.log)
       : await app.publishers.publish(request, req.log)
-    req.hookLog = { ...seen, server: node.server.id, outcome: r.outcome, code: codeOf(r), reason: r.refusal?.msg, evicted: r.evicted, waitMs: r.release?.waitMs }
+    req.hookLog = publishLog(seen, node.server.id, r)
     return replyOf(r)
   })
 
@@ -160,7 +160,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
       credentials: credentialsOf(app.auth.publishCredentials({ vhost: b.vhost, app: b.app, stream, param: b.param, ip: b.ip })),
       policy: app.policyFor(b.vhost, b.app)
     }, req.log)
-    req.hookLog = { ...seen, server: node.server.id, outcome: r.outcome, code: codeOf(r), reason: r.refusal?.msg, evicted: r.evicted, waitMs: r.release?.waitMs }
+    req.hookLog = publishLog(seen, node.server.id, r)
     return replyOf(r)
   })
 
@@ -249,8 +249,9 @@ function replyOf (r: PublishResult): HookReply {
   return r.allowed ? ALLOW : { code: r.refusal!.code, msg: r.refusal!.msg }
 }
 
-function codeOf (r: PublishResult): number {
-  return r.allowed ? 0 : r.refusal!.code
+/** The log line of a publish or connect the core decided, on either media server. */
+export function publishLog (seen: HookLog, server: string, r: PublishResult): HookLog {
+  return { ...seen, server, outcome: r.outcome, code: r.allowed ? 0 : r.refusal!.code, reason: r.refusal?.msg, evicted: r.evicted, waitMs: r.release?.waitMs }
 }
 
 function describe (b: { ip?: string | undefined, param?: string | undefined }, stream: string | undefined, client: string): HookLog {

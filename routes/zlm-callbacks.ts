@@ -14,7 +14,7 @@ import {
   type OnPublish
 } from '../src/zlm/hooks.js'
 import { UNKNOWN, type ZlmNode } from '../src/zlm/servers.js'
-import { indexRecording, type HookLog } from './callbacks.js'
+import { indexRecording, publishLog, type HookLog } from './callbacks.js'
 
 /**
  * What ZLMediaKit calls: POST <prefix>/zlm/on_<hook> (zlm-protocol.md section 1). Every hook is
@@ -98,7 +98,7 @@ const zlmCallbacks: FastifyPluginAsyncTypebox<ZlmCallbackRoutesOptions> = async 
       credentials: credentialsOf(verdict),
       policy: app.policyFor(b.vhost, b.app)
     }, req.log)
-    req.hookLog = { ...seen, server: node.server.id, outcome: r.outcome, code: codeOf(r), reason: r.refusal?.msg, evicted: r.evicted, waitMs: r.release?.waitMs }
+    req.hookLog = publishLog(seen, node.server.id, r)
     return replyOf(r)
   })
 
@@ -255,10 +255,6 @@ function unknownServer (failMode: 'open' | 'closed', mediaServerId: string, verd
 
 function replyOf (r: PublishResult): ZlmReply {
   return r.allowed ? ZLM_ALLOW : { code: r.refusal!.code, msg: r.refusal!.msg }
-}
-
-function codeOf (r: PublishResult): number {
-  return r.allowed ? 0 : r.refusal!.code
 }
 
 function noticed (b: { mediaServerId: string, vhost?: string | undefined, app?: string | undefined, stream?: string | undefined }): HookLog {
