@@ -82,15 +82,21 @@ t.test('without credentials: SRS refuses the first attempt, its close evicts the
 })
 
 t.test('without credentials under takeover-stale, a live holder is kept through any number of retries', async (t) => {
-  const { sim } = await world(t, { TAKEOVER_POLICY: 'takeover-stale' }, { statsIntervalMs: 100 })
+  const { sim, app, logs } = await world(t, { TAKEOVER_POLICY: 'takeover-stale' }, { statsIntervalMs: 100 })
   const a = await sim.publish({ app: 'live', stream: 'cam1' })
   for (let i = 0; i < 3; i++) {
     const r = await sim.publish({ app: 'live', stream: 'cam1' })
     t.equal(r.code, 1028, `retry ${i + 1} refused by the token`)
   }
-  await sim.waitForHook((c) => c.hook === 'on_close' && c.body.client_id !== a.clientId)
+  await waitFor(() => sim.hookCalls.filter((c) => c.hook === 'on_close' && c.body.client_id !== a.clientId).length === 3, 5000, 'the three retries\' on_close')
   // Each deferred probe judges the live holder sending: nobody is kicked.
-  await new Promise<void>((resolve) => { setImmediate(resolve) })
+  await app.publishers.idle()
+  // Each retry's deferred takeover ended in a verdict: the holder found sending, or (the probes of
+  // one stream run one at a time) its bound used up waiting for the others; neither evicts.
+  const verdicts = logs.lines.filter((l) => l.path === 'deferred').map((l) => l.type === 'refusal' ? l.reason : l.type)
+  t.equal(verdicts.length, 3, `three deferred verdicts: ${verdicts.join(', ')}`)
+  t.ok(verdicts.includes('incumbent-sending'), 'the holder was probed and found sending')
+  t.ok(verdicts.every((v) => v === 'incumbent-sending' || v === 'bound-exhausted'), 'nothing else')
   t.same(sim.kicks, [])
   t.equal(sim.activePublisher('live', 'cam1'), a.clientId)
 })
