@@ -9,6 +9,7 @@ import { trustProxyOf } from './auth/settings.js'
 import health from '../routes/health.js'
 import type { Config } from './config.js'
 import { AppError, Codes } from './errors.js'
+import { backgroundStart } from './http/start.js'
 import { lazySerializerCompiler, validatorCompiler } from './http/validation.js'
 import { createLogger } from './logger.js'
 import operations from './operations/plugin.js'
@@ -50,6 +51,9 @@ export interface AppDeps {
 /** Where SRS's hooks arrive: directly, and through a gateway that strips `/admin-api`. */
 export const CALLBACK_PREFIXES = ['/admin-api/video/camera/callback', '/video/camera/callback'] as const
 
+/** How long after listening a start's background work waits for the first request at most (http/start.ts). */
+const START_GRACE_MS = 100
+
 export async function buildApp (config: Config, deps: AppDeps = {}) {
   const now = deps.now ?? Date.now
   const app = Fastify({
@@ -64,6 +68,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(lazySerializerCompiler())
   app.decorateRequest('hookLog', null)
+  backgroundStart(app, START_GRACE_MS)
   // Gateways and Java clients send `Content-Type: application/json` on bodyless requests (a
   // DELETE): an empty body is no body. A route that needs one still refuses it by its schema.
   const json = app.getDefaultJsonParser('error', 'error')

@@ -80,7 +80,8 @@ export default fp<PublishersPluginOptions>(async (app, { config, state = {}, now
   app.decorate('reconciler', reconciler)
   // Redis back after an outage (maybe restarted empty): rebuild the shared table from the servers.
   app.redis?.onRecovered(() => { void reconciler.run() })
-  app.addHook('onReady', async () => { reconciler.start() })
+  // Not before the first hooks are answered: a start beside 100,000 live streams lists them all.
+  app.afterStart(() => { reconciler.start() })
   app.addHook('onClose', async () => {
     await reconciler.stop()
     await app.publishers.idle()

@@ -20,8 +20,8 @@ export interface SrsPluginOptions {
 
 /**
  * The SRS servers (SRS_API_URL) and their API clients, shared by the app, closed with it. Their
- * versions (which decide where takeovers happen) are read once the server listens, without
- * holding up the first hooks.
+ * versions (which decide where takeovers happen) are read once the server is serving (afterStart),
+ * without holding up the first hooks.
  */
 export default fp<SrsPluginOptions>(async (app, { config, dispatcher, now, statsIntervalMs }) => {
   const servers = new SrsServers({
@@ -38,6 +38,9 @@ export default fp<SrsPluginOptions>(async (app, { config, dispatcher, now, stats
     app.log.warn({ STALE_PROBE_MS: config.STALE_PROBE_MS, needs: probeBudget(SRS_STATS_INTERVAL_MS) },
       `STALE_PROBE_MS is shorter than two of SRS's ${SRS_STATS_INTERVAL_MS} ms counter refreshes: takeover-stale may run out of time before it can tell, and then evicts nobody`)
   }
-  app.addHook('onReady', async () => { void servers.discover() })
+  app.afterStart(() => {
+    // The versions not read yet (an embedding may have read them already).
+    for (const node of servers.nodes) if (node.version === undefined) void servers.discover(node)
+  })
   app.addHook('onClose', async () => { await servers.close() })
 }, { name: 'srs-api' })

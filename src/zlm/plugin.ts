@@ -120,9 +120,10 @@ export default fp<ZlmPluginOptions>(async (app, { config, now, dispatcher, stats
   }
 
   let timer: NodeJS.Timeout | undefined
-  app.addHook('onReady', async () => {
+  app.afterStart(() => {
     if (servers.size === 0) return
-    void servers.discover()
+    // The servers whose identity is not known yet (an embedding may have read it already).
+    for (const node of servers.nodes) if (node.mediaServerId === undefined) void servers.discover(node)
     if (config.RECONCILE_INTERVAL_MS > 0) {
       timer = setInterval(() => { services.background(services.reconcileRtp()) }, config.RECONCILE_INTERVAL_MS)
       timer.unref()
