@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import { lazy } from '../lazy.js'
 
 /**
  * Counts failed publish/play authorisations per client IP in fixed windows. An IP past `max`
@@ -18,22 +19,22 @@ export interface FailureCounts {
 /** The in-process counts, bounded: the least recently seen IPs are forgotten first. */
 export class MemoryFailureCounts implements FailureCounts {
   readonly #now: () => number
-  readonly #entries: LRUCache<string, { count: number, resetAt: number }>
+  readonly #entries: () => LRUCache<string, { count: number, resetAt: number }>
 
   constructor (opts: { now: () => number, maxIds?: number }) {
     this.#now = opts.now
-    this.#entries = new LRUCache({ max: opts.maxIds ?? 10_000 })
+    this.#entries = lazy(() => new LRUCache({ max: opts.maxIds ?? 10_000 }))
   }
 
   async get (id: string): Promise<number> {
-    const e = this.#entries.get(id)
+    const e = this.#entries().get(id)
     return e !== undefined && e.resetAt > this.#now() ? e.count : 0
   }
 
   async add (id: string, windowMs: number): Promise<number> {
     const now = this.#now()
-    let e = this.#entries.get(id)
-    if (e === undefined || e.resetAt <= now) this.#entries.set(id, e = { count: 0, resetAt: now + windowMs })
+    let e = this.#entries().get(id)
+    if (e === undefined || e.resetAt <= now) this.#entries().set(id, e = { count: 0, resetAt: now + windowMs })
     return ++e.count
   }
 }

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import { lazy } from '../lazy.js'
 import type { Credentials, Policy } from './policy.js'
 import type { StreamRef } from './media.js'
 
@@ -32,21 +33,21 @@ export interface PendingConnects {
 export const PENDING_CONNECT_TTL_MS = 60_000
 
 export class MemoryPendingConnects implements PendingConnects {
-  readonly #entries = new LRUCache<string, PendingConnect>({ max: 50_000, ttl: PENDING_CONNECT_TTL_MS })
+  readonly #entries = lazy(() => new LRUCache<string, PendingConnect>({ max: 50_000, ttl: PENDING_CONNECT_TTL_MS }))
 
   async add (p: PendingConnect): Promise<void> {
-    this.#entries.set(`${p.server}\n${p.clientId}`, p)
+    this.#entries().set(`${p.server}\n${p.clientId}`, p)
   }
 
   async decide (server: string, clientId: string): Promise<void> {
-    const p = this.#entries.get(`${server}\n${clientId}`)
+    const p = this.#entries().get(`${server}\n${clientId}`)
     if (p !== undefined) p.decided = true
   }
 
   async take (server: string, clientId: string): Promise<PendingConnect | undefined> {
     const id = `${server}\n${clientId}`
-    const p = this.#entries.get(id)
-    this.#entries.delete(id)
+    const p = this.#entries().get(id)
+    this.#entries().delete(id)
     return p
   }
 }

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import { lazy } from '../lazy.js'
 import type { FlapState } from './policy.js'
 
 /**
@@ -26,14 +27,14 @@ interface Entry { times: number[], coolingUntil: number }
 
 /** The in-process history, bounded: the least recently used streams are forgotten first. */
 export class MemoryFlapStore implements FlapStore {
-  readonly #streams: LRUCache<string, Entry>
+  readonly #streams: () => LRUCache<string, Entry>
 
   constructor (maxStreams = 10_000) {
-    this.#streams = new LRUCache({ max: maxStreams })
+    this.#streams = lazy(() => new LRUCache({ max: maxStreams }))
   }
 
   async read (key: string, since: number): Promise<{ recent: number, coolingUntil: number }> {
-    const e = this.#streams.get(key)
+    const e = this.#streams().get(key)
     if (e === undefined) return { recent: 0, coolingUntil: 0 }
     e.times = e.times.filter((t) => t > since)
     return { recent: e.times.length, coolingUntil: e.coolingUntil }
@@ -53,12 +54,12 @@ export class MemoryFlapStore implements FlapStore {
 
   /** Streams remembered, for tests and diagnostics. */
   get size (): number {
-    return this.#streams.size
+    return this.#streams().size
   }
 
   #entry (key: string): Entry {
-    let e = this.#streams.get(key)
-    if (e === undefined) this.#streams.set(key, e = { times: [], coolingUntil: 0 })
+    let e = this.#streams().get(key)
+    if (e === undefined) this.#streams().set(key, e = { times: [], coolingUntil: 0 })
     return e
   }
 }

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import { lazy } from '../lazy.js'
 
 /**
  * Tells a waiting takeover that the media server has released a publisher: the hooks that mean
@@ -25,10 +26,10 @@ export const SIGNAL_MEMORY_MS = 60_000
 
 export class MemorySignals implements Signals {
   readonly #waiters = new Map<string, Set<() => void>>()
-  readonly #recent = new LRUCache<string, true>({ max: 10_000, ttl: SIGNAL_MEMORY_MS })
+  readonly #recent = lazy(() => new LRUCache<string, true>({ max: 10_000, ttl: SIGNAL_MEMORY_MS }))
 
   emit (topic: string): void {
-    this.#recent.set(topic, true)
+    this.#recent().set(topic, true)
     const waiters = this.#waiters.get(topic)
     if (waiters === undefined) return
     this.#waiters.delete(topic)
@@ -37,11 +38,11 @@ export class MemorySignals implements Signals {
 
   /** Whether `topic` was emitted within SIGNAL_MEMORY_MS. */
   seen (topic: string): boolean {
-    return this.#recent.has(topic)
+    return this.#recent().has(topic)
   }
 
   wait (topic: string, signal: AbortSignal): Promise<void> {
-    if (this.#recent.has(topic)) return Promise.resolve()
+    if (this.#recent().has(topic)) return Promise.resolve()
     // Already let go of: nothing to wait for, and nothing to remember.
     if (signal.aborted) return new Promise(() => {})
     return new Promise((resolve) => {

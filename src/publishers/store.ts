@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import { lazy } from '../lazy.js'
 
 /**
  * The publisher table: who publishes which stream on which media server, as far as we know. It is
@@ -56,14 +57,14 @@ const join = (server: string, id: string): string => `${server}\n${id}`
 
 /** In-process store, bounded by an LRU so a flood of stream names cannot exhaust memory. */
 export class MemoryPublisherStore implements PublisherStore {
-  readonly #entries: LRUCache<string, Publisher>
+  readonly #entries: () => LRUCache<string, Publisher>
   /** server + client id -> server + key */
   readonly #byClient = new Map<string, string>()
   /** key -> the server that has an entry for it, or the servers when several do (a Set only then) */
   readonly #byKey = new Map<string, string | Set<string>>()
 
   constructor (max: number) {
-    this.#entries = new LRUCache({
+    this.#entries = lazy(() => new LRUCache({
       max,
       dispose: (value, id) => {
         const client = join(value.server, value.clientId)
@@ -75,18 +76,18 @@ export class MemoryPublisherStore implements PublisherStore {
           if (servers.size === 1) this.#byKey.set(value.key, servers.values().next().value!)
         }
       }
-    })
+    }))
   }
 
   async get (server: string, key: string): Promise<Publisher | undefined> {
-    return this.#entries.get(join(server, key))
+    return this.#entries().get(join(server, key))
   }
 
   async holders (key: string): Promise<Publisher[]> {
     const out: Publisher[] = []
     const servers = this.#byKey.get(key)
     for (const server of servers === undefined ? [] : typeof servers === 'string' ? [servers] : servers) {
-      const p = this.#entries.peek(join(server, key))
+      const p = this.#entries().peek(join(server, key))
       if (p !== undefined) out.push(p)
     }
     return out
@@ -103,7 +104,7 @@ export class MemoryPublisherStore implements PublisherStore {
   #set (publisher: Publisher): void {
     const id = join(publisher.server, publisher.key)
     // Replacing an entry disposes the old one first, so the indexes are written after.
-    this.#entries.set(id, publisher)
+    this.#entries().set(id, publisher)
     this.#byClient.set(join(publisher.server, publisher.clientId), id)
     const servers = this.#byKey.get(publisher.key)
     if (servers === undefined) this.#byKey.set(publisher.key, publisher.server)
@@ -114,28 +115,28 @@ export class MemoryPublisherStore implements PublisherStore {
 
   async deleteIfClient (server: string, key: string, clientId: string): Promise<boolean> {
     const id = join(server, key)
-    if (this.#entries.peek(id)?.clientId !== clientId) return false
-    return this.#entries.delete(id)
+    if (this.#entries().peek(id)?.clientId !== clientId) return false
+    return this.#entries().delete(id)
   }
 
   async deleteByClient (server: string, clientId: string): Promise<Publisher | undefined> {
     const id = this.#byClient.get(join(server, clientId))
     if (id === undefined) return undefined
-    const entry = this.#entries.peek(id)
-    this.#entries.delete(id)
+    const entry = this.#entries().peek(id)
+    this.#entries().delete(id)
     return entry
   }
 
   async delete (server: string, key: string): Promise<boolean> {
-    return this.#entries.delete(join(server, key))
+    return this.#entries().delete(join(server, key))
   }
 
   async list (server?: string): Promise<Publisher[]> {
-    const all = [...this.#entries.values()]
+    const all = [...this.#entries().values()]
     return server === undefined ? all : all.filter((p) => p.server === server)
   }
 
   async size (): Promise<number> {
-    return this.#entries.size
+    return this.#entries().size
   }
 }
