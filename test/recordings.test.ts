@@ -119,6 +119,26 @@ t.test('an unusable DATA_DIR stops the app at start with a message naming it', a
   await t.rejects(startApp(t, { DATA_DIR: join(dir, 'a-file', 'data') }), /cannot open the recordings index in DATA_DIR=.*a-file/)
 })
 
+t.test('an index SQLite cannot open (a newer schema) does not hold up the start: hooks are answered, then the log and /readyz say it, and an on_dvr is refused', async (t) => {
+  const dir = t.testdir()
+  const db = new Database(join(dir, 'recordings.db'))
+  db.pragma('user_version = 99')
+  db.close()
+  const { hookBase, url, logs } = await startApp(t, { DATA_DIR: dir })
+  const play = await postHook(hookBase, 'on_play', { action: 'on_play', client_id: 'c1', vhost: '__defaultVhost__', app: 'live', stream: 's' })
+  t.same(play.reply, { code: 0, msg: null })
+  const line = await waitFor(() => logs.find((l) => l.msg === 'the recordings index cannot be opened'), 5000, 'the log line')
+  t.match(line, { level: 50, reason: /recordings\.db is not writable: .*schema version 99, newer than this srs-hooks knows \(2\)/ })
+  const ready = await fetch(`${url}/readyz`)
+  t.equal(ready.status, 503)
+  t.match(JSON.stringify(await ready.json()), /schema version 99/)
+  const r = await postHook(hookBase, 'on_dvr', dvr())
+  t.same([r.status, r.reply.code], [503, 1101], 'not acknowledged: nothing was stored')
+  const after = new Database(join(dir, 'recordings.db'), { readonly: true })
+  t.teardown(() => after.close())
+  t.equal(after.pragma('user_version', { simple: true }), 99, 'the file is left as it was')
+})
+
 t.test('a burst of writes is committed in groups, each answered once its group is on disk', async (t) => {
   const store = await SqliteRecordingStore.open({ dir: t.testdir() })
   t.teardown(() => store.close())

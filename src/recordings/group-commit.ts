@@ -1,8 +1,9 @@
 import { mkdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { extname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
 
 /**
  * SQLite off the event loop. better-sqlite3 is synchronous, and with `synchronous=FULL` every
@@ -24,7 +25,7 @@ import Database from 'better-sqlite3'
 export function openDurable (dir: string, name: string, busyTimeoutMs: number, prepare: (db: Database.Database, file: string) => void): { db: Database.Database, file: string } {
   mkdirSync(dir, { recursive: true })
   const file = join(dir, name)
-  const db = new Database(file)
+  const db = new (sqlite())(file)
   try {
     db.pragma(`busy_timeout = ${busyTimeoutMs}`)
     db.pragma('journal_mode = WAL')
@@ -36,6 +37,15 @@ export function openDurable (dir: string, name: string, busyTimeoutMs: number, p
   }
   return { db, file }
 }
+
+/**
+ * better-sqlite3, loaded when a file is first opened: its compiled binding takes tens of ms to load,
+ * and the thread that serves hooks never opens one in production (the worker does).
+ */
+function sqlite (): typeof Database {
+  return load('better-sqlite3') as typeof Database
+}
+const load = createRequire(import.meta.url)
 
 /** One operation a worker offers: `write` ones run inside the group's transaction. */
 export interface Op {

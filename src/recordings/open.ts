@@ -17,7 +17,7 @@ const START_BOUND_MS = 5000
 export async function openStore (config: Config, log: Log): Promise<RecordingStore> {
   if (config.DATABASE_URL === undefined) {
     try {
-      return await SqliteRecordingStore.open({ dir: config.DATA_DIR })
+      return SqliteRecordingStore.deferred({ dir: config.DATA_DIR })
     } catch (err) {
       throw new Error(`cannot open the recordings index in DATA_DIR=${config.DATA_DIR}: ${(err as Error).message}`, { cause: err })
     }

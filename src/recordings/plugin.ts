@@ -38,6 +38,13 @@ export default fp<RecordingsPluginOptions>(async (app, { config, store, stat, no
     service.retention.start()
   }
   app.decorate('recordings', service)
+  if (store === undefined && opened.kind === 'sqlite') {
+    // Opens the index in its worker (creating or migrating it) once the server is serving, before
+    // an on_dvr needs it; a file that cannot be opened is said now, not at the first recording.
+    app.afterStart(() => {
+      void opened.readiness(now()).then((r) => { if (!r.ok) log.error({ reason: r.msg }, 'the recordings index cannot be opened') })
+    })
+  }
   app.addHook('onClose', async () => {
     await service.retention?.stop()
     // Give the files being examined their bound, then close; later answers are dropped.

@@ -1,3 +1,5 @@
+import { accessSync, constants, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import type Database from 'better-sqlite3'
 import { openDurable, SqliteDatabase, type GroupStats } from './group-commit.js'
 import {
@@ -277,6 +279,19 @@ export class SqliteRecordingStore implements RecordingStore {
     const index = new SqliteIndex(opts)
     index.close()
     return new SqliteRecordingStore(new SqliteDatabase('index', opts), index.file)
+  }
+
+  /**
+   * The store of a serving app: DATA_DIR is made and checked writable now, so that a bad one still
+   * stops the start, but the file is opened (created, migrated) by the worker at the first call,
+   * which the app makes once it is serving (recordings/plugin.ts): neither the binding nor the
+   * migrations hold up a start's first hooks. A file it cannot open fails that call, and every
+   * later one, with SQLite's reason (readiness says it).
+   */
+  static deferred (opts: SqliteIndexOptions): SqliteRecordingStore {
+    mkdirSync(opts.dir, { recursive: true })
+    accessSync(opts.dir, constants.W_OK)
+    return new SqliteRecordingStore(new SqliteDatabase('index', opts), join(opts.dir, 'recordings.db'))
   }
 
   async add (r: NewRecording): Promise<Added> {
