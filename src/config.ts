@@ -59,9 +59,9 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
   }
   const withDefaults = Value.Default(ConfigSchema, picked)
   const converted = Value.Convert(ConfigSchema, withDefaults)
-  const errors = [...Value.Errors(ConfigSchema, converted)]
-  if (errors.length > 0) {
-    const lines = errors.map((e) => {
+  // Checked once; the errors are listed only when there are some (a start saves the second walk).
+  if (!Value.Check(ConfigSchema, converted)) {
+    const lines = [...Value.Errors(ConfigSchema, converted)].map((e) => {
       const name = e.instancePath.replace(/^\//, '')
       // Never echo a secret: hide passwords, tokens and secrets, and the credentials in a URL.
       const value = env[name]
@@ -70,7 +70,8 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
     })
     throw new ConfigError(`invalid configuration: ${[...new Set(lines)].join('; ')}`)
   }
-  const raw = Value.Parse(ConfigSchema, converted)
+  // Defaulted, converted and checked above: what Value.Parse would return (no field has a transform).
+  const raw = converted as RawConfig
   try {
     return { ...raw, srsApis: apiEndpoints(raw.SRS_API_URL, raw.SRS_API_USERNAME, raw.SRS_API_PASSWORD), zlmApis: zlmEndpoints(raw.ZLM_API_URL) }
   } catch (err) {
