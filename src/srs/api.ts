@@ -186,16 +186,9 @@ export class SrsApi {
     if (this.#ownsDispatcher) await (await this.#pool()).close()
   }
 
-  /**
-   * The dispatcher, our Pool made at the first call: undici is a large module (~15 % of a start's
-   * CPU), and a restarted server answers the hooks that need no SRS before it has loaded it.
-   */
+  /** The dispatcher: our Pool, made at the first call (http/pool.ts). */
   #pool (): Dispatcher | Promise<Dispatcher> {
-    this.#dispatcher ??= import('undici').then(({ Pool }) => new Pool(this.url, {
-      connections: 16,
-      keepAliveTimeout: 4000,
-      connectTimeout: this.#connectTimeoutMs
-    }))
+    this.#dispatcher ??= import('../http/pool.js').then(({ apiPool }) => apiPool(this.url, this.#connectTimeoutMs))
     return this.#dispatcher
   }
 

@@ -223,9 +223,9 @@ export class ZlmApi {
     if (this.#ownsDispatcher) await (await this.#pool()).close()
   }
 
-  /** The dispatcher: our Pool is made at the first call (undici is a large module; a start loads less). */
+  /** The dispatcher: our Pool, made at the first call (http/pool.ts). */
   #pool (): Dispatcher | Promise<Dispatcher> {
-    this.#dispatcher ??= import('undici').then(({ Pool }) => new Pool(this.url, { connections: 16, keepAliveTimeout: 4000, connectTimeout: this.#connectTimeoutMs }))
+    this.#dispatcher ??= import('../http/pool.js').then(({ apiPool }) => apiPool(this.url, this.#connectTimeoutMs))
     return this.#dispatcher
   }
 
