@@ -76,27 +76,26 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
   // redaction walks every line for its paths. reqId first, where the request's own child puts it:
   // the same line.
   const lines = unredacted(app.log)
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     const line = { reqId: req.id, action: actionOf(req), ...req.hookLog, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
     if (reply.statusCode >= 400) lines.warn(line, 'hook not processed')
     else lines.info(line, 'hook')
+    done()
   })
 
   // Only SRS may call (HOOK_TOKEN, HOOK_ALLOW): checked before the body is read, so a refused
   // caller changes nothing.
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', (req, _reply, done) => {
     const refused = app.auth.checkCaller(req.ip, (req.query as Record<string, unknown>).token)
-    if (refused !== undefined) throw new AppError(refused.msg, refused.code as Code, 403)
+    done(refused === undefined ? undefined : new AppError(refused.msg, refused.code as Code, 403))
   })
 
   const hook = <S extends TSchema>(action: HookAction, body: S, handler: (req: FastifyRequest<{ Body: Static<S> }>) => Promise<HookReply>): void => {
     app.post(`/${action}`, {
       schema: { body, response },
-      preHandler: async (req) => {
+      preHandler: (req, _reply, done) => {
         const sent = (req.body as { action: string }).action
-        if (sent !== action) {
-          throw new AppError(`body.action is ${JSON.stringify(sent)} but this is the ${action} callback; check the hook URLs in srs.conf`, Codes.ACTION_MISMATCH, 400)
-        }
+        done(sent === action ? undefined : new AppError(`body.action is ${JSON.stringify(sent)} but this is the ${action} callback; check the hook URLs in srs.conf`, Codes.ACTION_MISMATCH, 400))
       }
     }, async (req) => await handler(req as FastifyRequest<{ Body: Static<S> }>))
   }

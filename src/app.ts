@@ -11,7 +11,7 @@ import type { Config } from './config.js'
 import { AppError, Codes } from './errors.js'
 import { backgroundStart } from './http/start.js'
 import { lazySerializerCompiler, validatorCompiler } from './http/validation.js'
-import { createLogger } from './logger.js'
+import { createLogger, LazyChildLogger } from './logger.js'
 import operations from './operations/plugin.js'
 import publishers from './publishers/plugin.js'
 import type { EventStore } from './operations/events.js'
@@ -60,6 +60,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     loggerInstance: (deps.logger ?? createLogger(config.LOG_LEVEL)) as FastifyBaseLogger,
     // One line per hook is written by the callbacks' onResponse hook instead.
     logController: new LogController({ disableRequestLogging: true }),
+    // A request's logger is made when it first logs (most never do).
+    childLoggerFactory: (logger, bindings, options) => new LazyChildLogger(logger as unknown as Logger, bindings, options as Record<string, unknown>) as unknown as FastifyBaseLogger,
     bodyLimit: config.BODY_LIMIT,
     // Whose X-Forwarded-For sets request.ip (HOOK_ALLOW checks it): TRUST_PROXY's proxies only.
     trustProxy: trustProxyOf(config.TRUST_PROXY),
@@ -92,8 +94,10 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   // (a gateway) does not hold the shutdown open.
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  app.addHook('onSend', async (_req, reply) => {
+  // Callback style, as the other hooks every request runs: no promise per request.
+  app.addHook('onSend', (_req, reply, payload, done) => {
     if (closing) reply.header('connection', 'close')
+    done(null, payload)
   })
 
   await app.register(srs, { config, dispatcher: deps.dispatcher, now, statsIntervalMs: deps.srsStatsIntervalMs })

@@ -72,3 +72,42 @@ export function turnBatched (stream: Destination): Destination {
   }
   return stream
 }
+
+type LevelFn = (...args: unknown[]) => void
+
+/**
+ * Fastify's request logger, made when the request first logs through it. Fastify gives every
+ * request a child of the app's logger (its reqId); making it is a tenth of what a hook costs
+ * srs-hooks beyond node:http's own work, and the hooks' one line is written by another child
+ * (callbacks.ts). The lines it writes are the child's: the same bindings, options and level.
+ */
+export class LazyChildLogger {
+  readonly #parent: Logger
+  readonly #bindings: Record<string, unknown>
+  readonly #options: Record<string, unknown>
+  #made: Logger | undefined
+
+  constructor (parent: Logger, bindings: Record<string, unknown>, options: Record<string, unknown>) {
+    this.#parent = parent
+    this.#bindings = bindings
+    this.#options = options
+  }
+
+  get #log (): Logger {
+    this.#made ??= this.#parent.child(this.#bindings, this.#options)
+    return this.#made
+  }
+
+  get level (): string { return this.#log.level }
+  set level (level: string) { this.#log.level = level }
+  fatal (...args: unknown[]): void { (this.#log.fatal as LevelFn)(...args) }
+  error (...args: unknown[]): void { (this.#log.error as LevelFn)(...args) }
+  warn (...args: unknown[]): void { (this.#log.warn as LevelFn)(...args) }
+  info (...args: unknown[]): void { (this.#log.info as LevelFn)(...args) }
+  debug (...args: unknown[]): void { (this.#log.debug as LevelFn)(...args) }
+  trace (...args: unknown[]): void { (this.#log.trace as LevelFn)(...args) }
+  silent (...args: unknown[]): void { (this.#log.silent as LevelFn)(...args) }
+  child (bindings: Record<string, unknown>, options?: Record<string, unknown>): Logger {
+    return this.#log.child(bindings, options)
+  }
+}

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import t from 'tap'
-import { createLogger, turnBatched, unredacted } from '../src/logger.js'
+import { createLogger, LazyChildLogger, turnBatched, unredacted } from '../src/logger.js'
 import { waitFor } from './fixtures/app.js'
 
 /** A destination that records what reaches it and when it is flushed or ended. */
@@ -72,4 +72,38 @@ t.test('the unredacted child writes the same line without looking for secrets', 
   t.equal(a, b, 'the same line as the request\'s own child writes')
   unredacted(logger).info({ password: 'shown' }, 'not for secrets')
   t.match(out[2], /"password":"shown"/, 'which is why it is only for lines with no secret')
+})
+
+t.test('a request\'s lazy logger is made at its first line and writes what the child itself writes, at every level', async (t) => {
+  const lines = () => {
+    const out: string[] = []
+    return { out, logger: pino({ level: 'trace', base: null, timestamp: false }, { write: (l: string) => { out.push(l) } }) }
+  }
+  const lazy = lines()
+  let made = 0
+  const root = lazy.logger
+  const child = root.child
+  // Children of children inherit this method: only the root's own children are counted.
+  root.child = function (this: typeof root, b: never, o: never) { if (this === root) made++; return child.call(this, b, o) } as typeof root.child
+  const log = new LazyChildLogger(lazy.logger, { reqId: 'req-1' }, { redact: { paths: ['secret'] } })
+  t.equal(made, 0, 'nothing made while the request does not log')
+  const real = lines()
+  const direct = real.logger.child({ reqId: 'req-1' }, { redact: { paths: ['secret'] } })
+  for (const l of [log, direct]) {
+    l.fatal({ a: 1 }, 'f')
+    l.error({ secret: 'x' }, 'e')
+    l.warn('w %s', 'arg')
+    l.info('i')
+    l.debug({ b: 2 }, 'd')
+    l.trace('t')
+    l.silent('s')
+    t.equal(l.level, 'trace')
+    l.level = 'warn'
+    l.info('not written: below the level')
+    l.child({ sub: true }).warn('from a child')
+  }
+  t.equal(made, 1, 'made once, at the first line')
+  t.same(lazy.out, real.out, 'the same lines')
+  t.equal(lazy.out.length, 7)
+  t.match(lazy.out[1], /"secret":"\[Redacted\]"/)
 })

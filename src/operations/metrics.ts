@@ -32,15 +32,26 @@ export function createMetrics (app: FastifyInstance): Metrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30],
     registers
   })
-  app.addHook('onResponse', async (req, reply) => {
-    const route = req.routeOptions.url
-    if (route === undefined || !/\/callback\/(zlm\/)?on_/.test(route)) return
-    // SRS's hooks by name (on_publish); ZLMediaKit's as zlm/on_publish (zlm/other for a hook it does not know).
-    const action = route.slice(route.indexOf('/callback/') + 10).replace('on_*', 'other')
-    // Every callback path sets hookLog (its handler, or the error handler); 'unknown' guards a plugin answering first.
-    /* c8 ignore next */
-    hooks.inc({ action, outcome: req.hookLog?.outcome ?? 'unknown' })
-    latency.observe({ action }, reply.elapsedTime / 1000)
+  // Each route's action label, found once per route (null: not a hook route).
+  const actions = new Map<string | undefined, string | null>()
+  const actionOf = (route: string | undefined): string | null => {
+    let action = actions.get(route)
+    if (action === undefined) {
+      // SRS's hooks by name (on_publish); ZLMediaKit's as zlm/on_publish (zlm/other for a hook it does not know).
+      action = route === undefined || !/\/callback\/(zlm\/)?on_/.test(route) ? null : route.slice(route.indexOf('/callback/') + 10).replace('on_*', 'other')
+      actions.set(route, action)
+    }
+    return action
+  }
+  app.addHook('onResponse', (req, reply, done) => {
+    const action = actionOf(req.routeOptions.url)
+    if (action !== null) {
+      // Every callback path sets hookLog (its handler, or the error handler); 'unknown' guards a plugin answering first.
+      /* c8 ignore next */
+      hooks.inc({ action, outcome: req.hookLog?.outcome ?? 'unknown' })
+      latency.observe({ action }, reply.elapsedTime / 1000)
+    }
+    done()
   })
 
   const takeovers = new Counter({
