@@ -31,7 +31,9 @@ const TINY = {
 /** The figures of the results table, in order, as the tiny parameters name them. */
 const FIGURES = [
   ...['on_play', 'on_connect', 'on_stop', 'on_close'].flatMap((a) => [
-    `${a} throughput`, `${a} p50 latency (max rate)`, `${a} p99 latency (max rate)`, `${a} server CPU per request`, `${a} requests failed (ref: completed)`
+    `${a} throughput`, `${a} p50 latency (max rate)`, `${a} p99 latency (max rate)`, `${a} server CPU per request`, `${a} requests failed (ref: completed)`,
+    `${a} throughput of the floor: node:http with the body check, log line and metrics alone (ref: bare)`, `${a} floor's CPU per request (ref: bare's)`,
+    `${a} floor's requests failed (ref: completed)`
   ]),
   'SRS API calls per on_publish', 'on_publish p50 at 50/s (ref: API alone)', 'on_publish p99 at 50/s (ref: API alone)', 'on_publish requests failed (ref: completed)',
   'takeover overhead p50, R=5 ms (ref: R)', 'takeover overhead p99, R=5 ms (ref: R)',
@@ -175,6 +177,7 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   t.ok(value('on_play throughput') > 0)
   t.ok(value('on_connect throughput') > 0)
   t.equal(value('on_play requests failed (ref: completed)'), 0)
+  t.equal(value('on_play floor\'s requests failed (ref: completed)'), 0, 'the floor answers every hook: its body check passes them')
   t.equal(value('SRS API calls per on_publish'), 1, 'a publish without conflict costs one lookup')
   t.equal(value('on_publish requests failed (ref: completed)'), 0)
   t.equal(value('takeovers that failed'), 0)

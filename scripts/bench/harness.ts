@@ -20,7 +20,7 @@ import type { Memory, Reconciled, RecordingsState } from './target.js'
 
 const STARTUP_TIMEOUT_MS = 60_000
 
-export type TargetKind = 'bare' | 'app'
+export type TargetKind = 'bare' | 'floor' | 'app'
 
 /** The server_id of the bench's hooks: the simulator is started with it. */
 export const BENCH_SERVER_ID = 'vid-bench01'

@@ -38,22 +38,26 @@ const THROUGHPUT_HOOKS = ['on_play', 'on_connect', 'on_stop', 'on_close'] as con
  */
 const hookThroughput: Scenario = {
   title: 'hook throughput and latency (on_play, on_connect, on_stop, on_close) vs bare node:http',
-  run: async ({ app }, opts) => await withTarget('bare', async (bare) => {
+  run: async ({ app }, opts) => await withTarget('bare', async (bare) => await withTarget('floor', async (floor) => {
     const rows: Row[] = []
     for (const action of THROUGHPUT_HOOKS) {
       const requests = [hookRequest(action, PLAIN_STREAM, 'c0000001')]
       const limit = await maxRate(bare, requests, opts)
+      const least = await maxRate(floor, requests, opts)
       const ours = await maxRate(app, requests, opts)
       rows.push(
         row(`${action} throughput`, 'req/s', ours.rps, limit.rps, checks.ratioAtLeast(0.8)),
         row(`${action} p50 latency (max rate)`, 'ms', ours.p50, limit.p50),
         row(`${action} p99 latency (max rate)`, 'ms', ours.p99, limit.p99, checks.ratioAtMost(1.5)),
         row(`${action} server CPU per request`, 'µs', ours.cpuUs, limit.cpuUs),
-        row(`${action} requests failed (ref: completed)`, 'requests', ours.failures + limit.failures, ours.completed + limit.completed, checks.atMost(0, 'requests'))
+        row(`${action} requests failed (ref: completed)`, 'requests', ours.failures + limit.failures, ours.completed + limit.completed, checks.atMost(0, 'requests')),
+        row(`${action} throughput of the floor: node:http with the body check, log line and metrics alone (ref: bare)`, 'req/s', least.rps, limit.rps),
+        row(`${action} floor's CPU per request (ref: bare's)`, 'µs', least.cpuUs, limit.cpuUs),
+        row(`${action} floor's requests failed (ref: completed)`, 'requests', least.failures, least.completed, checks.atMost(0, 'requests'))
       )
     }
     return rows
-  })
+  }))
 }
 
 /** 2. on_publish on a free stream at a fixed rate, against SRS's own API latency at the same rate. */

@@ -10,6 +10,7 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { bareHandler } from './bare.js'
+import { floorHandler } from './floor.js'
 import type { GroupStats } from '../../src/recordings/group-commit.js'
 import type { RecordingCounters } from '../../src/recordings/service.js'
 import type { SqliteRecordingStore } from '../../src/recordings/sqlite.js'
@@ -28,7 +29,16 @@ interface Served {
 
 /** The limit for this stack: node:http parsing the same JSON body and answering `{"code":0}` (bare.ts). */
 async function serveBare (): Promise<Served> {
-  const server = http.createServer(bareHandler)
+  return await serveWith(bareHandler)
+}
+
+/** node:http doing a hook's required work and no more (floor.ts). */
+async function serveFloor (): Promise<Served> {
+  return await serveWith(floorHandler())
+}
+
+async function serveWith (handler: http.RequestListener): Promise<Served> {
+  const server = http.createServer(handler)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
@@ -88,7 +98,7 @@ async function memory (): Promise<Memory> {
   return { rss, heapUsed }
 }
 
-const kinds = { bare: serveBare, app: serveApp }
+const kinds = { bare: serveBare, floor: serveFloor, app: serveApp }
 const served = await kinds[process.argv[2] as keyof typeof kinds](process.env)
 const commands: Record<string, () => Promise<unknown>> = { memory, cpu, ...served.commands }
 process.on('message', (command: string) => {
