@@ -34,8 +34,9 @@ export default fp<RecordingsPluginOptions>(async (app, { config, store, stat, no
     stat
   })
   if (config.RECORDINGS_RETENTION_DAYS !== undefined) {
-    service.retention = new Retention({ store: opened, days: config.RECORDINGS_RETENTION_DAYS, everyMs: config.RECORDINGS_RETENTION_SWEEP_MS, now, log })
-    service.retention.start()
+    const retention = service.retention = new Retention({ store: opened, days: config.RECORDINGS_RETENTION_DAYS, everyMs: config.RECORDINGS_RETENTION_SWEEP_MS, now, log })
+    // Its first sweep is a start's background work too (http/start.ts).
+    app.afterStart(() => { retention.start() })
   }
   app.decorate('recordings', service)
   if (store === undefined && opened.kind === 'sqlite') {
