@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { pino } from 'pino'
 import { LOGGED_CORRECTIONS, reconcile, Reconciler } from '../src/publishers/reconcile.js'
-import { MemoryPublisherStore, type Publisher, type PublisherStore } from '../src/publishers/store.js'
+import { MemoryPublisherStore, type Publisher } from '../src/publishers/store.js'
 import { SrsMediaServer } from '../src/srs/adapter.js'
 import { SrsApi } from '../src/srs/api.js'
 import { LogCapture } from './fixtures/app.js'
@@ -96,21 +96,3 @@ t.test('a run with many corrections logs the first 100 at info, the rest at debu
   await reconciler.stop()
 })
 
-t.test('a store without setMany is written one entry at a time, with the same result', async (t) => {
-  const api = await listing(t, [stream('a', 'c1'), stream('b', 'c2')])
-  const store = new MemoryPublisherStore(10)
-  const written: string[] = []
-  const plainStore: PublisherStore = {
-    get: (s, k) => store.get(s, k),
-    holders: (k) => store.holders(k),
-    set: async (p) => { written.push(p.key); await store.set(p) },
-    deleteIfClient: (s, k, c) => store.deleteIfClient(s, k, c),
-    deleteByClient: (s, c) => store.deleteByClient(s, c),
-    delete: (s, k) => store.delete(s, k),
-    list: (s) => store.list(s),
-    size: () => store.size()
-  }
-  t.same((await reconcile(api, plainStore, () => 1)).map((c) => c.kind), ['added', 'added'])
-  t.same(written, ['/live/a', '/live/b'])
-  t.equal(await store.size(), 2)
-})

@@ -23,8 +23,8 @@ export async function reconcile (server: MediaServer, store: PublisherStore, now
   for (const s of await server.published()) live.set(s.key, s)
   const id = server.id
   const corrections: Correction[] = []
-  // Writes are gathered and made together (setMany) where the store can: after a restart beside
-  // 100,000 live streams that is 100,000 of them.
+  // Writes are gathered and made together (setMany): after a restart beside 100,000 live streams
+  // that is 100,000 of them.
   const writes: Publisher[] = []
   for (const entry of await store.list(id)) {
     const s = live.get(entry.key)
@@ -46,8 +46,7 @@ export async function reconcile (server: MediaServer, store: PublisherStore, now
     writes.push(fromServer(id, s, now(), 0))
     corrections.push({ kind: 'added', server: id, key, clientId: s.holder })
   }
-  if (store.setMany !== undefined) await store.setMany(writes)
-  else for (const p of writes) await store.set(p)
+  await store.setMany(writes)
   return corrections
 }
 

@@ -42,7 +42,7 @@ export interface PublisherStore {
   holders: (key: string) => Promise<Publisher[]>
   set: (publisher: Publisher) => Promise<void>
   /** set() of each, in order, in as few writes as the store can (reconciliation writes thousands at once). */
-  setMany?: (publishers: Publisher[]) => Promise<void>
+  setMany: (publishers: Publisher[]) => Promise<void>
   /** Removes the entry for `key` on `server` only if `clientId` is its publisher; true if removed. */
   deleteIfClient: (server: string, key: string, clientId: string) => Promise<boolean>
   /** Removes whatever entry `clientId` publishes on `server` (on_close carries no stream); returns it. */

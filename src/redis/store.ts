@@ -187,8 +187,7 @@ export class RedisPublisherStore implements PublisherStore {
    * `scanCount` (one round trip each, each bounded), in order.
    */
   async setMany (publishers: Publisher[]): Promise<void> {
-    if (this.#local.setMany !== undefined) await this.#local.setMany(publishers)
-    else for (const p of publishers) await this.#local.set(p)
+    await this.#local.setMany(publishers)
     for (let i = 0; i < publishers.length; i += this.#scanCount) {
       const chunk = publishers.slice(i, i + this.#scanCount)
       await this.#link.call('store.set', async (redis) => {
