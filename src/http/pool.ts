@@ -1,9 +1,10 @@
 import { Pool } from 'undici'
 
 /**
- * The connection pool of one media server's API: 16 connections, kept 4 s idle. The API clients
- * (srs/api.ts, zlm/api.ts) import this module at their first call, not at start: undici is a large
- * module, and a restarted server answers the hooks that need no API call before it has loaded it.
+ * The connection pool of one media server's API: 16 connections, kept 4 s idle. ApiDispatcher
+ * (dispatcher.ts) imports this module at an API client's first call, not at start: undici is a
+ * large module, and a restarted server answers the hooks that need no API call before it has
+ * loaded it.
  * Importing this module rather than undici itself also keeps Pool a named export in the production
  * bundle, where a dynamic import of a CommonJS package yields only its default export.
  */

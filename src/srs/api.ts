@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { ApiDispatcher } from '../http/dispatcher.js'
 import { SrsApiError } from '../errors.js'
 
 /**
@@ -83,10 +84,7 @@ type Envelope = Record<string, unknown> & { code: number }
 
 export class SrsApi {
   readonly url: string
-  /** The injected dispatcher, or our Pool once the first call made it (undici is loaded then). */
-  #dispatcher: Dispatcher | Promise<Dispatcher> | undefined
-  readonly #connectTimeoutMs: number
-  readonly #ownsDispatcher: boolean
+  readonly #dispatcher: ApiDispatcher
   readonly #headers: Record<string, string>
   readonly #timeoutMs: number
   readonly #retries: number
@@ -100,9 +98,7 @@ export class SrsApi {
 
   constructor (opts: SrsApiOptions) {
     this.url = opts.url
-    this.#ownsDispatcher = opts.dispatcher === undefined
-    this.#dispatcher = opts.dispatcher
-    this.#connectTimeoutMs = opts.timeoutMs
+    this.#dispatcher = new ApiDispatcher(opts.url, opts.timeoutMs, opts.dispatcher)
     this.#headers = { accept: 'application/json' }
     if (opts.auth !== undefined) {
       const token = Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')
@@ -182,14 +178,7 @@ export class SrsApi {
   }
 
   async close (): Promise<void> {
-    // Made now if no call made it, so that a call after close() fails as it did with the Pool closed.
-    if (this.#ownsDispatcher) await (await this.#pool()).close()
-  }
-
-  /** The dispatcher: our Pool, made at the first call (http/pool.ts). */
-  #pool (): Dispatcher | Promise<Dispatcher> {
-    this.#dispatcher ??= import('../http/pool.js').then(({ apiPool }) => apiPool(this.url, this.#connectTimeoutMs))
-    return this.#dispatcher
+    await this.#dispatcher.close()
   }
 
   async #read (path: string, opts: CallOptions | undefined, accept?: number): Promise<Envelope> {
@@ -214,7 +203,7 @@ export class SrsApi {
     this.requests++
     let res: Dispatcher.ResponseData
     try {
-      res = await (await this.#pool()).request({
+      res = await (await this.#dispatcher.get()).request({
         origin: this.url,
         method,
         path,

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { ApiDispatcher } from '../http/dispatcher.js'
 
 /**
  * ZLMediaKit's HTTP API (zlm-protocol.md section 3): the only code that talks to ZLMediaKit.
@@ -141,10 +142,7 @@ export class ZlmApi {
   requests = 0
   /** Whether the last call got an answer. */
   up = true
-  /** The injected dispatcher, or our Pool once the first call made it (undici is loaded then). */
-  #dispatcher: Dispatcher | Promise<Dispatcher> | undefined
-  readonly #connectTimeoutMs: number
-  readonly #ownsDispatcher: boolean
+  readonly #dispatcher: ApiDispatcher
   readonly #secret: () => string | undefined
   readonly #timeoutMs: number
   readonly #retries: number
@@ -153,9 +151,7 @@ export class ZlmApi {
 
   constructor (opts: ZlmApiOptions) {
     this.url = opts.url
-    this.#ownsDispatcher = opts.dispatcher === undefined
-    this.#dispatcher = opts.dispatcher
-    this.#connectTimeoutMs = opts.timeoutMs
+    this.#dispatcher = new ApiDispatcher(opts.url, opts.timeoutMs, opts.dispatcher)
     this.#secret = opts.secret
     this.#timeoutMs = opts.timeoutMs
     this.#retries = opts.retries
@@ -219,14 +215,7 @@ export class ZlmApi {
   }
 
   async close (): Promise<void> {
-    // Made now if no call made it, so that a call after close() fails as it did with the Pool closed.
-    if (this.#ownsDispatcher) await (await this.#pool()).close()
-  }
-
-  /** The dispatcher: our Pool, made at the first call (http/pool.ts). */
-  #pool (): Dispatcher | Promise<Dispatcher> {
-    this.#dispatcher ??= import('../http/pool.js').then(({ apiPool }) => apiPool(this.url, this.#connectTimeoutMs))
-    return this.#dispatcher
+    await this.#dispatcher.close()
   }
 
   async #read (name: string, params: Record<string, string | undefined>, opts: CallOptions | undefined, accept?: number): Promise<Envelope> {
@@ -254,7 +243,7 @@ export class ZlmApi {
     this.requests++
     let res: Dispatcher.ResponseData
     try {
-      res = await (await this.#pool()).request({
+      res = await (await this.#dispatcher.get()).request({
         origin: this.url,
         method: 'POST',
         path: `/index/api/${name}`,

@@ -1,0 +1,30 @@
+import type { Dispatcher } from 'undici'
+
+/**
+ * A media server API client's dispatcher: the one injected (tests), or our Pool (http/pool.ts)
+ * made at the first call, so that a start does not load undici for the hooks that need no API
+ * call. Shared by the SRS and ZLMediaKit clients.
+ */
+export class ApiDispatcher {
+  readonly #url: string
+  readonly #connectTimeoutMs: number
+  readonly #owned: boolean
+  #dispatcher: Dispatcher | Promise<Dispatcher> | undefined
+
+  constructor (url: string, connectTimeoutMs: number, injected?: Dispatcher) {
+    this.#url = url
+    this.#connectTimeoutMs = connectTimeoutMs
+    this.#owned = injected === undefined
+    this.#dispatcher = injected
+  }
+
+  get (): Dispatcher | Promise<Dispatcher> {
+    this.#dispatcher ??= import('./pool.js').then(({ apiPool }) => apiPool(this.#url, this.#connectTimeoutMs))
+    return this.#dispatcher
+  }
+
+  /** Closes our Pool (an injected dispatcher is its owner's). Made now if no call made it, so that a call after close() fails as with the Pool closed. */
+  async close (): Promise<void> {
+    if (this.#owned) await (await this.get()).close()
+  }
+}
