@@ -1,10 +1,12 @@
 /**
  * The production build (`npm run build`): src/cli.ts and everything it imports, node_modules
- * included, in one ES module, dist/src/cli.js, and the SQLite worker beside it (where
- * `new URL('./sqlite-worker.js', import.meta.url)` finds it). A start then reads one file instead
- * of about 1,500 (TypeBox alone is over 700 ES modules): the restart gap, BENCHMARKS.md. Modules
- * reached only by `import()` (the CLI's other commands, PostgreSQL, Redis, undici) are bundled
- * but evaluated only when imported. Native and optional packages stay outside and are loaded from
+ * included, as ES modules in dist/src: cli.js, the SQLite worker beside it (where
+ * `new URL('./sqlite-worker.js', import.meta.url)` finds it) and the chunks they share. A start
+ * reads a score of files instead of about 1,500 (TypeBox alone is over 700 ES modules): the
+ * restart gap, BENCHMARKS.md. Modules reached only by `import()` (the CLI's other commands,
+ * PostgreSQL, Redis, undici) are chunks of their own, read and compiled only when imported. A
+ * chunk's dynamic import of a CommonJS package has only a default export: import such a package
+ * through a module of ours (src/http/pool.ts). Native and optional packages stay outside and are loaded from
  * node_modules: better-sqlite3 (a compiled binding), pg-native and cpu-features. The type check
  * is `tsc -p tsconfig.build.json --noEmit`; test/build.test.ts builds and runs the bundle.
  */
