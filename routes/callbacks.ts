@@ -10,7 +10,7 @@ import { UnindexableRecordingError, type DvrNotice, type RecordingService } from
 import { srsTopic, tokenKey } from '../src/srs/adapter.js'
 import {
   ALLOW, HookBodies, HookReply, clientIdOf, redactQuery, streamIdOf, streamKeyOf,
-  type HookAction, type OnConnect, type OnPublish
+  type HookAction, type OnConnect, type OnPlay, type OnPublish
 } from '../src/srs/hooks.js'
 import { UNKNOWN, type SrsNode } from '../src/srs/servers.js'
 
@@ -212,13 +212,13 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
 
   // on_play: allowed, unless PLAY_AUTH refuses it; a player's play also tells the on_connect
   // takeover that this client was no refused publisher.
-  hook('on_play', HookBodies.on_play, async (req: FastifyRequest<{ Body: OnConnect }>) => {
+  hook('on_play', HookBodies.on_play, async (req: FastifyRequest<{ Body: OnPlay }>) => {
     const b = req.body
     const client = clientIdOf(b)
-    const seen = describe(b, streamKeyOf({ ...b, stream: b.stream! }), client)
+    const seen = describe(b, streamKeyOf(b), client)
     const node = nodeOf(b)
     if (node !== UNKNOWN && node.strategy !== 'publish') await app.publishers.progressed(node.server.id, client)
-    const verdict = await app.auth.checkPlay({ vhost: b.vhost, app: b.app, stream: b.stream!, param: b.param, ip: b.ip })
+    const verdict = await app.auth.checkPlay({ vhost: b.vhost, app: b.app, stream: b.stream, param: b.param, ip: b.ip })
     if (!verdict.ok) {
       req.hookLog = { ...seen, outcome: 'refused', code: verdict.code, reason: verdict.msg }
       return { code: verdict.code, msg: verdict.msg }
