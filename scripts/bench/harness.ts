@@ -50,12 +50,10 @@ export function coreLayout (): CoreLayout {
  * the CPU profile when asked for, named after `name` and the order of starts.
  */
 export function serverExecArgv (name: string): string[] {
-  const n = ++launch.started
-  const profile = launch.profileDir === undefined
-    ? []
-    : ['--cpu-prof', `--cpu-prof-dir=${launch.profileDir}`, `--cpu-prof-name=${String(n).padStart(2, '0')}-${name}.cpuprofile`]
-  if (profile.length > 0) process.stderr.write(`  profile: ${launch.profileDir}/${String(n).padStart(2, '0')}-${name}.cpuprofile\n`)
-  return [...process.execArgv, ...profile]
+  const file = `${String(++launch.started).padStart(2, '0')}-${name}.cpuprofile`
+  if (launch.profileDir === undefined) return [...process.execArgv]
+  process.stderr.write(`  profile: ${launch.profileDir}/${file}\n`)
+  return [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${launch.profileDir}`, `--cpu-prof-name=${file}`]
 }
 
 /** fork() on the server's CPU: through taskset when pinned (the child runs `node` itself). */
