@@ -1,10 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
 import type { Static, TSchema } from 'typebox'
 import { credentialsOf } from '../src/auth/service.js'
 import type { Config } from '../src/config.js'
-import { AppError, Codes, type Code } from '../src/errors.js'
-import { unredacted } from '../src/logger.js'
+import { trustProxyOf } from '../src/auth/settings.js'
+import { AppError, Codes, failureOf, type Code } from '../src/errors.js'
+import { lazySerializerCompiler, validatorCompiler } from '../src/http/validation.js'
+import { LazyChildLogger, unredacted, type Log } from '../src/logger.js'
 import type { PublishResult } from '../src/publishers/service.js'
 import { UnindexableRecordingError, type DvrNotice, type RecordingService } from '../src/recordings/service.js'
 import { srsTopic, tokenKey } from '../src/srs/adapter.js'
@@ -33,6 +36,15 @@ export interface HookLog {
   code: number
   [extra: string]: unknown
 }
+
+/** What a hook's handler sees of its request: Fastify's request, or the hook front's. */
+export interface HookRequest<B> {
+  body: B
+  log: Log
+  hookLog: HookLog | null
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -76,10 +88,13 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
   // redaction walks every line for its paths. reqId first, where the request's own child puts it:
   // the same line.
   const lines = unredacted(app.log)
-  app.addHook('onResponse', (req, reply, done) => {
-    const line = { reqId: req.id, action: actionOf(req), ...req.hookLog, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
-    if (reply.statusCode >= 400) lines.warn(line, 'hook not processed')
+  const logLine = (reqId: string, action: string, hookLog: HookLog | null, status: number, ms: number): void => {
+    const line = { reqId, action, ...hookLog, status, ms: Math.round(ms * 10) / 10 }
+    if (status >= 400) lines.warn(line, 'hook not processed')
     else lines.info(line, 'hook')
+  }
+  app.addHook('onResponse', (req, reply, done) => {
+    logLine(req.id, actionOf(req), req.hookLog, reply.statusCode, reply.elapsedTime)
     done()
   })
 
@@ -90,14 +105,83 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
     done(refused === undefined ? undefined : new AppError(refused.msg, refused.code as Code, 403))
   })
 
-  const hook = <S extends TSchema>(action: HookAction, body: S, handler: (req: FastifyRequest<{ Body: Static<S> }>) => Promise<HookReply>): void => {
+  const front = app.hookFront
+  const json = app.getDefaultJsonParser('error', 'error')
+  const serialize = lazySerializerCompiler()({ schema: HookReply, method: 'POST', url: '', httpStatus: '200' })
+  const root = app.log as Logger
+  // Left to Fastify: a caller named by a proxy (TRUST_PROXY decides what request.ip is).
+  const byProxy = trustProxyOf(config.TRUST_PROXY) !== false
+
+  const hook = <S extends TSchema>(action: HookAction, body: S, handler: (req: HookRequest<Static<S>>) => Promise<HookReply>): void => {
+    const mismatch = (sent: string): AppError | undefined =>
+      sent === action ? undefined : new AppError(`body.action is ${JSON.stringify(sent)} but this is the ${action} callback; check the hook URLs in srs.conf`, Codes.ACTION_MISMATCH, 400)
     app.post(`/${action}`, {
       schema: { body, response },
-      preHandler: (req, _reply, done) => {
-        const sent = (req.body as { action: string }).action
-        done(sent === action ? undefined : new AppError(`body.action is ${JSON.stringify(sent)} but this is the ${action} callback; check the hook URLs in srs.conf`, Codes.ACTION_MISMATCH, 400))
+      preHandler: (req, _reply, done) => { done(mismatch((req.body as { action: string }).action)) }
+    }, async (req) => await handler(req as unknown as HookRequest<Static<S>>))
+    if (front === undefined || byProxy) return
+    const validate = validatorCompiler({ schema: body, method: 'POST', url: `/${action}`, httpPart: 'body' }) as (value: unknown) => { error?: FastifyError['validation'] }
+
+    /**
+     * The same request served in front of Fastify, in Fastify's order: the caller check, the body
+     * read and parsed as the content-type parser does (Fastify's JSON parser), the schema, the
+     * action, the handler, the reply through the route's serializer; then the log line and the
+     * metrics. Declined (Fastify serves it): a body not sized up front (chunked), empty, over
+     * BODY_LIMIT, or without a content type.
+     */
+    front.add(`${app.prefix}/${action}`, (raw, res) => {
+      const { headers } = raw
+      const length = Number(headers['content-length'])
+      if (headers['transfer-encoding'] !== undefined || headers['content-type'] === undefined || !(length > 0 && length <= config.BODY_LIMIT)) return false
+      const started = performance.now()
+      const id = front.requestId()
+      const req: HookRequest<Static<S>> = { body: undefined as never, log: new LazyChildLogger(root, { reqId: id }, {}), hookLog: null }
+      // A body that could not be parsed closes its connection (the caller may send more of it), as Fastify does.
+      const answer = (status: number, reply: HookReply, unparsed = false): void => {
+        const payload = serialize(reply)
+        res.writeHead(status, unparsed || front.closing
+          ? { 'content-type': JSON_TYPE, connection: 'close', 'content-length': Buffer.byteLength(payload) }
+          : { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(payload) })
+        res.end(payload)
+        const ms = performance.now() - started
+        logLine(id, action, req.hookLog, status, ms)
+        app.metrics.hookAnswered(action, req.hookLog!.outcome, ms)
       }
-    }, async (req) => await handler(req as FastifyRequest<{ Body: Static<S> }>))
+      const fail = (err: unknown, unparsed = false): void => {
+        const failed = failureOf(err as FastifyError, req.log)
+        req.hookLog = failed.hookLog
+        answer(failed.status, failed.reply, unparsed)
+      }
+      const refused = app.auth.checkCaller(raw.socket.remoteAddress!, undefined)
+      if (refused !== undefined) {
+        fail(new AppError(refused.msg, refused.code as Code, 403))
+        return true
+      }
+      const chunks: Buffer[] = []
+      const onData = (chunk: Buffer): void => { chunks.push(chunk) }
+      const onEnd = (): void => {
+        raw.removeListener('data', onData)
+        raw.removeListener('error', onAbort)
+        let parsed: { error: Error | null, body?: unknown } = { error: null }
+        json(raw as never, chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'), (error, value) => { parsed = { error, body: value } })
+        if (parsed.error !== null) return fail(parsed.error, true)
+        const checked = validate(parsed.body)
+        if (checked.error !== undefined) return fail({ validation: checked.error, validationContext: 'body' })
+        const wrong = mismatch((parsed.body as { action: string }).action)
+        if (wrong !== undefined) return fail(wrong)
+        req.body = parsed.body as Static<S>
+        handler(req).then((reply) => { answer(200, reply) }, fail)
+      }
+      // The caller hung up before its body arrived: nobody to answer, and, as on Fastify's path, nothing logged or counted.
+      const onAbort = (): void => {
+        raw.removeListener('data', onData)
+        raw.removeListener('end', onEnd)
+      }
+      raw.on('data', onData)
+      raw.once('end', onEnd)
+      raw.once('error', onAbort)
+      return true
+    })
   }
 
   /**
@@ -110,7 +194,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
   const serverIdOf = (node: SrsNode | typeof UNKNOWN, b: { server_id?: string | undefined }): string =>
     node === UNKNOWN ? b.server_id ?? '' : node.server.id
 
-  hook('on_publish', HookBodies.on_publish, async (req: FastifyRequest<{ Body: OnPublish }>) => {
+  hook('on_publish', HookBodies.on_publish, async (req: HookRequest<OnPublish>) => {
     const b = req.body
     const key = streamKeyOf(b)
     const client = clientIdOf(b)
@@ -140,7 +224,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
 
   // SRS >= 7.0.62 takes the stream's publish token right after on_connect: a publisher with valid
   // credentials takes the stream over here. Every other client is answered at once.
-  hook('on_connect', HookBodies.on_connect, async (req: FastifyRequest<{ Body: OnConnect }>) => {
+  hook('on_connect', HookBodies.on_connect, async (req: HookRequest<OnConnect>) => {
     const b = req.body
     const client = clientIdOf(b)
     // SRS 4's on_connect names no stream: nothing to take over there.
@@ -163,7 +247,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
     return replyOf(r)
   })
 
-  hook('on_unpublish', HookBodies.on_unpublish, async (req: FastifyRequest<{ Body: OnPublish }>) => {
+  hook('on_unpublish', HookBodies.on_unpublish, async (req: HookRequest<OnPublish>) => {
     const b = req.body
     const key = streamKeyOf(b)
     const client = clientIdOf(b)
@@ -212,7 +296,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
 
   // on_play: allowed, unless PLAY_AUTH refuses it; a player's play also tells the on_connect
   // takeover that this client was no refused publisher.
-  hook('on_play', HookBodies.on_play, async (req: FastifyRequest<{ Body: OnPlay }>) => {
+  hook('on_play', HookBodies.on_play, async (req: HookRequest<OnPlay>) => {
     const b = req.body
     const client = clientIdOf(b)
     const seen = describe(b, streamKeyOf(b), client)
@@ -228,7 +312,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
   })
 
   for (const action of ['on_stop', 'on_hls'] as const) {
-    hook(action, HookBodies[action], async (req: FastifyRequest<{ Body: OnPublish }>) => {
+    hook(action, HookBodies[action], async (req: HookRequest<OnPublish>) => {
       const b = req.body
       req.hookLog = { ...describe(b, streamKeyOf(b), clientIdOf(b)), outcome: 'allowed', code: 0 }
       return ALLOW

@@ -8,7 +8,8 @@ import auth from './auth/plugin.js'
 import { trustProxyOf } from './auth/settings.js'
 import health from '../routes/health.js'
 import type { Config } from './config.js'
-import { AppError, Codes } from './errors.js'
+import { failureOf, Codes, type AppError } from './errors.js'
+import { HookFront } from './http/front.js'
 import { backgroundStart } from './http/start.js'
 import { lazySerializerCompiler, validatorCompiler } from './http/validation.js'
 import { createLogger, LazyChildLogger } from './logger.js'
@@ -46,6 +47,8 @@ export interface AppDeps {
   srsStatsIntervalMs?: number
   /** The same for ZLMediaKit (1000 ms); for tests. */
   zlmStatsIntervalMs?: number
+  /** false: SRS's hooks go through Fastify's request path too, not the front (to compare the two). */
+  hookFront?: false
 }
 
 /** Where SRS's hooks arrive: directly, and through a gateway that strips `/admin-api`. */
@@ -56,6 +59,7 @@ const START_GRACE_MS = 100
 
 export async function buildApp (config: Config, deps: AppDeps = {}) {
   const now = deps.now ?? Date.now
+  const front = new HookFront()
   const app = Fastify({
     loggerInstance: (deps.logger ?? createLogger(config.LOG_LEVEL)) as FastifyBaseLogger,
     // One line per hook is written by the callbacks' onResponse hook instead.
@@ -65,8 +69,12 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     bodyLimit: config.BODY_LIMIT,
     // Whose X-Forwarded-For sets request.ip (HOOK_ALLOW checks it): TRUST_PROXY's proxies only.
     trustProxy: trustProxyOf(config.TRUST_PROXY),
-    return503OnClosing: true
+    return503OnClosing: true,
+    // SRS's hooks are served in front of Fastify's request path (http/front.ts), with one sequence of request ids.
+    genReqId: front.requestId,
+    serverFactory: (handler, options) => front.server(handler, options)
   }).withTypeProvider<TypeBoxTypeProvider>()
+  app.decorate('hookFront', deps.hookFront === false ? undefined : front)
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(lazySerializerCompiler())
   app.decorateRequest('hookLog', null)
@@ -81,10 +89,9 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   })
 
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
-    const { status, code, msg } = describeError(err)
-    if (status >= 500) req.log.error({ err }, 'unexpected error')
-    req.hookLog = { outcome: status >= 500 ? 'error' : status === 403 ? 'forbidden' : 'bad-request', code, reason: msg }
-    return reply.code(status).send({ code, msg })
+    const failed = failureOf(err, req.log)
+    req.hookLog = failed.hookLog
+    return reply.code(failed.status).send(failed.reply)
   })
   app.setNotFoundHandler((req, reply) => {
     return reply.code(404).send({ code: Codes.NOT_FOUND, msg: `no route ${req.method} ${req.url.split('?')[0]}` })
@@ -92,11 +99,10 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
 
   // While closing, answer what is in flight and close its connection, so a keep-alive client
   // (a gateway) does not hold the shutdown open.
-  let closing = false
-  app.addHook('preClose', async () => { closing = true })
+  app.addHook('preClose', async () => { front.close() })
   // Callback style, as the other hooks every request runs: no promise per request.
   app.addHook('onSend', (_req, reply, payload, done) => {
-    if (closing) reply.header('connection', 'close')
+    if (front.closing) reply.header('connection', 'close')
     done(null, payload)
   })
 
@@ -117,23 +123,3 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>
-
-function describeError (err: FastifyError | AppError): { status: number, code: number, msg: string } {
-  if (err instanceof AppError) return { status: err.statusCode, code: err.code, msg: err.message }
-  if (err.validation !== undefined) {
-    const where = String(err.validationContext)
-    const details = err.validation.map((v) => `${where}${v.instancePath} ${String(v.message)}`).join('; ')
-    return { status: 400, code: Codes.INVALID_BODY, msg: `invalid hook ${where}: ${details}` }
-  }
-  switch (err.code) {
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return { status: 400, code: Codes.INVALID_JSON, msg: `${err.message}; send the hook body as a JSON object` }
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { status: 413, code: Codes.BODY_TOO_LARGE, msg: `${err.message} (BODY_LIMIT)` }
-  }
-  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
-    return { status: err.statusCode, code: Codes.INVALID_BODY, msg: err.message }
-  }
-  return { status: 500, code: Codes.INTERNAL, msg: 'internal error; see the server log' }
-}

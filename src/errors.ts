@@ -1,3 +1,6 @@
+import type { FastifyError } from 'fastify'
+import type { Log } from './logger.js'
+
 /**
  * Coded errors. Every refusal or failure that reaches a caller carries a stable numeric `code`
  * (what SRS and operators see in the reply body) and a string `name` (what logs and metrics use).
@@ -125,4 +128,32 @@ export class SrsApiError extends Error {
     return this.kind === 'unreachable' || this.kind === 'timeout' ||
       (this.kind === 'http_status' && this.detail !== undefined && this.detail >= 500)
   }
+}
+
+/** What a failed hook request is answered, logged and counted with (the app's error handler, and the hook front's). */
+export function failureOf (err: FastifyError | AppError, log: Log): { status: number, reply: { code: number, msg: string }, hookLog: { outcome: string, code: number, reason: string } } {
+  const { status, code, msg } = describeError(err)
+  if (status >= 500) log.error({ err }, 'unexpected error')
+  return { status, reply: { code, msg }, hookLog: { outcome: status >= 500 ? 'error' : status === 403 ? 'forbidden' : 'bad-request', code, reason: msg } }
+}
+
+/** How an error is answered: its HTTP status, reply code and words. */
+function describeError (err: FastifyError | AppError): { status: number, code: number, msg: string } {
+  if (err instanceof AppError) return { status: err.statusCode, code: err.code, msg: err.message }
+  if (err.validation !== undefined) {
+    const where = String(err.validationContext)
+    const details = err.validation.map((v) => `${where}${v.instancePath} ${String(v.message)}`).join('; ')
+    return { status: 400, code: Codes.INVALID_BODY, msg: `invalid hook ${where}: ${details}` }
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, code: Codes.INVALID_JSON, msg: `${err.message}; send the hook body as a JSON object` }
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, code: Codes.BODY_TOO_LARGE, msg: `${err.message} (BODY_LIMIT)` }
+  }
+  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+    return { status: err.statusCode, code: Codes.INVALID_BODY, msg: err.message }
+  }
+  return { status: 500, code: Codes.INTERNAL, msg: 'internal error; see the server log' }
 }

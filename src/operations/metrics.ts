@@ -10,6 +10,8 @@ import { registerRecordingMetrics } from '../recordings/metrics.js'
  */
 export interface Metrics {
   registry: Registry
+  /** Counts a hook answered by the hook front (Fastify's are counted by an onResponse hook). */
+  hookAnswered: (action: string, outcome: string, ms: number) => void
 }
 
 const PREFIX = 'srs_hooks_'
@@ -43,14 +45,15 @@ export function createMetrics (app: FastifyInstance): Metrics {
     }
     return action
   }
+  const hookAnswered = (action: string, outcome: string, ms: number): void => {
+    hooks.inc({ action, outcome })
+    latency.observe({ action }, ms / 1000)
+  }
   app.addHook('onResponse', (req, reply, done) => {
     const action = actionOf(req.routeOptions.url)
-    if (action !== null) {
-      // Every callback path sets hookLog (its handler, or the error handler); 'unknown' guards a plugin answering first.
-      /* c8 ignore next */
-      hooks.inc({ action, outcome: req.hookLog?.outcome ?? 'unknown' })
-      latency.observe({ action }, reply.elapsedTime / 1000)
-    }
+    // Every callback path sets hookLog (its handler, or the error handler); 'unknown' guards a plugin answering first.
+    /* c8 ignore next */
+    if (action !== null) hookAnswered(action, req.hookLog?.outcome ?? 'unknown', reply.elapsedTime)
     done()
   })
 
@@ -170,5 +173,5 @@ export function createMetrics (app: FastifyInstance): Metrics {
     }
   })
   registerRecordingMetrics(PREFIX, registers, app.recordings)
-  return { registry }
+  return { registry, hookAnswered }
 }
