@@ -7,7 +7,7 @@ import type { Config } from '../src/config.js'
 import { trustProxyOf } from '../src/auth/settings.js'
 import { AppError, Codes, failureOf, type Code } from '../src/errors.js'
 import { lazySerializerCompiler, validatorCompiler } from '../src/http/validation.js'
-import { LazyChildLogger, unredacted, type Log } from '../src/logger.js'
+import { jsonString, LazyChildLogger, LineWriter, unredacted, type Log } from '../src/logger.js'
 import type { PublishResult } from '../src/publishers/service.js'
 import { UnindexableRecordingError, type DvrNotice, type RecordingService } from '../src/recordings/service.js'
 import { srsTopic, tokenKey } from '../src/srs/adapter.js'
@@ -87,11 +87,23 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
   // are all known and none is a secret (param's credentials are masked by redactQuery), and
   // redaction walks every line for its paths. reqId first, where the request's own child puts it:
   // the same line.
+  // Built as one string by a LineWriter: the same line as pino's, for a fifth of its cost.
   const lines = unredacted(app.log)
+  const writer = LineWriter.of(lines as Logger)
   const logLine = (reqId: string, action: string, hookLog: HookLog | null, status: number, ms: number): void => {
-    const line = { reqId, action, ...hookLog, status, ms: Math.round(ms * 10) / 10 }
-    if (status >= 400) lines.warn(line, 'hook not processed')
-    else lines.info(line, 'hook')
+    const rounded = Math.round(ms * 10) / 10
+    const warn = status >= 400
+    const msg = warn ? 'hook not processed' : 'hook'
+    if (writer?.enabled(warn ? 40 : 30) === false) return
+    // Left to pino: a logger the writer does not write for, or a field that is an object.
+    const fields = writer?.fields(hookLog ?? {})
+    if (fields !== undefined) {
+      writer!.write(warn ? 40 : 30, ',"reqId":' + jsonString(reqId) + ',"action":' + jsonString(action) + fields + ',"status":' + String(status) + ',"ms":' + String(rounded), msg)
+      return
+    }
+    const line = { reqId, action, ...hookLog, status, ms: rounded }
+    if (warn) lines.warn(line, msg)
+    else lines.info(line, msg)
   }
   app.addHook('onResponse', (req, reply, done) => {
     logLine(req.id, actionOf(req), req.hookLog, reply.statusCode, reply.elapsedTime)

@@ -111,3 +111,103 @@ export class LazyChildLogger {
     return this.#log.child(bindings, options)
   }
 }
+
+/** pino writes every string with JSON.stringify on Node 25 and later. */
+const STRINGIFY_ALL = Number(process.versions.node.split('.')[0]) >= 25
+
+/**
+ * A string as pino writes it in a line (pino/lib/tools.js `asString`): before Node 25, quotes and
+ * backslashes escaped by hand, and JSON.stringify only for a string over 100 characters or one
+ * with a control character.
+ */
+export function jsonString (s: string): string {
+  /* c8 ignore next - Node 25 and later; this project runs on Node 20 */
+  if (STRINGIFY_ALL) return JSON.stringify(s)
+  if (s.length > 100) return JSON.stringify(s)
+  let result = ''
+  let last = 0
+  let found = false
+  let point = 255
+  for (let i = 0; i < s.length && point >= 32; i++) {
+    point = s.charCodeAt(i)
+    if (point === 34 || point === 92) {
+      result += s.slice(last, i) + '\\'
+      last = i
+      found = true
+    }
+  }
+  result = found ? result + s.slice(last) : s
+  return point < 32 ? JSON.stringify(s) : '"' + result + '"'
+}
+
+/**
+ * Writes lines exactly as a pino logger would, built as one string: `{"level":N,"time":T`, the
+ * logger's bindings, the fields (`,"key":value`, undefined ones left out), `"msg"`, to the logger's
+ * own stream. For the one line per hook: pino's general path (the merge object, the per-key
+ * dispatch, the level method) was a fifth of a hook's cost beyond node:http's (BENCHMARKS.md).
+ * `of` answers undefined for a logger whose lines it would not write the same (formatters, a mixin,
+ * hooks, other keys or line ends, a custom time): checked once against pino's own output.
+ */
+export class LineWriter {
+  readonly #logger: Logger
+  readonly #chindings: string
+  readonly #stream: { write: (line: string) => unknown }
+
+  private constructor (logger: Logger, chindings: string, stream: { write: (line: string) => unknown }) {
+    this.#logger = logger
+    this.#chindings = chindings
+    this.#stream = stream
+  }
+
+  static of (logger: Logger): LineWriter | undefined {
+    const s = pino.symbols
+    const l = logger as unknown as Record<symbol, any>
+    const stream = l[s.streamSym]
+    if (l[s.mixinSym] !== undefined || l[s.hooksSym].streamWrite !== undefined || stream[s.needsMetadataGsym] === true || l[s.timeSym] !== pino.stdTimeFunctions.epochTime) return undefined
+    const writer = new LineWriter(logger, l[s.chindingsSym] as string, stream)
+    const probe = { s: 'a"b\\c\n\u00e9\ud800', long: 'x'.repeat(101), n: 1.5, inf: Infinity, t: true, none: null, u: undefined }
+    for (const level of [30, 40]) {
+      const theirs = (l[s.asJsonSym] as (o: object, msg: string, n: number, time: string) => string).call(logger, probe, 'm"', level, ',"time":1')
+      if (theirs !== writer.line(level, 1, writer.fields(probe)!, 'm"')) return undefined
+    }
+    return writer
+  }
+
+  /** Whether a line at `level` (30 info, 40 warn) is written at the logger's level. */
+  enabled (level: number): boolean {
+    return level >= this.#logger.levelVal
+  }
+
+  /** `obj`'s fields as pino writes them (`,"key":value`...); undefined if one is an object (use pino then). */
+  fields (obj: Record<string, unknown>): string | undefined {
+    let out = ''
+    for (const key in obj) {
+      const v = obj[key]
+      if (v === undefined || !Object.hasOwn(obj, key)) continue
+      switch (typeof v) {
+        case 'string':
+          out += ',' + jsonString(key) + ':' + jsonString(v)
+          break
+        case 'number':
+          out += ',' + jsonString(key) + ':' + (Number.isFinite(v) ? String(v) : 'null')
+          break
+        case 'boolean':
+          out += ',' + jsonString(key) + ':' + String(v)
+          break
+        default:
+          if (v !== null) return undefined
+          out += ',' + jsonString(key) + ':null'
+      }
+    }
+    return out
+  }
+
+  /** Writes one line of `fields` (as `fields()` makes them) at `level`, with `msg`. */
+  write (level: number, fields: string, msg: string): void {
+    this.#stream.write(this.line(level, Date.now(), fields, msg))
+  }
+
+  private line (level: number, time: number, fields: string, msg: string): string {
+    return '{"level":' + String(level) + ',"time":' + String(time) + this.#chindings + fields + ',"msg":' + jsonString(msg) + '}\n'
+  }
+}

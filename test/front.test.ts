@@ -1,9 +1,10 @@
 import { request } from 'node:http'
 import { connect } from 'node:net'
+import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { SqliteRecordingStore } from '../src/recordings/sqlite.js'
 import type { RecordingStore } from '../src/recordings/store.js'
-import { startApp, waitFor, type TestApp } from './fixtures/app.js'
+import { LogCapture, startApp, waitFor, type TestApp } from './fixtures/app.js'
 import { StubServer } from './fixtures/stub-server.js'
 
 /**
@@ -197,4 +198,17 @@ t.test('a caller that hangs up before its body has arrived is dropped alike: not
   t.equal(answers[0]!.status, 200)
   for (const app of apps) t.same(app.logs.lines.filter((l) => l.action === 'on_stop'), [], 'no line for the hook that never arrived')
   t.notMatch((await hookMetrics(apps[0])).join('\n'), /on_stop/, 'not counted')
+})
+
+t.test('with a logger whose lines are left to pino (here, one with a mixin), both paths log the same lines through it', async (t) => {
+  const apps = await Promise.all([{}, { hookFront: false as const }].map(async (deps) => {
+    const logs = new LogCapture()
+    const app = await startApp(t, {}, { ...deps, logger: pino({ level: 'debug', mixin: () => ({ replica: 'a' }) }, logs.stream) })
+    return { ...app, logs }
+  })) as [TestApp, TestApp]
+  await compare(t, apps, [
+    ['a good hook', { path: hookPath('on_play'), body: JSON.stringify(play), headers: json }],
+    ['a bad one', { path: hookPath('on_play'), body: '{}', headers: json }]
+  ])
+  t.match(apps[0].logs.find((l) => l.msg === 'hook'), { replica: 'a', action: 'on_play', outcome: 'allowed' }, 'pino wrote it (the mixin\'s field is there)')
 })

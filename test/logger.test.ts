@@ -1,9 +1,9 @@
 import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pino } from 'pino'
+import { pino, type Logger } from 'pino'
 import t from 'tap'
-import { createLogger, LazyChildLogger, turnBatched, unredacted } from '../src/logger.js'
+import { createLogger, LazyChildLogger, LineWriter, turnBatched, unredacted } from '../src/logger.js'
 import { waitFor } from './fixtures/app.js'
 
 /** A destination that records what reaches it and when it is flushed or ended. */
@@ -106,4 +106,49 @@ t.test('a request\'s lazy logger is made at its first line and writes what the c
   t.same(lazy.out, real.out, 'the same lines')
   t.equal(lazy.out.length, 7)
   t.match(lazy.out[1], /"secret":"\[Redacted\]"/)
+})
+
+t.test('a LineWriter writes the very line pino writes, for any string a hook can carry', async (t) => {
+  const out: string[] = []
+  const logger = unredacted(createLogger('info', { write: (l: string) => { out.push(l) } })) as unknown as Logger
+  const writer = LineWriter.of(logger)!
+  t.ok(writer, 'our logger is one it writes for')
+  // Strings of every kind of character a JSON body can carry, short and over 100 characters.
+  const alphabet = ['a', 'Z', '0', ' ', '"', '\\', '/', '\n', '\t', '\u0000', '\u001f', '\u007f', 'é', '€', '😀', '\ud800', '\udfff', '\u2028']
+  let seed = 7
+  const random = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
+  const strings = ['', 'plain']
+  for (let i = 0; i < 400; i++) strings.push(Array.from({ length: Math.floor(random() * (i % 2 === 0 ? 20 : 140)) }, () => alphabet[Math.floor(random() * alphabet.length)]).join(''))
+  for (const s of strings) {
+    const fields = { stream: s, [s]: 'as a key', n: s.length, none: null, skipped: undefined, ok: s.length % 2 === 0, half: 0.5, nan: Number.NaN }
+    for (const level of [30, 40]) {
+      out.length = 0
+      writer.write(level, writer.fields(fields)!, s)
+      if (level === 30) logger.info(fields, s)
+      else logger.warn(fields, s)
+      const [ours, pinos] = out.map((l) => l.replace(/"time":\d+/, ''))
+      if (ours !== pinos) {
+        t.equal(ours, pinos, `the same line for ${JSON.stringify(s)}`)
+        return
+      }
+    }
+  }
+  t.pass(`the same ${strings.length * 2} lines`)
+  t.equal(writer.fields({ nested: { a: 1 } }), undefined, 'a field that is an object is left to pino (its own stringify)')
+  t.equal(writer.fields({ f: () => 1 }), undefined, 'and so is anything else that is not a string, number, boolean or null')
+})
+
+t.test('a LineWriter writes at its logger\'s level, and only for a logger whose lines it would write the same', async (t) => {
+  const out: string[] = []
+  const warnOnly = LineWriter.of(createLogger('warn', { write: (l: string) => { out.push(l) } }))!
+  t.same([warnOnly.enabled(30), warnOnly.enabled(40)], [false, true], 'info is below warn')
+  const sink = { write: () => true }
+  t.equal(LineWriter.of(pino({ mixin: () => ({ x: 1 }) }, sink)), undefined, 'a mixin')
+  t.equal(LineWriter.of(pino({ formatters: { level: (label) => ({ level: label }) } }, sink)), undefined, 'formatters')
+  t.equal(LineWriter.of(pino({ messageKey: 'message' }, sink)), undefined, 'another message key')
+  t.equal(LineWriter.of(pino({ timestamp: pino.stdTimeFunctions.isoTime }, sink)), undefined, 'another time')
+  t.equal(LineWriter.of(pino({ hooks: { streamWrite: (s) => s } }, sink)), undefined, 'a hook on writes')
+  t.equal(LineWriter.of(pino({ crlf: true }, sink)), undefined, 'other line ends')
+  t.equal(LineWriter.of(pino({}, pino.multistream([{ stream: sink }]))), undefined, 'a stream that wants each line\'s level')
+  t.ok(LineWriter.of(pino({ base: { service: 'srs-hooks' } }, sink)), 'other bindings are fine')
 })
