@@ -1,10 +1,10 @@
 import { request } from 'node:http'
 import { connect } from 'node:net'
+import { join } from 'node:path'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
-import { SqliteRecordingStore } from '../src/recordings/sqlite.js'
-import type { RecordingStore } from '../src/recordings/store.js'
 import { LogCapture, startApp, waitFor, type TestApp } from './fixtures/app.js'
+import { diskFullStore } from './fixtures/recordings-suite.js'
 import { StubServer } from './fixtures/stub-server.js'
 
 /**
@@ -132,23 +132,9 @@ t.test('a caller outside HOOK_ALLOW is refused alike, before its body is read', 
 })
 
 t.test('a hook whose handler fails is answered alike (an on_dvr the index cannot store: 503, so that SRS retries)', async (t) => {
-  const failing = async (): Promise<RecordingStore> => {
-    const real = await SqliteRecordingStore.open({ dir: t.testdir() + String(Math.random()) })
-    return {
-      kind: 'sqlite',
-      add: async () => { throw new Error('SQLITE_FULL: database or disk is full') },
-      setFileInfo: async (...a) => { await real.setFileInfo(...a) },
-      list: async (q) => await real.list(q),
-      count: async () => await real.count(),
-      readiness: async (n) => await real.readiness(n),
-      prune: async (b, l) => await real.prune(b, l),
-      spool: () => null,
-      close: async () => { await real.close() }
-    }
-  }
   const env = {}
-  const front = await startApp(t, env, { recordings: await failing() })
-  const fastify = await startApp(t, env, { recordings: await failing(), hookFront: false })
+  const front = await startApp(t, env, { recordings: await diskFullStore(join(t.testdir(), 'a')) })
+  const fastify = await startApp(t, env, { recordings: await diskFullStore(join(t.testdir(), 'b')), hookFront: false })
   const [answer] = await compare(t, [front, fastify], [['an on_dvr', { path: hookPath('on_dvr'), body: JSON.stringify(bodies.on_dvr), headers: json }]])
   t.equal(answer!.status, 503)
 })

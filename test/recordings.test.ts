@@ -4,7 +4,7 @@ import Database from 'better-sqlite3'
 import t from 'tap'
 import { pino } from 'pino'
 import { postHook, startApp, waitFor } from './fixtures/app.js'
-import { dvr, recordingsSuite } from './fixtures/recordings-suite.js'
+import { diskFullStore, dvr, recordingsSuite } from './fixtures/recordings-suite.js'
 import { GroupCommit, SqliteDatabase, type Reply } from '../src/recordings/group-commit.js'
 import { Retention } from '../src/recordings/retention.js'
 import { RecordingService, type StatFn } from '../src/recordings/service.js'
@@ -37,18 +37,7 @@ const rec = (i: number, over: Partial<NewRecording> = {}): NewRecording => ({
 })
 
 t.test('a store that cannot write refuses the on_dvr with 503 and code 1101, so SRS logs it', async (t) => {
-  const real = await SqliteRecordingStore.open({ dir: t.testdir() })
-  const broken: RecordingStore = {
-    kind: 'sqlite',
-    add: async () => { throw new Error('SQLITE_FULL: database or disk is full') },
-    setFileInfo: async (...a) => { await real.setFileInfo(...a) },
-    list: async (q) => await real.list(q),
-    count: async () => await real.count(),
-    readiness: async (n) => await real.readiness(n),
-    prune: async (b, l) => await real.prune(b, l),
-    spool: () => null,
-    close: async () => { await real.close() }
-  }
+  const broken = await diskFullStore(t.testdir())
   const { hookBase, logs, app } = await startApp(t, { SRS_API_URL: 'http://127.0.0.1:9' }, { recordings: broken })
   const r = await postHook(hookBase, 'on_dvr', dvr())
   t.equal(r.status, 503)
