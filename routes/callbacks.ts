@@ -96,6 +96,8 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
     const msg = warn ? 'hook not processed' : 'hook'
     if (writer?.enabled(warn ? 40 : 30) === false) return
     // Left to pino: a logger the writer does not write for, or a field that is an object.
+    // Every callback path sets hookLog (its handler, or the error handler); {} guards a plugin answering first.
+    /* c8 ignore next */
     const fields = writer?.fields(hookLog ?? {})
     if (fields !== undefined) {
       writer!.write(warn ? 40 : 30, ',"reqId":' + jsonString(reqId) + ',"action":' + jsonString(action) + fields + ',"status":' + String(status) + ',"ms":' + String(rounded), msg)

@@ -198,3 +198,15 @@ t.test('with a logger whose lines are left to pino (here, one with a mixin), bot
   ])
   t.match(apps[0].logs.find((l) => l.msg === 'hook'), { replica: 'a', action: 'on_play', outcome: 'allowed' }, 'pino wrote it (the mixin\'s field is there)')
 })
+
+t.test('below the logger\'s level no hook line is written, on either path', async (t) => {
+  for (const deps of [{}, { hookFront: false as const }]) {
+    const logs = new LogCapture()
+    const { app, url } = await startApp(t, {}, { ...deps, logger: pino({ level: 'error' }, logs.stream) })
+    t.equal((await send(url, { path: hookPath('on_play'), body: JSON.stringify(play), headers: json })).status, 200)
+    t.equal((await send(url, { path: hookPath('on_play'), body: '{}', headers: json })).status, 400)
+    // Closed, the app has run every answered request's onResponse.
+    await app.close()
+    t.same(logs.lines.filter((l) => l.action !== undefined), [], `no hook line (${deps.hookFront === false ? 'Fastify' : 'front'})`)
+  }
+})
