@@ -4,7 +4,6 @@ import type { Logger } from 'pino'
 import type { Static, TSchema } from 'typebox'
 import { credentialsOf } from '../src/auth/service.js'
 import type { Config } from '../src/config.js'
-import { trustProxyOf } from '../src/auth/settings.js'
 import { AppError, Codes, failureOf, type Code } from '../src/errors.js'
 import { lazySerializerCompiler, validatorCompiler } from '../src/http/validation.js'
 import { jsonString, LazyChildLogger, LineWriter, unredacted, type Log } from '../src/logger.js'
@@ -86,8 +85,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
   // The one line per hook, written by a child of the app's logger without redaction: its fields
   // are all known and none is a secret (param's credentials are masked by redactQuery), and
   // redaction walks every line for its paths. reqId first, where the request's own child puts it:
-  // the same line.
-  // Built as one string by a LineWriter: the same line as pino's, for a fifth of its cost.
+  // the same line. A LineWriter builds it as one string, the same as pino's, for a fifth of its cost.
   const lines = unredacted(app.log)
   const writer = LineWriter.of(lines as Logger)
   const logLine = (reqId: string, action: string, hookLog: HookLog | null, status: number, ms: number): void => {
@@ -114,17 +112,16 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
 
   // Only SRS may call (HOOK_TOKEN, HOOK_ALLOW): checked before the body is read, so a refused
   // caller changes nothing.
-  app.addHook('onRequest', (req, _reply, done) => {
-    const refused = app.auth.checkCaller(req.ip, (req.query as Record<string, unknown>).token)
-    done(refused === undefined ? undefined : new AppError(refused.msg, refused.code as Code, 403))
-  })
+  const callerRefused = (ip: string, token: unknown): AppError | undefined => {
+    const refused = app.auth.checkCaller(ip, token)
+    return refused === undefined ? undefined : new AppError(refused.msg, refused.code as Code, 403)
+  }
+  app.addHook('onRequest', (req, _reply, done) => { done(callerRefused(req.ip, (req.query as Record<string, unknown>).token)) })
 
   const front = app.hookFront
   const json = app.getDefaultJsonParser('error', 'error')
   const serialize = lazySerializerCompiler()({ schema: HookReply, method: 'POST', url: '', httpStatus: '200' })
   const root = app.log as Logger
-  // Left to Fastify: a caller named by a proxy (TRUST_PROXY decides what request.ip is).
-  const byProxy = trustProxyOf(config.TRUST_PROXY) !== false
 
   const hook = <S extends TSchema>(action: HookAction, body: S, handler: (req: HookRequest<Static<S>>) => Promise<HookReply>): void => {
     const mismatch = (sent: string): AppError | undefined =>
@@ -133,7 +130,6 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
       schema: { body, response },
       preHandler: (req, _reply, done) => { done(mismatch((req.body as { action: string }).action)) }
     }, async (req) => await handler(req as unknown as HookRequest<Static<S>>))
-    if (front === undefined || byProxy) return
     const validate = validatorCompiler({ schema: body, method: 'POST', url: `/${action}`, httpPart: 'body' }) as (value: unknown) => { error?: FastifyError['validation'] }
 
     /**
@@ -166,9 +162,9 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
         req.hookLog = failed.hookLog
         answer(failed.status, failed.reply, unparsed)
       }
-      const refused = app.auth.checkCaller(raw.socket.remoteAddress!, undefined)
+      const refused = callerRefused(raw.socket.remoteAddress!, undefined)
       if (refused !== undefined) {
-        fail(new AppError(refused.msg, refused.code as Code, 403))
+        fail(refused)
         return true
       }
       const chunks: Buffer[] = []

@@ -59,7 +59,9 @@ const START_GRACE_MS = 100
 
 export async function buildApp (config: Config, deps: AppDeps = {}) {
   const now = deps.now ?? Date.now
-  const front = new HookFront()
+  const trustProxy = trustProxyOf(config.TRUST_PROXY)
+  // Behind a TRUST_PROXY, request.ip is Fastify's to work out: the hooks go through Fastify then.
+  const front = new HookFront(deps.hookFront !== false && trustProxy === false)
   const app = Fastify({
     loggerInstance: (deps.logger ?? createLogger(config.LOG_LEVEL)) as FastifyBaseLogger,
     // One line per hook is written by the callbacks' onResponse hook instead.
@@ -68,13 +70,13 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     childLoggerFactory: (logger, bindings, options) => new LazyChildLogger(logger as unknown as Logger, bindings, options as Record<string, unknown>) as unknown as FastifyBaseLogger,
     bodyLimit: config.BODY_LIMIT,
     // Whose X-Forwarded-For sets request.ip (HOOK_ALLOW checks it): TRUST_PROXY's proxies only.
-    trustProxy: trustProxyOf(config.TRUST_PROXY),
+    trustProxy,
     return503OnClosing: true,
     // SRS's hooks are served in front of Fastify's request path (http/front.ts), with one sequence of request ids.
     genReqId: front.requestId,
     serverFactory: (handler, options) => front.server(handler, options)
   }).withTypeProvider<TypeBoxTypeProvider>()
-  app.decorate('hookFront', deps.hookFront === false ? undefined : front)
+  app.decorate('hookFront', front)
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(lazySerializerCompiler())
   app.decorateRequest('hookLog', null)

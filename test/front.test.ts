@@ -68,23 +68,47 @@ async function pair (t: Test, env: Record<string, string>): Promise<[TestApp, Te
   return [front, fastify]
 }
 
-/** Sends each case to both apps in turn and compares the answers and the lines each logged for it. */
-async function compare (t: Test, apps: [TestApp, TestApp], cases: Array<[string, Sent]>): Promise<Answer[]> {
+/**
+ * How many hooks `app`'s front has answered: it counts them through `metrics.hookAnswered`, which
+ * Fastify's path never calls (its metrics come from an onResponse hook).
+ */
+const frontCounts = new WeakMap<TestApp['app'], { n: number }>()
+function servedByFront (app: TestApp['app']): number {
+  let count = frontCounts.get(app)
+  if (count === undefined) {
+    const counted = count = { n: 0 }
+    const answered = app.metrics.hookAnswered
+    app.metrics.hookAnswered = (...args) => { counted.n++; answered(...args) }
+    frontCounts.set(app, count)
+  }
+  return count.n
+}
+
+/**
+ * Sends each case to both apps in turn and compares the answers and the lines each logged for it.
+ * `answers` are the first app's; `viaFront`, whether its front answered each case (the second
+ * app's never does).
+ */
+async function compare (t: Test, apps: [TestApp, TestApp], cases: Array<[string, Sent]>): Promise<{ answers: Answer[], viaFront: boolean[] }> {
   const answers: Answer[] = []
+  const viaFront: boolean[] = []
   for (const [what, s] of cases) {
     const [a, b] = await Promise.all(apps.map(async (app) => {
       const lines = app.logs.lines.length
+      const before = servedByFront(app.app)
       const answer = await send(app.url, s)
       // The line is written after the reply; wait for it (every hook request logs exactly one).
       const line = answer.status !== 404 ? await app.logs.wait((l) => app.logs.lines.indexOf(l) >= lines && (l.msg === 'hook' || l.msg === 'hook not processed')) : undefined
-      return { answer, line: comparable(line) }
+      return { answer, line: comparable(line), front: servedByFront(app.app) > before }
     }))
     t.same(a!.answer, b!.answer, `${what}: the same answer`)
     t.same(a!.line, b!.line, `${what}: the same log line`)
+    t.equal(b!.front, false, `${what}: the app without its front served it through Fastify`)
     answers.push(a!.answer)
+    viaFront.push(a!.front)
   }
   t.same(await hookMetrics(apps[0]), await hookMetrics(apps[1]), 'the same hook metrics')
-  return answers
+  return { answers, viaFront }
 }
 
 const hookPath = (action: string): string => `/admin-api/video/camera/callback/${action}`
@@ -116,27 +140,34 @@ t.test('good hooks, and every way a hook body can be wrong, are answered, logged
     ['a query string', { path: hookPath('on_play') + '?x=1', body: JSON.stringify(play), headers: json }],
     ['a hook that does not exist', { path: hookPath('on_teapot'), body: JSON.stringify(play), headers: json }]
   )
-  const answers = await compare(t, apps, cases)
+  const { answers, viaFront } = await compare(t, apps, cases)
   t.same(answers.map((a) => a.status), [...Array(10).fill(200), ...Array(8).fill(400), 200, 200, 400, 200, 200, 413, 413, 200, 404], 'the statuses the cases call for')
   t.match(answers[10]!.body, /^\{"code":4001,"msg":"Body is not valid JSON/, 'a reply with a code and words')
-  t.equal(apps[0].app.hookFront !== undefined && apps[1].app.hookFront === undefined, true, 'one app with its front, one without')
+  t.same(viaFront, [...Array(20).fill(true), ...Array(7).fill(false)], 'the front served every case but the empty, untyped, chunked or oversized bodies, the query string and the unknown hook')
+})
+
+t.test('behind a TRUST_PROXY every hook goes through Fastify (request.ip is its to work out), answered alike', async (t) => {
+  const apps = await pair(t, { TRUST_PROXY: '127.0.0.1' })
+  const { answers, viaFront } = await compare(t, apps, [['a hook', { path: hookPath('on_play'), body: JSON.stringify(play), headers: json }]])
+  t.same([answers[0]!.status, viaFront], [200, [false]])
 })
 
 t.test('a caller outside HOOK_ALLOW is refused alike, before its body is read', async (t) => {
   const apps = await pair(t, { HOOK_ALLOW: '10.0.0.0/8' })
-  const answers = await compare(t, apps, [
+  const { answers, viaFront } = await compare(t, apps, [
     ['a hook from 127.0.0.1', { path: hookPath('on_play'), body: JSON.stringify(play), headers: json }],
     ['not JSON from 127.0.0.1', { path: hookPath('on_play'), body: 'nonsense', headers: json }]
   ])
   t.same(answers.map((a) => a.status), [403, 403])
+  t.same(viaFront, [true, true], 'refused by the front')
 })
 
 t.test('a hook whose handler fails is answered alike (an on_dvr the index cannot store: 503, so that SRS retries)', async (t) => {
   const env = {}
   const front = await startApp(t, env, { recordings: await diskFullStore(join(t.testdir(), 'a')) })
   const fastify = await startApp(t, env, { recordings: await diskFullStore(join(t.testdir(), 'b')), hookFront: false })
-  const [answer] = await compare(t, [front, fastify], [['an on_dvr', { path: hookPath('on_dvr'), body: JSON.stringify(bodies.on_dvr), headers: json }]])
-  t.equal(answer!.status, 503)
+  const { answers, viaFront } = await compare(t, [front, fastify], [['an on_dvr', { path: hookPath('on_dvr'), body: JSON.stringify(bodies.on_dvr), headers: json }]])
+  t.same([answers[0]!.status, viaFront], [503, [true]])
 })
 
 /** Sends a hook's headers and half its body on a socket of its own; returns the rest to send, and the socket. */
@@ -156,20 +187,22 @@ async function halfSent (app: TestApp, action: string): Promise<{ rest: string, 
 t.test('a hook that arrives before the app closes is answered alike, and its connection closed', async (t) => {
   const apps = await pair(t, {})
   const replies = await Promise.all(apps.map(async (app) => {
+    const before = servedByFront(app.app)
     const arrived = new Promise((resolve) => app.app.server.once('request', resolve))
     const h = await halfSent(app, 'on_play')
     await arrived
     const closed = app.app.close()
-    await waitFor(() => app.app.hookFront === undefined || app.app.hookFront.closing, 2000, 'the front closing')
+    await waitFor(() => app.app.hookFront.closing, 2000, 'the app closing')
     h.socket.end(h.rest)
     const reply = await h.reply
     await closed
-    return reply.replace(/\r\nDate: [^\r]*/i, '')
+    return { bytes: reply.replace(/\r\nDate: [^\r]*/i, ''), front: servedByFront(app.app) > before }
   }))
-  t.equal(replies[0], replies[1], 'the same bytes')
-  t.match(replies[0], /^HTTP\/1\.1 200 OK\r\n/)
-  t.match(replies[0], /\r\nconnection: close\r\n/i)
-  t.match(replies[0], /\{"code":0,"msg":null\}$/)
+  t.same(replies.map((r) => r.front), [true, false], 'the front answered it, in the app with a front')
+  t.equal(replies[0]!.bytes, replies[1]!.bytes, 'the same bytes')
+  t.match(replies[0]!.bytes, /^HTTP\/1\.1 200 OK\r\n/)
+  t.match(replies[0]!.bytes, /\r\nconnection: close\r\n/i)
+  t.match(replies[0]!.bytes, /\{"code":0,"msg":null\}$/)
 })
 
 t.test('a caller that hangs up before its body has arrived is dropped alike: nothing to answer, nothing logged or counted', async (t) => {
@@ -180,8 +213,8 @@ t.test('a caller that hangs up before its body has arrived is dropped alike: not
     // The server has seen the hang-up once it holds no connection.
     await waitFor(async () => await new Promise<number>((resolve) => app.app.server.getConnections((_e, n) => resolve(n))) === 0, 2000, 'the connection gone')
   }))
-  const answers = await compare(t, apps, [['the next hook', { path: hookPath('on_play'), body: JSON.stringify(play), headers: json }]])
-  t.equal(answers[0]!.status, 200)
+  const { answers, viaFront } = await compare(t, apps, [['the next hook', { path: hookPath('on_play'), body: JSON.stringify(play), headers: json }]])
+  t.same([answers[0]!.status, viaFront], [200, [true]])
   for (const app of apps) t.same(app.logs.lines.filter((l) => l.action === 'on_stop'), [], 'no line for the hook that never arrived')
   t.notMatch((await hookMetrics(apps[0])).join('\n'), /on_stop/, 'not counted')
 })
@@ -192,10 +225,11 @@ t.test('with a logger whose lines are left to pino (here, one with a mixin), bot
     const app = await startApp(t, {}, { ...deps, logger: pino({ level: 'debug', mixin: () => ({ replica: 'a' }) }, logs.stream) })
     return { ...app, logs }
   })) as [TestApp, TestApp]
-  await compare(t, apps, [
+  const { viaFront } = await compare(t, apps, [
     ['a good hook', { path: hookPath('on_play'), body: JSON.stringify(play), headers: json }],
     ['a bad one', { path: hookPath('on_play'), body: '{}', headers: json }]
   ])
+  t.same(viaFront, [true, true])
   t.match(apps[0].logs.find((l) => l.msg === 'hook'), { replica: 'a', action: 'on_play', outcome: 'allowed' }, 'pino wrote it (the mixin\'s field is there)')
 })
 

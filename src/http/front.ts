@@ -2,8 +2,8 @@ import { createServer, type IncomingMessage, type RequestListener, type Server, 
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Where SRS's hook routes register their front (undefined: every hook goes through Fastify). */
-    hookFront: HookFront | undefined
+    /** Where SRS's hook routes register their front. */
+    hookFront: HookFront
   }
 }
 
@@ -27,17 +27,22 @@ export interface ServerTimeouts {
  * for an exact path is served by its own code, which calls the same checks, handlers, error
  * wording, log line and metrics as its Fastify route; whatever it declines (and every other
  * request) goes to Fastify. While the app closes, everything goes to Fastify (503, connection
- * closed).
+ * closed). A front that does not `serve` takes no route: every request goes to Fastify.
  */
 export class HookFront {
   /** The next request id, for Fastify's requests (genReqId) and the front's alike. */
   readonly requestId = requestIds()
+  readonly #serves: boolean
   readonly #routes = new Map<string, FrontRoute>()
   #closing = false
 
-  /** Serves POST requests to exactly `path` (no query string). */
+  constructor (serves: boolean) {
+    this.#serves = serves
+  }
+
+  /** Serves POST requests to exactly `path` (no query string); nothing if this front does not serve. */
   add (path: string, route: FrontRoute): void {
-    this.#routes.set(path, route)
+    if (this.#serves) this.#routes.set(path, route)
   }
 
   /** True once the app has begun to close: replies in flight close their connection. */
