@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import { backgroundStart } from '../src/http/start.js'
 import { waitFor } from './fixtures/app.js'
 
-/** A Fastify app with backgroundStart and one route; `done` records which work ran, in order. */
+/** A Fastify app with backgroundStart and one route; `ran` records which work ran, in order. */
 async function app (t: Test, graceMs: number) {
   const f = Fastify()
   backgroundStart(f, graceMs)
