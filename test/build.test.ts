@@ -1,5 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -46,6 +47,10 @@ async function startBundle (t: Test, out: string, env: Record<string, string>): 
 
 t.test('the production bundle serves hooks, stores a recording through its SQLite worker, and exits 0 on SIGTERM', async (t) => {
   const out = await buildBundle(t)
+  // The build leaves the code cache of the bundle it made (named by its hash), which a start uses and leaves alone.
+  const hash = createHash('sha256').update(await readFile(join(out, 'srs-hooks.cjs'))).digest('hex').slice(0, 16)
+  t.same((await readdir(out)).filter((f) => f.endsWith('.cache')), [`srs-hooks.${hash}.cache`])
+  const cache = await stat(join(out, `srs-hooks.${hash}.cache`))
   const { lines, hookBase, stderr, child, exited } = await startBundle(t, out, { SRS_API_URL: 'http://127.0.0.1:9' })
 
   const play = await postHook(hookBase, 'on_play', { action: 'on_play', client_id: 'c1', vhost: '__defaultVhost__', app: 'live', stream: 's' })
@@ -60,6 +65,7 @@ t.test('the production bundle serves hooks, stores a recording through its SQLit
   child.kill('SIGTERM')
   t.equal(await exited, 0, lines.slice(-5).join('\n') + stderr())
   t.ok(lines.some((l) => l.includes('"signal":"SIGTERM"')), 'closed gracefully')
+  t.equal((await stat(join(out, `srs-hooks.${hash}.cache`))).ino, cache.ino, 'the cache was used, not written again')
 })
 
 t.test('the production bundle loads what a start defers and works with it: SRS\'s API (undici), Redis (ioredis), PostgreSQL (pg)', async (t) => {

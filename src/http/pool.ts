@@ -5,8 +5,6 @@ import { Pool } from 'undici'
  * (dispatcher.ts) imports this module at an API client's first call, not at start: undici is a
  * large module, and a restarted server answers the hooks that need no API call before it has
  * loaded it.
- * Importing this module rather than undici itself also keeps Pool a named export in the production
- * bundle, where a dynamic import of a CommonJS package yields only its default export.
  */
 export function apiPool (url: string, connectTimeoutMs: number): Pool {
   return new Pool(url, { connections: 16, keepAliveTimeout: 4000, connectTimeout: connectTimeoutMs })

@@ -179,7 +179,7 @@ class SqliteHost {
   #dead: Error | null = null
 
   private constructor () {
-    // sqlite-worker.js in the build, sqlite-worker.ts under the test runner's loader.
+    // sqlite-worker.cjs in the build, sqlite-worker.ts under the test runner's loader.
     const entry = new URL(`./sqlite-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url)
     this.#worker = new Worker(entry)
     this.#worker.unref()
