@@ -1,6 +1,8 @@
+import { Readable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { Agent } from 'undici'
 import { SrsApiError } from '../src/errors.js'
+import { bodyText } from '../src/http/dispatcher.js'
 import { SrsApi } from '../src/srs/api.js'
 import { json, StubServer, type StubHandler } from './fixtures/stub-server.js'
 
@@ -211,4 +213,14 @@ t.test('an injected dispatcher is used and left open on close', async (t) => {
   t.equal(agent.closed, false)
   await agent.close()
   await stub.close()
+})
+
+t.test('a body is decoded as its chunks arrive, characters split between chunks included', async (t) => {
+  const text = JSON.stringify({ code: 0, streams: [{ name: 'caméra-東京-🎥' }] })
+  const bytes = Buffer.from(text)
+  // One byte per chunk: every character of more than one byte is split.
+  t.equal(await bodyText(Readable.from(Array.from(bytes, (b) => Buffer.of(b)))), text)
+  t.equal(await bodyText(Readable.from([])), '', 'an empty body')
+  const broken = new Readable({ read () { this.destroy(new Error('reset')) } })
+  await t.rejects(bodyText(broken), /reset/, 'a body cut short fails the read')
 })

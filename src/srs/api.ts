@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici'
-import { ApiDispatcher } from '../http/dispatcher.js'
+import { ApiDispatcher, bodyText } from '../http/dispatcher.js'
 import { SrsApiError } from '../errors.js'
 
 /**
@@ -220,7 +220,7 @@ export class SrsApi {
       if (res.statusCode !== 200) {
         await res.body.dump()
       } else {
-        text = await res.body.text()
+        text = await bodyText(res.body)
       }
     } catch (err) {
       throw this.#failed(mapNetworkError(method, path, budget, err), budget)

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici'
-import { ApiDispatcher } from '../http/dispatcher.js'
+import { ApiDispatcher, bodyText } from '../http/dispatcher.js'
 
 /**
  * ZLMediaKit's HTTP API (zlm-protocol.md section 3): the only code that talks to ZLMediaKit.
@@ -258,7 +258,7 @@ export class ZlmApi {
     }
     let text = ''
     try {
-      if (res.statusCode === 200) text = await res.body.text()
+      if (res.statusCode === 200) text = await bodyText(res.body)
       else await res.body.dump()
     } catch (err) {
       throw this.#down(networkError(what, budget, err))
