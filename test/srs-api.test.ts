@@ -221,6 +221,22 @@ t.test('a body is decoded as its chunks arrive, characters split between chunks 
   // One byte per chunk: every character of more than one byte is split.
   t.equal(await bodyText(Readable.from(Array.from(bytes, (b) => Buffer.of(b)))), text)
   t.equal(await bodyText(Readable.from([])), '', 'an empty body')
+  t.equal(await bodyText(Readable.from([Buffer.from('\ufeff{"code":0}')])), '{"code":0}', 'a byte order mark dropped, as body.text() drops it')
   const broken = new Readable({ read () { this.destroy(new Error('reset')) } })
   await t.rejects(bodyText(broken), /reset/, 'a body cut short fails the read')
+})
+
+t.test('names in other scripts survive a listing that arrives a byte at a time', async (t) => {
+  const name = 'caméra-東京-🎥'
+  const bytes = Buffer.from(JSON.stringify({ ...envelope, streams: [{ ...stream(1), name }] }))
+  const { api } = await setup(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    let sent = 0
+    const next = (): void => {
+      if (sent === bytes.length) res.end()
+      else res.write(bytes.subarray(sent, ++sent), () => setImmediate(next))
+    }
+    next()
+  })
+  t.equal((await api.streams(0, 10))[0]?.name, name)
 })

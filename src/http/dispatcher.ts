@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream'
+import { StringDecoder } from 'node:string_decoder'
 import type { Dispatcher } from 'undici'
 
 /**
@@ -31,15 +31,18 @@ export class ApiDispatcher {
 }
 
 /**
- * A response's body as text, decoded as its chunks arrive. undici's `body.text()` first joins the
- * chunks into one Buffer of the body's size, outside V8's heap: for each page of a listing (about
- * 450 KB for SRS's 1,000 streams) an allocation that the C allocator keeps in the process once
- * freed, which took tens of MB of resident memory over a reconciliation of 100,000 streams
- * (BENCHMARKS.md). The decoded text is a string in V8's heap instead.
+ * A response's body as text, decoded as its chunks arrive (a character split between two chunks
+ * included; undici's body yields Buffers whatever its encoding is set to). undici's `body.text()`
+ * first joins the chunks into one Buffer of the body's size, outside V8's heap: for each page of a
+ * listing (about 450 KB for SRS's 1,000 streams) an allocation that the C allocator keeps in the
+ * process once freed, which took tens of MB of resident memory over a reconciliation of 100,000
+ * streams (BENCHMARKS.md). The decoded text is a string in V8's heap instead. A leading byte order
+ * mark is dropped, as `body.text()` drops it.
  */
-export async function bodyText (body: Readable): Promise<string> {
-  body.setEncoding('utf8')
+export async function bodyText (body: AsyncIterable<Buffer>): Promise<string> {
+  const decoder = new StringDecoder('utf8')
   let text = ''
-  for await (const chunk of body) text += chunk as string
-  return text
+  for await (const chunk of body) text += decoder.write(chunk)
+  text += decoder.end()
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
 }
