@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -36,11 +36,15 @@ export const options = {
   minifySyntax: true,
   sourcemap: true,
   external: ['better-sqlite3', 'pg-native', 'cpu-features'],
-  // import.meta.url in CommonJS: the file's own URL.
+  // import.meta.url in CommonJS: the file's own URL. The directive first: code before it would
+  // make the whole bundle sloppy-mode JavaScript, where the ES modules it was built from are strict.
   define: { 'import.meta.url': '__import_meta_url' },
-  banner: { js: "var __import_meta_url=require('node:url').pathToFileURL(__filename).href;" },
+  banner: { js: "'use strict';var __import_meta_url=require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning'
 }
+
+/** What a build writes, and what earlier builds wrote (the chunks of the ES module bundle). */
+const BUILT = /^(cli\.js|srs-hooks\.[^/]*|sqlite-worker\.[^/]*|chunk-[A-Z0-9]+\.js)(\.map)?$/
 
 /** A hook of each kind SRS sends before and around a publish and a play, for the training start. */
 const TRAINING_HOOKS = ['on_connect', 'on_publish', 'on_play', 'on_stop', 'on_unpublish', 'on_close']
@@ -98,8 +102,10 @@ async function train (outdir) {
 /** Builds into `outdir` (dist/src), `root` being the project. */
 export async function bundle (root = process.cwd(), outdir = 'dist/src') {
   const out = resolve(root, outdir)
-  // Nothing of an earlier build stays beside this one (its chunks, its cache).
-  rmSync(out, { recursive: true, force: true })
+  // Nothing of an earlier build stays beside this one (its chunks, its cache), and nothing else
+  // of the folder is touched.
+  mkdirSync(out, { recursive: true })
+  for (const f of readdirSync(out)) if (BUILT.test(f)) rmSync(join(out, f))
   await build({ ...options, absWorkingDir: root, outdir: out })
   const hash = createHash('sha256').update(readFileSync(join(out, 'srs-hooks.cjs'))).digest('hex').slice(0, 16)
   await build({

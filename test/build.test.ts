@@ -51,6 +51,8 @@ t.test('the production bundle serves hooks, stores a recording through its SQLit
   const hash = createHash('sha256').update(await readFile(join(out, 'srs-hooks.cjs'))).digest('hex').slice(0, 16)
   t.same((await readdir(out)).filter((f) => f.endsWith('.cache')), [`srs-hooks.${hash}.cache`])
   const cache = await stat(join(out, `srs-hooks.${hash}.cache`))
+  // Strict, as the ES modules it was built from: its first statement is the directive.
+  t.match((await readFile(join(out, 'srs-hooks.cjs'), 'utf8')).replace(/^#!.*\n/, ''), /^'use strict';/)
   const { lines, hookBase, stderr, child, exited } = await startBundle(t, out, { SRS_API_URL: 'http://127.0.0.1:9' })
 
   const play = await postHook(hookBase, 'on_play', { action: 'on_play', client_id: 'c1', vhost: '__defaultVhost__', app: 'live', stream: 's' })
