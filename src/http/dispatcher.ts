@@ -19,14 +19,29 @@ export class ApiDispatcher {
     this.#dispatcher = injected
   }
 
-  get (): Dispatcher | Promise<Dispatcher> {
-    this.#dispatcher ??= import('./pool.js').then(({ apiPool }) => apiPool(this.#url, this.#connectTimeoutMs))
-    return this.#dispatcher
+  /**
+   * One call to the API within `budgetMs` (undici's header and body timeouts, and a signal for the
+   * whole call) and its answer: the body as text when the status is 200 (bodyText), read to its end
+   * and dropped otherwise. What fails (connecting, a timeout, a body cut short) is thrown as undici
+   * throws it, for the client to say what it means.
+   */
+  async read (call: Pick<Dispatcher.RequestOptions, 'method' | 'path' | 'headers' | 'body'>, budgetMs: number): Promise<{ status: number, text: string }> {
+    const res = await (await this.#get()).request({ ...call, origin: this.#url, headersTimeout: budgetMs, bodyTimeout: budgetMs, signal: AbortSignal.timeout(budgetMs) })
+    if (res.statusCode !== 200) {
+      await res.body.dump()
+      return { status: res.statusCode, text: '' }
+    }
+    return { status: 200, text: await bodyText(res.body) }
   }
 
   /** Closes our Pool (an injected dispatcher is its owner's). Made now if no call made it, so that a call after close() fails as with the Pool closed. */
   async close (): Promise<void> {
-    if (this.#owned) await (await this.get()).close()
+    if (this.#owned) await (await this.#get()).close()
+  }
+
+  #get (): Dispatcher | Promise<Dispatcher> {
+    this.#dispatcher ??= import('./pool.js').then(({ apiPool }) => apiPool(this.#url, this.#connectTimeoutMs))
+    return this.#dispatcher
   }
 }
 

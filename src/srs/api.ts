@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici'
-import { ApiDispatcher, bodyText } from '../http/dispatcher.js'
+import { ApiDispatcher } from '../http/dispatcher.js'
 import { SrsApiError } from '../errors.js'
 
 /**
@@ -201,35 +201,18 @@ export class SrsApi {
       : Math.min(this.#timeoutMs, opts.deadline - this.#now())
     if (budget <= 0) throw new SrsApiError('deadline', `${method} ${path}: no time left before the deadline`)
     this.requests++
-    let res: Dispatcher.ResponseData
+    let status: number
+    let text: string
     try {
-      res = await (await this.#dispatcher.get()).request({
-        origin: this.url,
-        method,
-        path,
-        headers: this.#headers,
-        headersTimeout: budget,
-        bodyTimeout: budget,
-        signal: AbortSignal.timeout(budget)
-      })
+      ({ status, text } = await this.#dispatcher.read({ method, path, headers: this.#headers }, budget))
     } catch (err) {
       throw this.#failed(mapNetworkError(method, path, budget, err), budget)
     }
-    let text = ''
-    try {
-      if (res.statusCode !== 200) {
-        await res.body.dump()
-      } else {
-        text = await bodyText(res.body)
-      }
-    } catch (err) {
-      throw this.#failed(mapNetworkError(method, path, budget, err), budget)
-    }
-    if (res.statusCode === 401) {
+    if (status === 401) {
       throw new SrsApiError('unauthorized', `${method} ${path}: SRS answered 401; check SRS_API_USERNAME/SRS_API_PASSWORD against http_api.auth`, 401)
     }
-    if (res.statusCode !== 200) {
-      throw new SrsApiError('http_status', `${method} ${path}: SRS answered HTTP ${res.statusCode}`, res.statusCode)
+    if (status !== 200) {
+      throw new SrsApiError('http_status', `${method} ${path}: SRS answered HTTP ${status}`, status)
     }
     let env: unknown
     try {

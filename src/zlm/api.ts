@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici'
-import { ApiDispatcher, bodyText } from '../http/dispatcher.js'
+import { ApiDispatcher } from '../http/dispatcher.js'
 
 /**
  * ZLMediaKit's HTTP API (zlm-protocol.md section 3): the only code that talks to ZLMediaKit.
@@ -241,30 +241,20 @@ export class ZlmApi {
     const budget = opts?.deadline === undefined ? this.#timeoutMs : Math.min(this.#timeoutMs, opts.deadline - this.#now())
     if (budget <= 0) throw new ZlmApiError('deadline', `${what}: no time left before the deadline`)
     this.requests++
-    let res: Dispatcher.ResponseData
+    let status: number
+    let text: string
     try {
-      res = await (await this.#dispatcher.get()).request({
-        origin: this.url,
+      ({ status, text } = await this.#dispatcher.read({
         method: 'POST',
         path: `/index/api/${name}`,
         headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
-        body: form({ ...params, secret }),
-        headersTimeout: budget,
-        bodyTimeout: budget,
-        signal: AbortSignal.timeout(budget)
-      })
-    } catch (err) {
-      throw this.#down(networkError(what, budget, err))
-    }
-    let text = ''
-    try {
-      if (res.statusCode === 200) text = await bodyText(res.body)
-      else await res.body.dump()
+        body: form({ ...params, secret })
+      }, budget))
     } catch (err) {
       throw this.#down(networkError(what, budget, err))
     }
     this.up = true
-    if (res.statusCode !== 200) throw new ZlmApiError('http_status', `${what}: ZLMediaKit answered HTTP ${res.statusCode}`, { detail: res.statusCode })
+    if (status !== 200) throw new ZlmApiError('http_status', `${what}: ZLMediaKit answered HTTP ${status}`, { detail: status })
     let env: unknown
     try {
       env = JSON.parse(text)
