@@ -240,3 +240,19 @@ t.test('srs-hooks restarted in the middle of an SRS 4 stream: reconciled, then t
   await sim.waitForHook((c) => c.hook === 'on_close' && c.body.client_id === a.clientId)
   t.match(await second.app.publishers.store.get(sim.serverId, '/live/cam1'), { clientId: b.clientId, takeovers: 1 })
 })
+
+t.test('the release poll: a stream SRS no longer knows is released, whatever the version', async (t) => {
+  const env = { code: 0, server: 'vid-s' }
+  const srs = await StubServer.start((req, res) => {
+    const body = req.url === '/api/v1/clients/A'
+      ? { ...env, client: { id: 'A', stream: 'vid-1', type: 'fmle-publish', publish: true } }
+      : { code: 2048 }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+  })
+  t.teardown(() => srs.close())
+  const api = new SrsApi({ url: srs.url, timeoutMs: 1000, retries: 0, pageSize: 10 })
+  t.teardown(() => api.close())
+  const server = new SrsMediaServer(api)
+  const ref = { key: '/live/cam1', vhost: '__defaultVhost__', app: 'live', stream: 'cam1' }
+  t.equal(await server.released('A', ref, { id: 'vid-1', active: true, holder: 'A' }, 'publish', Date.now() + 1000), true)
+})
