@@ -31,7 +31,7 @@ interface Mode {
 
 const MODES: Record<string, Mode> = {
   'a hook token': { env: () => ({ HOOK_TOKEN: TOKEN }), hookQuery: `?token=${TOKEN}`, param: () => '' },
-  'HOOK_ALLOW': { env: () => ({ HOOK_ALLOW: 'loopback' }), param: () => '' },
+  HOOK_ALLOW: { env: () => ({ HOOK_ALLOW: 'loopback' }), param: () => '' },
   'stream keys': {
     env: (t) => ({ PUBLISH_AUTH: 'keys', STREAM_KEYS_FILE: `${t.testdir({ 'keys.json': '{"live/*":"cam-key-1"}' })}/keys.json` }),
     param: () => '?key=cam-key-1'
