@@ -223,7 +223,9 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
       ref: { key, vhost: b.vhost, app: b.app, stream: b.stream, streamId: streamIdOf(b) },
       newcomer: { id: client, ip: b.ip },
       credentials: credentialsOf(verdict),
-      policy: app.policyFor(b.vhost, b.app)
+      policy: app.policyFor(b.vhost, b.app),
+      // Where SRS cannot list the newcomer yet (before 5.0.55), an authenticated hook vouches for it.
+      callerAuthenticated: app.auth.callersAuthenticated
     }
     const r = node.strategy === 'connect'
       ? await app.publishers.publishHoldingToken(request, req.log)

@@ -128,6 +128,15 @@ export class AuthService {
     return undefined
   }
 
+  /**
+   * Whether every hook that reaches a handler has proved it comes from SRS: HOOK_TOKEN or
+   * HOOK_ALLOW is set, and checkCaller refuses any caller that fails either. With neither set,
+   * anyone who can reach the hook URL may post one, and nobody is authenticated.
+   */
+  get callersAuthenticated (): boolean {
+    return this.config.hookToken !== undefined || this.config.hookAllow !== undefined
+  }
+
   /** A publish attempt: its credentials, with failures counted against its IP (AUTH_FAIL_MAX). */
   async checkPublish (a: ClientAttempt): Promise<Verdict> {
     if (this.config.publishAuth === 'off') return { ok: true, via: 'off' }

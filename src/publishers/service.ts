@@ -26,6 +26,8 @@ export interface PublishRequest {
   credentials?: Credentials
   /** The takeover policy for this stream; by default the service's. */
   policy?: Policy
+  /** The hook's caller proved it is the media server (HOOK_TOKEN, HOOK_ALLOW): the client it names is real. */
+  callerAuthenticated?: boolean
 }
 
 export type PublishOutcome =
@@ -400,7 +402,16 @@ export class PublisherService {
       return this.#apiFailed(err, 'verify the newcomer', req, path, log)
     }
     if (ok) return undefined
-    const msg = `client ${req.newcomer.id} is not publishing ${req.ref.key} on server ${req.server.id}; nobody was evicted`
+    const unlisted = req.server.listsNewcomer === false
+    if (unlisted) {
+      // The server cannot list the newcomer yet: the hook itself is the evidence, or nothing is.
+      const vouched = req.credentials?.kind === 'valid' ? 'credentials' : req.callerAuthenticated === true ? 'caller' : undefined
+      if (vouched !== undefined) {
+        log.debug({ server: req.server.id, stream: req.ref.key, client: req.newcomer.id, vouched }, 'the server lists no newcomer before its busy check; the hook vouches for it')
+        return undefined
+      }
+    }
+    const msg = `client ${req.newcomer.id} is not publishing ${req.ref.key} on server ${req.server.id}; nobody was evicted` + (unlisted ? UNLISTED_HINT : '')
     this.#emit({ type: 'refusal', path, server: req.server.id, stream: req.ref.key, client: req.newcomer.id, ip: req.newcomer.ip, code: Codes.PUBLISHER_NOT_VERIFIED, reason: 'unverified', msg }, log)
     return { allowed: false, outcome: 'refused-unverified', refusal: { code: Codes.PUBLISHER_NOT_VERIFIED, msg } }
   }
@@ -587,6 +598,10 @@ export class PublisherService {
 type Unstamped = PublisherEvent extends infer E ? E extends PublisherEvent ? Omit<E, 'at'> : never : never
 
 const NO_UNLOCK: Unlock = () => {}
+
+/** Why a newcomer the server cannot list yet was refused, and how to let it take over. */
+const UNLISTED_HINT = ' (this server lists a publisher only after its busy check, as SRS before 5.0.55 does: to take over there,' +
+  ' authenticate the hooks with HOOK_TOKEN or HOOK_ALLOW, or require publish credentials with PUBLISH_AUTH=keys or signed)'
 
 function conflict (live: LiveStream, newcomer: string): boolean {
   return live.active && live.holder !== undefined && live.holder !== newcomer

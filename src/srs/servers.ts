@@ -115,6 +115,7 @@ export class SrsServers {
         const v = await n.api.versions({ deadline })
         const before = n.strategy
         n.version = v
+        n.server.version = v
         if (this.#opts.takeoverAt === 'auto') n.strategy = takesToken(v) ? 'connect' : 'publish'
         if (n.strategy !== before) {
           this.#opts.log.info({ srsApi: n.url, server: n.server.id, version: v.version, strategy: n.strategy },
