@@ -247,7 +247,7 @@ t.test('examining files: bounded in flight and in waiting; late answers after cl
   const stat: StatFn = async () => await new Promise((resolve) => pending.push(() => resolve({ size: 1, mtimeMs: 1, isFile: () => true })))
   const warnings: unknown[] = []
   const log = pino({ level: 'silent' })
-  const service = new RecordingService({ store, now: () => 5, log: { ...log, warn: (o: unknown) => warnings.push(o) } as any, minBytes: 10, statTimeoutMs: 60_000, stat, maxStats: 1, maxQueued: 1 })
+  const service = new RecordingService({ roots: ['/'], store, now: () => 5, log: { ...log, warn: (o: unknown) => warnings.push(o) } as any, minBytes: 10, statTimeoutMs: 60_000, stat, maxStats: 1, maxQueued: 1 })
   const notice = (i: number) => ({ vhost: 'v', app: 'a', stream: 's', streamUrl: '/a/s', clientId: 'c', file: `/f${i}` })
   await service.index(notice(1))
   await service.index(notice(2))
@@ -271,7 +271,7 @@ t.test('a failure to record what stat() found is logged, not thrown', async (t) 
     setFileInfo: async () => { throw new Error('SQLITE_BUSY') }
   })
   const warnings: Array<Record<string, unknown>> = []
-  const service = new RecordingService({
+  const service = new RecordingService({ roots: ['/'],
     store: broken, now: () => 1, minBytes: 1, statTimeoutMs: 1000,
     stat: async () => ({ size: 5, mtimeMs: 1, isFile: () => true }),
     log: { debug () {}, info () {}, error () {}, warn: (o: Record<string, unknown>) => warnings.push(o) } as any
@@ -279,12 +279,14 @@ t.test('a failure to record what stat() found is logged, not thrown', async (t) 
   await service.index({ vhost: 'v', app: 'a', stream: 's', streamUrl: '/a/s', clientId: 'c', file: '/f' })
   await service.idle()
   t.match(warnings, [{ err: 'SQLITE_BUSY', file: '/f' }])
-  const real = new RecordingService({ store, now: () => 1, minBytes: 1, statTimeoutMs: 1000, stat: async () => { throw new Error('odd failure') }, log: pino({ level: 'silent' }) })
+  const real = new RecordingService({ roots: ['/'], store, now: () => 1, minBytes: 1, statTimeoutMs: 1000, stat: async () => { throw new Error('odd failure') }, log: pino({ level: 'silent' }) })
   const odd = await real.index({ vhost: 'v', app: 'a', stream: 's', streamUrl: '/a/s', clientId: 'c', file: '/odd' })
   await real.idle()
   t.match((await store.list({ limit: 5 })).items.find((r) => r.id === odd.id), { fileError: 'cannot stat: odd failure' }, 'an error without a code')
   t.equal(real.spool(), null)
   t.equal(real.spoolAgeMs(), null)
+  // Past what any hook's schema lets through: a caller of the service itself.
+  await t.rejects(real.index({ vhost: 'v', app: 'a', stream: 's', streamUrl: '/a/s', serverId: 'é'.repeat(600), clientId: 'c', file: '/ids' }), /server_id and client_id take more than 1024 bytes together/)
 })
 
 t.test('the spool counts a recording only once its commit succeeded: a failed commit leaves its depth, and room, as they were', async (t) => {

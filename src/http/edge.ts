@@ -91,12 +91,12 @@ export function capConnections (app: FastifyInstance, max: number, now: () => nu
   app.server.maxConnections = max
   let logged = -Infinity
   let unlogged = 0
-  app.server.on('drop', (d?: { remoteAddress?: string }) => {
+  app.server.on('drop', (d: { remoteAddress?: string }) => {
     app.edge.dropped++
     unlogged++
     const at = now()
     if (at - logged < DROP_LOG_MS) return
-    app.log.warn({ caller: d?.remoteAddress, dropped: unlogged, maxConnections: max }, 'connections refused: MAX_CONNECTIONS are held')
+    app.log.warn({ caller: d.remoteAddress, dropped: unlogged, maxConnections: max }, 'connections refused: MAX_CONNECTIONS are held')
     logged = at
     unlogged = 0
   })
