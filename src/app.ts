@@ -10,7 +10,7 @@ import health from '../routes/health.js'
 import type { Config } from './config.js'
 import { failureOf, Codes, type AppError } from './errors.js'
 import { capConnections, clientErrorHandler, serverOptionsOf, type EdgeCounters } from './http/edge.js'
-import { HookFront } from './http/front.js'
+import { HookFront, type ServerTimeouts } from './http/front.js'
 import { backgroundStart } from './http/start.js'
 import { lazySerializerCompiler, validatorCompiler } from './http/validation.js'
 import { createLogger, LazyChildLogger } from './logger.js'
@@ -82,7 +82,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     return503OnClosing: true,
     // SRS's hooks are served in front of Fastify's request path (http/front.ts), with one sequence of request ids.
     genReqId: front.requestId,
-    serverFactory: (handler, options) => front.server(handler, options)
+    serverFactory: (handler, options) => front.server(handler, options as unknown as ServerTimeouts)
   }).withTypeProvider<TypeBoxTypeProvider>()
   log = app.log
   app.decorate('hookFront', front)
