@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 import { AuthSettings } from './auth/settings.js'
+import { EdgeSettings } from './http/edge.js'
 import { OperationsSettings } from './operations/settings.js'
 import { TakeoverSettings } from './publishers/settings.js'
 import { RecordingsSettings } from './recordings/settings.js'
@@ -20,6 +21,7 @@ export const ConfigSchema = Type.Object({
     { default: 'info' }
   ),
   BODY_LIMIT: Type.Integer({ default: 16_384, minimum: 1024, maximum: 10_485_760 }),
+  ...EdgeSettings,
   ...SrsSettings,
   ...ZlmSettings,
   ...TakeoverSettings,

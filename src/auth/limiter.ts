@@ -21,9 +21,10 @@ export class MemoryFailureCounts implements FailureCounts {
   readonly #now: () => number
   readonly #entries: () => LRUCache<string, { count: number, resetAt: number }>
 
-  constructor (opts: { now: () => number, maxIds?: number }) {
+  constructor (opts: { now: () => number, maxIds?: number, maxBytes?: number }) {
     this.#now = opts.now
-    this.#entries = lazy(() => new LRUCache({ max: opts.maxIds ?? 10_000 }))
+    // Counted by the IP's length (a hook's `ip` is at most 64 characters) and its counter.
+    this.#entries = lazy(() => new LRUCache({ max: opts.maxIds ?? 10_000, maxSize: opts.maxBytes ?? 4 * 1024 * 1024, sizeCalculation: (_e: { count: number, resetAt: number }, id: string) => 2 * id.length + 150 }))
   }
 
   async get (id: string): Promise<number> {

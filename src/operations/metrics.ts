@@ -155,6 +155,23 @@ export function createMetrics (app: FastifyInstance): Metrics {
     }
   })
 
+  const edge = app.edge
+  for (const [name, help, count] of [
+    ['unknown_callbacks_total', 'Requests to a callback path no hook has (a typo in srs.conf\'s hook URLs such as on_pubish); each is logged with its path.', () => edge.unknownCallbacks],
+    ['request_timeouts_total', 'Requests whose headers and body did not arrive within REQUEST_TIMEOUT_MS: answered 408 and closed.', () => edge.timedOut],
+    ['connections_dropped_total', 'Connections closed at once because MAX_CONNECTIONS were held.', () => edge.dropped]
+  ] as const) {
+    new Counter({ // eslint-disable-line no-new
+      name: PREFIX + name,
+      help,
+      registers,
+      collect () {
+        this.reset()
+        this.inc(count())
+      }
+    })
+  }
+
   new Counter({ // eslint-disable-line no-new
     name: PREFIX + 'reconcile_failures_total',
     help: 'Reconciliation runs that failed (SRS\'s API did not answer).',

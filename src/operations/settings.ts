@@ -11,8 +11,8 @@ export const OperationsSettings = {
   DVR_MIN_BYTES: Type.Integer({ default: 8192, minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
   /** Bound on the stat() of a recorded file (it may sit on a slow mount); the row is written before it. */
   DVR_STAT_TIMEOUT_MS: Type.Integer({ default: 2000, minimum: 1, maximum: 60_000 }),
-  /** Bearer token for the operator API. Unset: the operator API answers loopback callers only. */
-  ADMIN_TOKEN: Type.Optional(Type.String({ maxLength: 4096 })),
+  /** Bearer token for the operator API, 16 characters at least (as the other secrets). Unset: the operator API answers loopback callers only. */
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 4096 })),
   /** How many recent takeovers, evictions, refusals and corrections GET events keeps. */
   EVENTS_MAX: Type.Integer({ default: 1000, minimum: 1, maximum: 100_000 }),
   /** Bound on /readyz's call to SRS's API. */
