@@ -26,6 +26,11 @@ export interface PublishRequest {
   credentials?: Credentials
   /** The takeover policy for this stream; by default the service's. */
   policy?: Policy
+  /**
+   * A deferred takeover without valid credentials: when the client connected. The holder is then
+   * evicted only if it is stalled and was publishing before (policy.ts, connectedAt).
+   */
+  connectedAt?: number
 }
 
 export type PublishOutcome =
@@ -245,6 +250,8 @@ export class PublisherService {
     const p = await this.pending.take(server.id, clientId)
     if (p === undefined || p.decided === true) return { removed, deferred: false }
     const req: PublishRequest = { server, ref: p.ref, newcomer: { id: clientId, ip: p.ip }, credentials: p.credentials, policy: p.policy }
+    // Without valid credentials its close is hearsay: only evidence on the holder may evict it.
+    if (p.credentials.kind !== 'valid') req.connectedAt = p.at
     const run = this.#deferred(req, p.policy, log).catch((err: unknown) => {
       /* c8 ignore next 2 */
       log.error({ err, stream: p.ref.key, client: clientId }, 'deferred takeover failed unexpectedly')
@@ -465,7 +472,8 @@ export class PublisherService {
    */
   async #deferred (req: PublishRequest, policy: Policy, log: Log): Promise<void> {
     if (policy === 'reject' || req.credentials?.kind === 'invalid') return
-    const budget = this.budget(policy, req.server)
+    // On evidence only (connectedAt), the holder is probed whatever the policy: its bound too.
+    const budget = this.budget(req.connectedAt === undefined ? policy : 'takeover-stale', req.server)
     const deadline = this.#now() + budget
     const unlock = await this.#lockBoth(this.#lockKey(req.server.id, req.ref.key), budget)
     if (unlock === null) return
@@ -548,7 +556,7 @@ export class PublisherService {
   }
 
   #input (req: PublishRequest, policy: Policy): DecisionInput {
-    return { policy, stream: req.ref.key.replace(/^\//, ''), newcomer: req.newcomer.id, credentials: req.credentials, now: this.#now() }
+    return { policy, stream: req.ref.key.replace(/^\//, ''), newcomer: req.newcomer.id, credentials: req.credentials, connectedAt: req.connectedAt, now: this.#now() }
   }
 
   #lockKey (server: string, key: string): string {
