@@ -111,3 +111,41 @@ t.test('property: any interleaving of a stranger\'s forged hooks (no token, no k
   }), { numRuns: 25 })
   t.same(sim.kicks, [])
 })
+
+t.test('one stream\'s key evicts no other stream\'s publisher: a stream_id from a hook body is checked against SRS', async (t) => {
+  const keys = t.testdir({ 'k.json': JSON.stringify({ 'live/cam1': 'k1-secret-key', 'live/cam2': 'k2-secret-key' }) }) + '/k.json'
+  const { sim, app, hookBase } = await world(t, { PUBLISH_AUTH: 'keys', STREAM_KEYS_FILE: keys })
+  const b = await sim.publish({ app: 'live', stream: 'cam2', param: '?key=k2-secret-key', stalled: true })
+  const cam2Id = call(sim, 'on_publish', b.clientId)!.body.stream_id as string
+  // The attacker knows cam1's key only: an on_publish for cam1 carrying cam2's stream id.
+  const r = await postHook(hookBase, 'on_publish', forge(sim, 'on_publish', 'atckr001', { param: '?key=k1-secret-key', stream_id: cam2Id }))
+  t.same(r.reply, { code: 0, msg: null })
+  t.equal((await app.publishers.store.get(sim.serverId, '/live/cam1'))?.streamId, undefined, 'the table keeps no stream id SRS did not name')
+  // Then a credentialed connect of cam1: nothing of cam1 is live, so nobody is evicted.
+  const a = await sim.publish({ app: 'live', stream: 'cam1', param: '?key=k1-secret-key' })
+  t.ok(a.ok)
+  t.same(sim.kicks, [], 'cam2\'s publisher kept')
+  t.equal(sim.activePublisher('live', 'cam2'), b.clientId)
+  // The same with the table poisoned directly (an entry from before this check): SRS's stream is looked at by url.
+  const entry = await app.publishers.store.get(sim.serverId, '/live/cam1')
+  await app.publishers.store.set({ ...entry!, clientId: 'atckr001', streamId: cam2Id })
+  await sim.stop(a.clientId)
+  const again = await sim.publish({ app: 'live', stream: 'cam1', param: '?key=k1-secret-key' })
+  t.ok(again.ok)
+  t.same(sim.kicks, [])
+  t.equal(sim.activePublisher('live', 'cam2'), b.clientId)
+})
+
+t.test('on an SRS without the token, the table holds the stream id SRS names, not the hook\'s', async (t) => {
+  const { sim, app, hookBase } = await startWorld(t, {}, { version: '6' })
+  const b = await sim.publish({ app: 'live', stream: 'cam2' })
+  const cam2Id = call(sim, 'on_publish', b.clientId)!.body.stream_id as string
+  const a = await sim.publish({ app: 'live', stream: 'cam1' })
+  const cam1Id = call(sim, 'on_publish', a.clientId)!.body.stream_id as string
+  t.equal((await app.publishers.store.get(sim.serverId, '/live/cam1'))?.streamId, cam1Id)
+  // A forged on_publish for a stream nobody publishes, naming cam2's id: verified against SRS, refused, nothing stored.
+  const r = await postHook(hookBase, 'on_publish', forge(sim, 'on_publish', a.clientId, { stream: 'cam3', stream_url: '/live/cam3', stream_id: cam2Id }))
+  t.equal(r.reply.code, 0)
+  t.equal((await app.publishers.store.get(sim.serverId, '/live/cam3'))?.streamId, undefined, 'cam2\'s id not filed under cam3')
+  t.same(sim.kicks, [])
+})

@@ -197,7 +197,8 @@ export class PublisherService {
    */
   async publishHoldingToken (req: PublishRequest, log: Log = this.#log): Promise<PublishResult> {
     return await this.#serially(req, 'publish', log, async (deadline, policy) => {
-      return await this.#allow(req, { active: false, id: req.ref.streamId }, policy, deadline, 'publish', log, true)
+      // The hook's stream_id is its sender's word: the table keeps none until the server names it.
+      return await this.#allow(req, { active: false }, policy, deadline, 'publish', log, true)
     })
   }
 
@@ -371,7 +372,7 @@ export class PublisherService {
       }
     }
     // At on_connect the client may still be a player: its on_publish records it.
-    if (path !== 'connect') await this.#record(req, 0, carry)
+    if (path !== 'connect') await this.#record(req, live.id, 0, carry)
     return { allowed: true, outcome: 'allowed' }
   }
 
@@ -452,7 +453,7 @@ export class PublisherService {
     }
     await this.#flap?.record(req.ref.key)
     // A deferred takeover's newcomer has gone: its retry will be recorded when it publishes.
-    if (path !== 'deferred') await this.#record(req, 1)
+    if (path !== 'deferred') await this.#record(req, crossServer ? undefined : live.id, 1)
     const event = {
       server: req.server.id, stream: req.ref.key, path, incumbent: holder, newcomer: req.newcomer.id, ip: req.newcomer.ip,
       waitMs: release.waitMs, via: release.via, from: crossServer ? holderServer.id : undefined
@@ -508,9 +509,10 @@ export class PublisherService {
 
   /**
    * Records the newcomer as the stream's publisher. The takeover count is carried from the entry
-   * it replaces when it took the stream over, or (`carry`) when its connect may have.
+   * it replaces when it took the stream over, or (`carry`) when its connect may have. The stream's
+   * id is the one the server named (`streamId`), never the hook's.
    */
-  async #record (req: PublishRequest, tookOver: number, carry = false): Promise<void> {
+  async #record (req: PublishRequest, streamId: string | undefined, tookOver: number, carry = false): Promise<void> {
     const previous = tookOver > 0 || carry ? await this.store.get(req.server.id, req.ref.key) : undefined
     await this.store.set({
       server: req.server.id,
@@ -519,7 +521,7 @@ export class PublisherService {
       app: req.ref.app,
       stream: req.ref.stream,
       clientId: req.newcomer.id,
-      streamId: req.ref.streamId,
+      streamId,
       ip: req.newcomer.ip,
       since: this.#now(),
       state: 'publishing',
