@@ -245,7 +245,7 @@ t.test('brute force: failures from one IP are refused at once after AUTH_FAIL_MA
   t.ok(other.ok, 'another IP publishes')
   const otherCall = sim.hookCalls.find((c) => c.body.client_id === other.clientId && c.hook === 'on_publish')!
   t.ok(otherCall.ms < 500, 'without delay')
-  t.equal(await app.auth.limiter.failures('6.6.6.6'), 3)
+  t.equal(await app.auth.limiter.failures('6.6.6.6'), 4, 'the refused attempt counted too: attempts are counted before they are checked')
   t.equal(await app.auth.limiter.failures('10.0.0.8'), 0, 'the valid publisher counted nothing')
 })
 

@@ -149,3 +149,56 @@ t.test('on an SRS without the token, the table holds the stream id SRS names, no
   t.equal((await app.publishers.store.get(sim.serverId, '/live/cam3'))?.streamId, undefined, 'cam2\'s id not filed under cam3')
   t.same(sim.kicks, [])
 })
+
+t.test('at on_connect, wrong keys count against the IP, and a blocked IP takes nothing over even with the right key', async (t) => {
+  const keys = t.testdir({ 'k.json': JSON.stringify({ 'live/cam1': 'k1-secret-key' }) }) + '/k.json'
+  const { sim, app } = await world(t, { PUBLISH_AUTH: 'keys', STREAM_KEYS_FILE: keys, AUTH_FAIL_MAX: '3' })
+  const a = await sim.publish({ app: 'live', stream: 'cam1', param: '?key=k1-secret-key', stalled: true })
+  const player = await sim.play({ app: 'live', stream: 'cam1', ip: '10.0.0.66' })
+  t.ok(player.ok)
+  t.equal(await app.auth.limiter.failures('10.0.0.66'), 0, 'a player carrying no key is not counted')
+  for (let i = 0; i < 3; i++) {
+    const r = await sim.publish({ app: 'live', stream: 'cam1', param: `?key=guess${i}`, ip: '10.0.0.66' })
+    t.equal(r.code, 1028, 'refused by SRS\'s token before any on_publish')
+  }
+  t.equal(await app.auth.limiter.failures('10.0.0.66'), 3, 'each wrong key counted at on_connect')
+  const right = await sim.publish({ app: 'live', stream: 'cam1', param: '?key=k1-secret-key', ip: '10.0.0.66' })
+  t.equal(right.code, 1028, 'the blocked IP takes nothing over')
+  await sim.waitForHook((c) => c.hook === 'on_close' && c.body.client_id === right.clientId)
+  await app.publishers.idle()
+  t.same(sim.kicks, [])
+  t.equal(sim.activePublisher('live', 'cam1'), a.clientId)
+  // Another IP with the right key still takes the stalled holder over at once.
+  const other = await sim.publish({ app: 'live', stream: 'cam1', param: '?key=k1-secret-key', ip: '10.0.0.7' })
+  t.ok(other.ok)
+  t.same(sim.kicks, [a.clientId])
+  t.equal(await app.auth.limiter.failures('10.0.0.7'), 0, 'a right key is taken back')
+})
+
+t.test('signed: a player\'s play signature at on_connect is no failed publish', async (t) => {
+  const { signedQuery } = await import('../src/auth/signature.js')
+  const { sim, app } = await world(t, { PUBLISH_AUTH: 'signed', PUBLISH_SECRET: 'publish-secret-0123456789abcdef', PLAY_AUTH: 'signed', PLAY_SECRET: 'play-secret-0123456789abcdef' })
+  const exp = Math.floor(Date.now() / 1000) + 600
+  await sim.publish({ app: 'live', stream: 'cam1', param: signedQuery('publish-secret-0123456789abcdef', 'live/cam1', exp) })
+  const p = await sim.play({ app: 'live', stream: 'cam1', ip: '10.0.0.67', param: signedQuery('play-secret-0123456789abcdef', 'live/cam1', exp) })
+  t.ok(p.ok)
+  t.equal(await app.auth.limiter.failures('10.0.0.67'), 0)
+  const wrong = await sim.publish({ app: 'live', stream: 'cam1', ip: '10.0.0.67', param: signedQuery('not-the-secret-0123456789abcdef', 'live/cam1', exp) })
+  t.equal(wrong.code, 1028)
+  t.equal(await app.auth.limiter.failures('10.0.0.67'), 1, 'a wrong publish signature is counted')
+})
+
+t.test('on a free stream, a wrong key is counted once (at on_connect), and a blocked IP publishes nothing', async (t) => {
+  const keys = t.testdir({ 'k.json': JSON.stringify({ 'live/cam1': 'k1-secret-key' }) }) + '/k.json'
+  const { sim, app } = await world(t, { PUBLISH_AUTH: 'keys', STREAM_KEYS_FILE: keys, AUTH_FAIL_MAX: '3' })
+  for (let i = 0; i < 3; i++) {
+    const r = await sim.publish({ app: 'live', stream: 'cam1', param: `?key=guess${i}`, ip: '10.0.0.68' })
+    t.match(JSON.parse(call(sim, 'on_publish', r.clientId)!.replyBody), { code: 1006 }, `attempt ${i + 1} checked at on_publish: wrong key`)
+    t.equal(await app.auth.limiter.failures('10.0.0.68'), i + 1, 'counted once')
+  }
+  const right = await sim.publish({ app: 'live', stream: 'cam1', param: '?key=k1-secret-key', ip: '10.0.0.68' })
+  t.equal(right.ok, false, 'blocked')
+  t.match(JSON.parse(call(sim, 'on_publish', right.clientId)!.replyBody), { code: 1012 })
+  const ok = await sim.publish({ app: 'live', stream: 'cam1', param: '?key=k1-secret-key', ip: '10.0.0.69' })
+  t.ok(ok.ok, 'another IP publishes')
+})

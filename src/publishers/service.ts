@@ -1,6 +1,6 @@
 import { Codes } from '../errors.js'
 import type { Log } from '../logger.js'
-import type { PendingConnects } from './connects.js'
+import type { PendingConnect, PendingConnects } from './connects.js'
 import { MemoryPendingConnects } from './connects.js'
 import type { PublisherEvent, PublisherEvents, TakeoverPath } from './events.js'
 import type { FlapGuard } from './flap.js'
@@ -226,9 +226,9 @@ export class PublisherService {
     return result
   }
 
-  /** on_play (or on_publish) of a client: it was no publisher refused at its connect. */
-  async progressed (server: string, clientId: string): Promise<void> {
-    await this.pending.take(server, clientId)
+  /** on_play (or on_publish) of a client: it was no publisher refused at its connect. Returns what its connect said. */
+  async progressed (server: string, clientId: string): Promise<PendingConnect | undefined> {
+    return await this.pending.take(server, clientId)
   }
 
   /** A release hook: wakes the takeovers waiting for `topics`, on every replica. */
