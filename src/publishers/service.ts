@@ -228,7 +228,7 @@ export class PublisherService {
 
   /** on_play (or on_publish) of a client: it was no publisher refused at its connect. Returns what its connect said. */
   async progressed (server: string, clientId: string): Promise<PendingConnect | undefined> {
-    return await this.pending.take(server, clientId)
+    return await this.pending.progressed(server, clientId)
   }
 
   /** A release hook: wakes the takeovers waiting for `topics`, on every replica. */
