@@ -212,15 +212,15 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
     const key = streamKeyOf(b)
     const client = clientIdOf(b)
     const seen = describe(b, key, client)
-    const verdict = await app.auth.checkPublish({ vhost: b.vhost, app: b.app, stream: b.stream, param: b.param, ip: b.ip })
     const node = await app.srsServers.resolve(b.server_id, Date.now() + RESOLVE_MS)
+    // Only an on_connect of the token strategy remembers clients (see on_connect); credentials it counted are not counted again.
+    const connected = node !== UNKNOWN && node.strategy !== 'publish' ? await app.publishers.progressed(node.server.id, client) : undefined
+    const verdict = await app.auth.checkPublish({ vhost: b.vhost, app: b.app, stream: b.stream, param: b.param, ip: b.ip }, connected?.credentials)
     if (node === UNKNOWN) {
       const r = unknownServer(config.FAIL_MODE, b.server_id, verdict.ok ? undefined : verdict)
       req.hookLog = { ...seen, outcome: r.outcome, code: r.reply.code, reason: r.reply.msg ?? undefined }
       return r.reply
     }
-    // Only an on_connect of the token strategy remembers clients (see on_connect).
-    if (node.strategy !== 'publish') await app.publishers.progressed(node.server.id, client)
     const request = {
       server: node.server,
       ref: { key, vhost: b.vhost, app: b.app, stream: b.stream, streamId: streamIdOf(b) },
@@ -255,7 +255,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
       server: node.server,
       ref: { key: key!, vhost: b.vhost, app: b.app, stream: stream.replace(/\.(flv|m3u8|mp4|ts)$/, '') },
       newcomer: { id: client, ip: b.ip },
-      credentials: credentialsOf(app.auth.publishCredentials({ vhost: b.vhost, app: b.app, stream, param: b.param, ip: b.ip })),
+      credentials: credentialsOf(await app.auth.checkConnect({ vhost: b.vhost, app: b.app, stream, param: b.param, ip: b.ip })),
       policy: app.policyFor(b.vhost, b.app)
     }, req.log)
     req.hookLog = publishLog(seen, node.server.id, r)

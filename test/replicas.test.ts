@@ -159,6 +159,7 @@ t.test('while Redis hangs, /readyz names it without failing, and hooks are answe
   const r = await sim.publish({ app: 'live', stream: 'cam1' })
   t.ok(r.ok)
   t.ok(onPublishOf(sim, r.clientId).ms < 1500, 'answered within REDIS_TIMEOUT_MS and a margin')
+  await waitFor(() => !a.app.redis!.up, 2000, 'the link down (a PING unanswered after the timeout)')
   const ready = await fetch(`${a.url}/readyz`)
   t.equal(ready.status, 200)
   t.match(await ready.json(), { ready: true, degraded: ['redis'], checks: { redis: { ok: false, msg: /uses its local state/ } } })

@@ -14,6 +14,8 @@ export interface FailureCounts {
   get: (id: string) => Promise<number>
   /** Counts one failure of `id`; its window of `windowMs` starts at its first. Returns the count. */
   add: (id: string, windowMs: number) => Promise<number>
+  /** Takes back one count of `id` (an attempt counted before its check, which passed). */
+  remove: (id: string) => Promise<void>
 }
 
 /** The in-process counts, bounded: the least recently seen IPs are forgotten first. */
@@ -38,6 +40,11 @@ export class MemoryFailureCounts implements FailureCounts {
     if (e === undefined || e.resetAt <= now) this.#entries().set(id, e = { count: 0, resetAt: now + windowMs })
     return ++e.count
   }
+
+  async remove (id: string): Promise<void> {
+    const e = this.#entries().get(id)
+    if (e !== undefined && e.count > 0) e.count--
+  }
 }
 
 export class FailureLimiter {
@@ -59,6 +66,25 @@ export class FailureLimiter {
   /** Failures counted for `ip` in its current window. */
   async failures (ip: string): Promise<number> {
     return await this.#counts.get(ip)
+  }
+
+  /**
+   * Counts an attempt before its credentials are checked (one atomic increment), so that attempts
+   * at the same moment cannot all pass: resolves with its number in the window. More than `max`:
+   * refused unchecked. One that passes its check is taken back with forgive().
+   */
+  async attempt (ip: string): Promise<number> {
+    return await this.#counts.add(ip, this.#windowMs)
+  }
+
+  /** Takes back an attempt counted by attempt() that was no failure. */
+  async forgive (ip: string): Promise<void> {
+    await this.#counts.remove(ip)
+  }
+
+  /** Whether an attempt numbered `n` by attempt() is past the allowance. */
+  over (n: number): boolean {
+    return n > this.#max
   }
 
   /** Counts a failure; returns true when this one used up the IP's allowance. */

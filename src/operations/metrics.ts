@@ -144,6 +144,16 @@ export function createMetrics (app: FastifyInstance): Metrics {
         for (const [op, n] of Object.entries(redis.failures)) this.inc({ op }, n)
       }
     })
+    new Counter({ // eslint-disable-line no-new
+      name: PREFIX + 'redis_degraded_total',
+      help: 'Uses of a degraded mode while Redis could not be reached, by operation (lock: a shared lock taken as this replica\'s own).',
+      labelNames: ['op'] as const,
+      registers,
+      collect () {
+        this.reset()
+        for (const [op, n] of Object.entries(redis.degraded)) this.inc({ op }, n)
+      }
+    })
   }
   new Counter({ // eslint-disable-line no-new
     name: PREFIX + 'unknown_server_hooks_total',

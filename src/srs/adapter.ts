@@ -69,7 +69,10 @@ export class SrsMediaServer implements MediaServer {
   async live (ref: StreamRef, deadline: number): Promise<LiveStream> {
     if (ref.streamId !== undefined) {
       const s = await this.api.stream(ref.streamId, { deadline })
-      return s === null ? { active: false } : liveOf(s)
+      if (s === null) return { active: false }
+      // A stream id is the caller's word (a hook's stream_id, the table): another stream's id is
+      // looked past, to the stream by its url.
+      if (await this.#names(s, ref, deadline)) return liveOf(s)
     }
     const streams = await this.api.allStreams({ deadline })
     const byUrl = streams.find((x) => x.url === ref.key)
@@ -130,6 +133,12 @@ export class SrsMediaServer implements MediaServer {
       const vhost = s.url !== undefined ? vhostOfUrl(s.url) : names!.get(s.vhost) ?? DEFAULT_VHOST
       return { key: s.url ?? streamUrl(vhost, s.app, s.name), vhost, app: s.app, stream: s.name, holder: s.publish.cid!, streamId: s.id }
     })
+  }
+
+  /** Whether SRS's stream `s` is the stream `ref` names: its url, or (before 5.0.55) app, name and vhost. */
+  async #names (s: SrsStream, ref: StreamRef, deadline: number): Promise<boolean> {
+    if (s.url !== undefined) return s.url === ref.key
+    return s.app === ref.app && s.name === ref.stream && s.vhost === await this.#vhostId(ref.vhost, deadline)
   }
 
   async #vhostId (name: string, deadline: number): Promise<string | undefined> {
