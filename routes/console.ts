@@ -105,10 +105,10 @@ export default fp<ConsoleRoutesOptions>(async (app, { config, now }) => {
     files = new Map()
     for (const name of Object.keys(FILES) as FileName[]) if (existsSync(join(dir, name))) files.set(name, readFileSync(join(dir, name)))
   } else {
-    app.log.info({ dir: config.CONSOLE_DIR ?? 'dist/console' }, 'the console is not built (npm run build); its page answers 503')
+    app.log.info({ dir: config.CONSOLE_DIR }, 'the console is not built (npm run build); its page answers 503')
   }
   for (const prefix of ADMIN_PREFIXES) {
     await app.register(events, { prefix, config })
-    await app.register(page, { prefix, config, now, files, dir: dir ?? config.CONSOLE_DIR ?? 'dist/console' })
+    await app.register(page, { prefix, config, now, files, dir: dir ?? String(config.CONSOLE_DIR) })
   }
 }, { name: 'console', dependencies: ['operations', 'recordings'] })

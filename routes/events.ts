@@ -48,12 +48,12 @@ const events: FastifyPluginAsyncTypebox<EventsRoutesOptions> = async (app, { con
       // Proxies such as nginx would otherwise hold events back in their buffers.
       'x-accel-buffering': 'no'
     })
-    let cut = false
     const write = (text: string): void => {
-      if (cut) return
       res.write(text)
       if (res.writableLength > config.EVENTS_STREAM_QUEUE_BYTES) {
-        cut = true
+        // Nothing more is written to it: no event, no heartbeat.
+        unsubscribe()
+        clearInterval(heartbeat)
         req.log.info({ queued: res.writableLength }, 'events stream: the reader does not keep up; cut off (it resumes with Last-Event-ID)')
         res.destroy()
       }

@@ -118,6 +118,11 @@ t.test('a takeover, a refusal and an operator\'s eviction arrive as events with 
   t.match(takeover.id, new RegExp(`^${app.liveEvents.run}-\\d+$`))
   t.match(JSON.parse(takeover.data!), { type: 'takeover', stream: '/live/cam1', incumbent: a.clientId, newcomer: b.clientId, ip: '10.0.0.9', policy: 'takeover', path: 'publish', server: sim.serverId })
   t.type(JSON.parse(takeover.data!).waitMs, 'number')
+  // On another vhost, TAKEOVER_POLICY_BY_APP names the app with its vhost.
+  await sim.publish({ vhost: 'cams.example', app: 'strict', stream: 'cam3', stalled: true })
+  await sim.publish({ vhost: 'cams.example', app: 'strict', stream: 'cam3' })
+  const other = await reader.until(() => reader.events.filter((e) => e.event === 'takeover')[1], 'the takeover on the vhost')
+  t.match(JSON.parse(other.data!), { stream: 'cams.example/strict/cam3', policy: 'takeover' })
 
   // The reject policy refuses a second publisher: a refusal with its reason.
   t.ok((await sim.publish({ app: 'strict', stream: 'cam2' })).ok)
@@ -256,7 +261,7 @@ t.test('the streams end when the server closes, without holding the shutdown', a
   await a.reader.until(() => a.reader.text.includes('run '), 'the preamble')
   await b.reader.until(() => b.reader.text.includes('run '), 'the preamble')
   await app.close()
-  t.ok(a.reader.ended && b.reader.ended, 'both ended by the time close() resolved')
+  await a.reader.until(() => a.reader.ended && b.reader.ended, 'both streams ended')
   t.match(a.reader.text, /: the server is shutting down\n\n$/)
 })
 

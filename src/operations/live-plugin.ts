@@ -31,8 +31,8 @@ export default fp<LiveEventsPluginOptions>(async (app, { config, now, watchMs = 
 
   function policyOf (e: PublisherEvent): string {
     // `[vhost]/app/stream`, the vhost left out for the default one.
-    const [vhost, appName = ''] = e.stream.split('/')
-    return app.policyFor(vhost === '' || vhost === undefined ? DEFAULT_VHOST : vhost, appName)
+    const parts = e.stream.split('/')
+    return app.policyFor(parts[0] === '' ? DEFAULT_VHOST : parts[0]!, parts[1]!)
   }
 
   const srsUp = new Map(app.srsServers.nodes.map((n) => [n, n.api.status.up]))
