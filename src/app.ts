@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Dispatcher } from 'undici'
 import admin, { ADMIN_PREFIXES } from '../routes/admin.js'
 import callbacks from '../routes/callbacks.js'
+import consoleRoutes from '../routes/console.js'
 import auth from './auth/plugin.js'
 import { trustProxyOf } from './auth/settings.js'
 import health from '../routes/health.js'
@@ -139,6 +140,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   for (const prefix of CALLBACK_PREFIXES) await app.register(zlmCallbacks, { prefix: `${prefix}/zlm`, config })
   for (const prefix of ADMIN_PREFIXES) await app.register(admin, { prefix, config, now })
   for (const prefix of ADMIN_PREFIXES) await app.register(zlmRtp, { prefix, config })
+  await app.register(consoleRoutes, { config, now })
   await app.register(health, { config, now })
   return app
 }

@@ -82,6 +82,10 @@ export const Codes = {
   RTP_OPEN_CONFLICT: 4121,
   /** Operator API, RTP servers: no ZLMediaKit server is configured, the one named is unknown, or several are and none is named (HTTP 400). */
   ZLM_SERVER_UNKNOWN: 4122,
+  /** Operator API, events stream: EVENTS_STREAM_CLIENTS streams are open already (HTTP 503); retry later. */
+  EVENTS_STREAM_FULL: 4130,
+  /** Operator console: its files are not built (npm run build) or CONSOLE_DIR holds none (HTTP 503). */
+  CONSOLE_NOT_BUILT: 4131,
   /** Anything unexpected inside this server. */
   INTERNAL: 5000
 } as const
