@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { createHash, createHmac } from 'node:crypto'
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -90,4 +90,43 @@ t.test('the production bundle loads what a start defers and works with it: SRS\'
 
   child.kill('SIGTERM')
   t.equal(await exited, 0, lines.slice(-5).join('\n') + stderr())
+})
+
+t.test('the package\'s bin runs as a user runs it, with npx from the package\'s folder: --version, help, sign, doctor, evict', async (t) => {
+  // The package's folder as a clone is after `npm ci && npm run build`: package.json and dist/src,
+  // inside the project so that node_modules resolves. npx runs the bin of the package it stands in.
+  await mkdir(join(root, '.tap'), { recursive: true })
+  const pkg = await mkdtemp(join(root, '.tap', 'package-'))
+  t.teardown(() => rm(pkg, { recursive: true, force: true }))
+  const [sim] = await Promise.all([
+    SrsSimulator.start({ version: '6' }),
+    copyFile(join(root, 'package.json'), join(pkg, 'package.json')),
+    promisify(execFile)('env', [...PLAIN, process.execPath, 'build.mjs', join(pkg, 'dist', 'src')], { cwd: root })
+  ])
+  t.teardown(() => sim.close())
+  t.equal((await stat(join(pkg, 'dist', 'src', 'cli.js'))).mode & 0o111, 0o111, 'the bin is executable')
+  const npx = async (args: string[], env: Record<string, string> = {}) => await new Promise<{ code: number | null, out: string, err: string }>((resolve) => {
+    const child = spawn('env', [...PLAIN, 'npx', '--offline', 'srs-hooks', ...args], { cwd: pkg, env: { ...process.env, SRS_API_URL: sim.apiUrl, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+    child.stderr.on('data', (c: Buffer) => { err += c.toString() })
+    child.on('exit', (code) => resolve({ code, out, err }))
+  })
+  const secret = 'publish-secret-0123456789abcdef'
+  const [version, help, signed, doctor, evicted] = await Promise.all([
+    npx(['--version']),
+    npx(['evict', '--help']),
+    npx(['sign', 'live/cam1', '--expires', '1700003600'], { PUBLISH_SECRET: secret }),
+    npx(['doctor']),
+    npx(['evict', 'live/nobody'])
+  ])
+  const pkgJson = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version: string }
+  t.same([version.code, version.out], [0, `srs-hooks ${pkgJson.version}\n`], version.err)
+  t.equal(help.code, 0, help.err)
+  t.match(help.out, /usage: srs-hooks evict .*\n\nexit codes:\n {2}0 {2}evicted.*\n {2}1 .*\n {2}2 .*\n {2}3 {2}nothing to evict/s)
+  t.same([signed.code, signed.out], [0, `?expires=1700003600&sign=${createHmac('sha256', secret).update('live/cam1:1700003600').digest('hex')}\n`], signed.err)
+  t.match(signed.err, /warning: this URL expired/)
+  t.ok(doctor.out.includes(`OK    SRS's API answers at ${sim.apiUrl}: SRS 6`), doctor.out + doctor.err)
+  t.same([evicted.code, evicted.err], [3, 'nothing to evict: SRS lists no active publisher of /live/nobody\n'], evicted.out)
 })

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { ConfigSchema } from '../src/config.js'
 import { postHook, waitFor } from './fixtures/app.js'
 import { json, StubServer } from './fixtures/stub-server.js'
 
@@ -73,9 +75,20 @@ t.test('the CLI lists its commands, explains one, and rejects an unknown one', a
   const help = run({}, ['help'])
   t.equal(await help.exited, 0)
   t.match(help.out.join('\n'), /serve\s+serve SRS hooks/)
+  t.match(help.out.join('\n'), /srs-hooks --version/)
   const usage = run({}, ['serve', '--help'])
   t.equal(await usage.exited, 0)
-  t.match(usage.out.join('\n'), /usage: srs-hooks \[serve\]/)
+  const serveHelp = usage.out.join('\n')
+  t.match(serveHelp, /usage: srs-hooks \[serve\]/)
+  // Every variable, with the values an enum takes and its default.
+  for (const name of Object.keys(ConfigSchema.properties)) t.match(serveHelp, new RegExp(`^  ${name} `, 'm'), name)
+  t.match(serveHelp, /^ {2}FAIL_MODE +one of open, closed; default open$/m)
+  t.match(serveHelp, /^ {2}PORT +default 6000$/m)
+  t.match(serveHelp, /^ {2}REDIS_URL +unset by default$/m)
+  t.match(serveHelp, /exit codes:\n {2}0 {2}stopped by SIGTERM.*\n {2}1 {2}could not start/)
+  const version = run({}, ['--version'])
+  t.equal(await version.exited, 0)
+  t.same(version.out, [`srs-hooks ${JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string}`])
   const unknown = run({}, ['frobnicate'])
   t.equal(await unknown.exited, 2)
   t.match(unknown.err.join(''), /unknown command "frobnicate"/)
