@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createHash, createHmac } from 'node:crypto'
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -129,4 +129,31 @@ t.test('the package\'s bin runs as a user runs it, with npx from the package\'s 
   t.match(signed.err, /warning: this URL expired/)
   t.ok(doctor.out.includes(`OK    SRS's API answers at ${sim.apiUrl}: SRS 6`), doctor.out + doctor.err)
   t.same([evicted.code, evicted.err], [3, 'nothing to evict: SRS lists no active publisher of /live/nobody\n'], evicted.out)
+
+  // npm start (scripts/start.mjs) runs an up-to-date build as it is, and builds first when a source is newer.
+  const start = async (cwd: string) => await new Promise<{ code: number | null, out: string, err: string }>((resolve) => {
+    const child = spawn('env', [...PLAIN, process.execPath, join(root, 'scripts', 'start.mjs'), '--version'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+    child.stderr.on('data', (c: Buffer) => { err += c.toString() })
+    child.on('exit', (code) => resolve({ code, out, err }))
+  })
+  const upToDate = await start(pkg)
+  t.same([upToDate.code, upToDate.out, upToDate.err], [0, `srs-hooks ${pkgJson.version}\n`, ''], 'no build: the built command runs at once')
+  await mkdir(join(pkg, 'src'))
+  await writeFile(join(pkg, 'src', 'changed.ts'), '')
+  const future = new Date(Date.now() + 60_000)
+  await utimes(join(pkg, 'src', 'changed.ts'), future, future)
+  const changed = await start(pkg)
+  t.match(changed.err, /^srs-hooks: building \(src\/changed\.ts changed since the last build\)\n/, 'a newer source: the build runs first')
+  t.not(changed.code, 0, 'and its failure (this folder has no tsconfig) stops the start')
+  t.notMatch(changed.out, /srs-hooks \d/, 'nothing served after a failed build')
+  const empty = await mkdtemp(join(root, '.tap', 'package-'))
+  t.teardown(() => rm(empty, { recursive: true, force: true }))
+  // A folder of its own for npm run build, which fails at once.
+  await writeFile(join(empty, 'package.json'), JSON.stringify({ name: 'empty', scripts: { build: 'exit 3' } }))
+  const first = await start(empty)
+  t.match(first.err, /^srs-hooks: building \(no build yet\)/)
+  t.equal(first.code, 3, 'the build\'s exit code')
 })
