@@ -1,8 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { ConfigSchema } from '../src/config.js'
+import { bindFailure } from '../src/server.js'
 import { postHook, waitFor } from './fixtures/app.js'
 import { json, StubServer } from './fixtures/stub-server.js'
 
@@ -69,6 +71,27 @@ t.test('a bad setting stops the process at start with a message naming it', asyn
   const q = run({ PUBLISH_AUTH: 'signed' }) // a mode without the secret it needs
   t.equal(await q.exited, 1)
   t.match(q.err.join(''), /PUBLISH_SECRET/)
+})
+
+t.test('a busy PORT or a HOST the machine lacks: one line naming the setting and why, exit 1', async (t) => {
+  const busy = createServer()
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => busy.close())
+  const port = (busy.address() as AddressInfo).port
+  const p = run({ PORT: String(port) })
+  t.equal(await p.exited, 1)
+  t.match(p.err.join('').split('\n')[0], `srs-hooks: cannot listen on 127.0.0.1:${port}: PORT=${port} is in use by another process (EADDRINUSE); stop it or set another PORT`)
+  t.notMatch(p.out.join('\n'), /closing/, 'no shutdown warning')
+  const q = run({ HOST: '192.0.2.1' }) // TEST-NET-1: no host has it
+  t.equal(await q.exited, 1)
+  t.match(q.err.join('').split('\n')[0], /^srs-hooks: cannot listen on 192\.0\.2\.1:0: HOST=192\.0\.2\.1 is not an address of this host \(EADDRNOTAVAIL\)/)
+})
+
+t.test('the reasons a bind fails, each naming the setting to change', async (t) => {
+  const e = (code: string) => Object.assign(new Error(`listen ${code}`), { code })
+  t.match(bindFailure(e('EACCES'), '0.0.0.0', 80), /^PORT=80 needs privileges/)
+  t.match(bindFailure(e('ENOTFOUND'), 'nohost.invalid', 6000), /^HOST=nohost\.invalid does not resolve \(ENOTFOUND\)/)
+  t.equal(bindFailure(e('EOTHER'), '0.0.0.0', 6000), 'listen EOTHER')
 })
 
 t.test('the CLI lists its commands, explains one, and rejects an unknown one', async (t) => {
