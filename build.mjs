@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -125,6 +125,8 @@ export async function bundle (root = process.cwd(), outdir = 'dist/src') {
     banner: { js: '#!/usr/bin/env node' },
     logLevel: 'warning'
   })
+  // The package's bin: npx and a shell run it only when it is executable.
+  chmodSync(join(out, 'cli.js'), 0o755)
   await train(out)
   if (!readdirSync(out).includes(`srs-hooks.${hash}.cache`)) throw new Error('the training start wrote no code cache')
 }

@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { createHash, createHmac } from 'node:crypto'
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -90,4 +90,70 @@ t.test('the production bundle loads what a start defers and works with it: SRS\'
 
   child.kill('SIGTERM')
   t.equal(await exited, 0, lines.slice(-5).join('\n') + stderr())
+})
+
+t.test('the package\'s bin runs as a user runs it, with npx from the package\'s folder: --version, help, sign, doctor, evict', async (t) => {
+  // The package's folder as a clone is after `npm ci && npm run build`: package.json and dist/src,
+  // inside the project so that node_modules resolves. npx runs the bin of the package it stands in.
+  await mkdir(join(root, '.tap'), { recursive: true })
+  const pkg = await mkdtemp(join(root, '.tap', 'package-'))
+  t.teardown(() => rm(pkg, { recursive: true, force: true }))
+  const [sim] = await Promise.all([
+    SrsSimulator.start({ version: '6' }),
+    copyFile(join(root, 'package.json'), join(pkg, 'package.json')),
+    promisify(execFile)('env', [...PLAIN, process.execPath, 'build.mjs', join(pkg, 'dist', 'src')], { cwd: root })
+  ])
+  t.teardown(() => sim.close())
+  t.equal((await stat(join(pkg, 'dist', 'src', 'cli.js'))).mode & 0o111, 0o111, 'the bin is executable')
+  const npx = async (args: string[], env: Record<string, string> = {}) => await new Promise<{ code: number | null, out: string, err: string }>((resolve) => {
+    const child = spawn('env', [...PLAIN, 'npx', '--offline', 'srs-hooks', ...args], { cwd: pkg, env: { ...process.env, SRS_API_URL: sim.apiUrl, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+    child.stderr.on('data', (c: Buffer) => { err += c.toString() })
+    child.on('exit', (code) => resolve({ code, out, err }))
+  })
+  const secret = 'publish-secret-0123456789abcdef'
+  const [version, help, signed, doctor, evicted] = await Promise.all([
+    npx(['--version']),
+    npx(['evict', '--help']),
+    npx(['sign', 'live/cam1', '--expires', '1700003600'], { PUBLISH_SECRET: secret }),
+    npx(['doctor']),
+    npx(['evict', 'live/nobody'])
+  ])
+  const pkgJson = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version: string }
+  t.same([version.code, version.out], [0, `srs-hooks ${pkgJson.version}\n`], version.err)
+  t.equal(help.code, 0, help.err)
+  t.match(help.out, /usage: srs-hooks evict .*\n\nexit codes:\n {2}0 {2}evicted.*\n {2}1 .*\n {2}2 .*\n {2}3 {2}nothing to evict/s)
+  t.same([signed.code, signed.out], [0, `?expires=1700003600&sign=${createHmac('sha256', secret).update('live/cam1:1700003600').digest('hex')}\n`], signed.err)
+  t.match(signed.err, /warning: this URL expired/)
+  t.ok(doctor.out.includes(`OK    SRS's API answers at ${sim.apiUrl}: SRS 6`), doctor.out + doctor.err)
+  t.same([evicted.code, evicted.err], [3, 'nothing to evict: SRS lists no active publisher of /live/nobody\n'], evicted.out)
+
+  // npm start (scripts/start.mjs) runs an up-to-date build as it is, and builds first when a source is newer.
+  const start = async (cwd: string) => await new Promise<{ code: number | null, out: string, err: string }>((resolve) => {
+    const child = spawn('env', [...PLAIN, process.execPath, join(root, 'scripts', 'start.mjs'), '--version'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+    child.stderr.on('data', (c: Buffer) => { err += c.toString() })
+    child.on('exit', (code) => resolve({ code, out, err }))
+  })
+  const upToDate = await start(pkg)
+  t.same([upToDate.code, upToDate.out, upToDate.err], [0, `srs-hooks ${pkgJson.version}\n`, ''], 'no build: the built command runs at once')
+  await mkdir(join(pkg, 'src'))
+  await writeFile(join(pkg, 'src', 'changed.ts'), '')
+  const future = new Date(Date.now() + 60_000)
+  await utimes(join(pkg, 'src', 'changed.ts'), future, future)
+  const changed = await start(pkg)
+  t.match(changed.err, /^srs-hooks: building \(src\/changed\.ts changed since the last build\)\n/, 'a newer source: the build runs first')
+  t.not(changed.code, 0, 'and its failure (this folder has no tsconfig) stops the start')
+  t.notMatch(changed.out, /srs-hooks \d/, 'nothing served after a failed build')
+  const empty = await mkdtemp(join(root, '.tap', 'package-'))
+  t.teardown(() => rm(empty, { recursive: true, force: true }))
+  // A folder of its own for npm run build, which fails at once.
+  await writeFile(join(empty, 'package.json'), JSON.stringify({ name: 'empty', scripts: { build: 'exit 3' } }))
+  const first = await start(empty)
+  t.match(first.err, /^srs-hooks: building \(no build yet\)/)
+  t.equal(first.code, 3, 'the build\'s exit code')
 })

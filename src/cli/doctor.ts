@@ -244,5 +244,10 @@ function redactUrl (url: string): string {
 export const command: Command = {
   summary: 'diagnose why publishing fails: SRS API and RTMP port, the hooks in srs.conf, ZLMediaKit\'s API and [hook] section, this server at the hook URL',
   usage,
+  exits: [
+    [0, 'every check passed (WARN lines do not fail)'],
+    [1, 'a check failed: its FAIL line names the fix'],
+    [2, 'bad usage or a bad setting']
+  ],
   run: doctor
 }
