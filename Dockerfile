@@ -1,7 +1,7 @@
 # srs-hooks: build with the toolchain, run with production dependencies only.
 
 # Builder: install everything (better-sqlite3 compiles from source here), build, then drop dev dependencies.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -13,7 +13,7 @@ COPY routes ./routes
 RUN npm run build && npm prune --omit=dev
 
 # Runtime: the compiled server and its production node_modules (with the compiled SQLite binding), as a non-root user.
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=6000 DATA_DIR=/data
 WORKDIR /app
 COPY --from=build /app/package.json ./

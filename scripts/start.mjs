@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
 const root = process.cwd()
-const SOURCES = ['src', 'routes', 'build.mjs', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']
+const SOURCES = ['src', 'routes', 'web', 'build.mjs', 'scripts/build-console.mjs', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']
 
 /** The newest file under `path` and its modification time; none when it does not exist. */
 function newest (path) {
@@ -29,17 +29,14 @@ function newest (path) {
   return best
 }
 
-/** Why the build must run again, or undefined when it is up to date. The code cache is the build's last file. */
+/** Why the build must run again, or undefined when it is up to date. The command is what the build writes. */
 function stale () {
-  const out = join(root, 'dist', 'src')
-  let cache
+  let built
   try {
-    cache = readdirSync(out).filter((f) => /^srs-hooks\.[0-9a-f]+\.cache$/.test(f)).map((f) => statSync(join(out, f)).mtimeMs)
+    built = statSync(join(root, 'dist', 'src', 'cli.js')).mtimeMs
   } catch {
-    cache = []
+    return 'no build yet'
   }
-  if (cache.length === 0) return 'no build yet'
-  const built = Math.min(...cache)
   for (const s of SOURCES) {
     const n = newest(join(root, s))
     if (n.mtimeMs > built) return `${n.file.slice(root.length + 1)} changed since the last build`

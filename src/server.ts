@@ -1,5 +1,6 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
+import { flushCompileCache } from './compile-cache.js'
 import { loadConfig } from './config.js'
 
 /**
@@ -34,6 +35,9 @@ export async function serve (env: Record<string, string | undefined>, err: (line
     app.log.warn({ signal, err }, 'closing: no new connections, answering hooks in flight')
     await app.close()
   })
+  // What the start compiled goes to the compile cache now (when the build's cli.js turned it on),
+  // not only at a clean exit: a killed or crashed server still leaves it for the next start.
+  flushCompileCache()
   app.log.info({ srsApi: config.srsApis.map((a) => a.url), zlmApi: config.zlmApis, takeoverAt: config.TAKEOVER_AT, failMode: config.FAIL_MODE, takeoverTimeoutMs: config.TAKEOVER_TIMEOUT_MS }, 'srs-hooks ready')
   return 0
 }
