@@ -17,7 +17,7 @@ import { UNKNOWN, type ZlmNode } from '../src/zlm/servers.js'
 import { indexRecording, publishLog, type HookLog } from './callbacks.js'
 
 /**
- * What ZLMediaKit calls: POST <prefix>/zlm/on_<hook> (zlm-protocol.md section 1). Every hook is
+ * What ZLMediaKit calls: POST <prefix>/zlm/on_<hook> (docs/zlm-protocol.md section 1). Every hook is
  * answered HTTP 200 with an integer `code`, validated and logged once. Only on_publish, on_play and
  * the authorising hooks ever refuse; on_publish may wait for a takeover, within its bound and
  * ZLMediaKit's hook.timeoutSec; every other hook answers at once, and what it prompts (a release

@@ -10,7 +10,7 @@ import { apiEndpoints, SrsSettings, type SrsApiEndpoint } from './srs/settings.j
 import { ZlmSettings, zlmEndpoints } from './zlm/settings.js'
 
 /**
- * Every setting, read from the environment. README.md ("Configuration") documents each one with
+ * Every setting, read from the environment. docs/configuration.md documents each one with
  * its default; keep the two in step.
  */
 export const ConfigSchema = Type.Object({

@@ -4,7 +4,7 @@ import type { Log } from './logger.js'
 /**
  * Coded errors. Every refusal or failure that reaches a caller carries a stable numeric `code`
  * (what SRS and operators see in the reply body) and a string `name` (what logs and metrics use).
- * The table in README.md ("Reply codes") is the contract; keep it in step with this file.
+ * The table in docs/operations.md ("Reply codes") is the contract; keep it in step with this file.
  */
 
 /** Reply codes in hook and API replies. 0 means allowed; anything else refuses. */

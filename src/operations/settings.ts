@@ -2,7 +2,7 @@ import { Type } from 'typebox'
 
 /**
  * Settings for recordings, the operator API and diagnostics, merged into ConfigSchema.
- * README.md ("Configuration") documents each one with its default.
+ * docs/configuration.md documents each one with its default.
  */
 export const OperationsSettings = {
   /** Where the recordings index (recordings.db, SQLite) lives; created if missing. */

@@ -5,8 +5,8 @@ import { POLICIES, type Policy } from './policy.js'
 import { PUBLISHERS_MAX_BYTES } from './store.js'
 
 /**
- * Settings of the takeover and the publisher table, merged into ConfigSchema. README.md
- * ("Configuration") documents each one with its default; keep the two in step.
+ * Settings of the takeover and the publisher table, merged into ConfigSchema. docs/configuration.md
+ * documents each one with its default; keep the two in step.
  */
 
 /** `live=takeover, studio.example.com/live=reject` -> { live: 'takeover', ... }; throws on a bad entry. */

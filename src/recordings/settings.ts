@@ -14,8 +14,8 @@ const notAbsolute = (v: string): string[] => splitList(v).filter((r) => !posix.i
 
 /**
  * Settings of the recordings index: where it lives (SQLite in DATA_DIR, or PostgreSQL), its bounds,
- * the spool in front of PostgreSQL, and retention. Merged into ConfigSchema; README.md
- * ("Configuration") documents each one with its default.
+ * the spool in front of PostgreSQL, and retention. Merged into ConfigSchema; docs/configuration.md
+ * documents each one with its default.
  */
 export const RecordingsSettings = {
   /** The folders whose recorded files srs-hooks may examine (stat); any other path an on_dvr names is indexed unexamined. */

@@ -4,7 +4,7 @@ import type { SrsApi, SrsClient, SrsStream, SrsVersion } from './api.js'
 import { DEFAULT_VHOST, streamUrl } from '../streams.js'
 
 /**
- * SRS as the takeover core sees it (srs-protocol.md sections 4, 4b and 5): the stream by its id or
+ * SRS as the takeover core sees it (docs/srs-protocol.md sections 4, 4b and 5): the stream by its id or
  * url, the newcomer as a client SRS lists on that very stream, the holder's bytes, the kick, and
  * which hooks and API answers mean "released".
  */
@@ -20,7 +20,7 @@ type Version = Pick<SrsVersion, 'major' | 'minor' | 'revision'>
 
 /**
  * SRS 5.0.55 and later register a publisher in /api/v1/clients before on_publish (and send its
- * stream_id); SRS 4 does so only after its busy check (srs-protocol.md section 4), and 5.0 before
+ * stream_id); SRS 4 does so only after its busy check (docs/srs-protocol.md section 4), and 5.0 before
  * 5.0.55 is taken to do the same.
  */
 export function listsNewcomer (v: Version): boolean {

@@ -2,7 +2,7 @@ import { Type, type Static, type TSchema } from 'typebox'
 import { DEFAULT_VHOST, streamUrl } from '../streams.js'
 
 /**
- * What SRS POSTs to each hook (srs-protocol.md section 2) and what we answer (section 3).
+ * What SRS POSTs to each hook (docs/srs-protocol.md section 2) and what we answer (section 3).
  * Fields that differ across SRS 4 to 7 are optional; extra fields are allowed because SRS adds
  * some in new versions; present fields must have the right type.
  */

@@ -2,7 +2,7 @@ import { Type, type Static, type TSchema } from 'typebox'
 import { FieldBounds } from '../srs/hooks.js'
 
 /**
- * What ZLMediaKit POSTs to each hook (zlm-protocol.md section 1, server/WebHook.cpp) and what we
+ * What ZLMediaKit POSTs to each hook (docs/zlm-protocol.md section 1, server/WebHook.cpp) and what we
  * answer. Every body carries mediaServerId and hook_index; extra fields are allowed (ZLMediaKit
  * adds some across versions, and on_server_started carries every configuration key); present
  * fields must have the right type.
