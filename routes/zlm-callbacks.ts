@@ -47,7 +47,9 @@ const zlmCallbacks: FastifyPluginAsyncTypebox<ZlmCallbackRoutesOptions> = async 
     const named = route.slice(route.lastIndexOf('/') + 1)
     const action = named === 'on_*' ? `on_${(req.params as Record<string, string>)['*']!}` : named
     const index = (req.body as { hook_index?: unknown } | undefined)?.hook_index
-    // A refused or failed hook's line names its caller's address.
+    // A refused or failed hook's line names its caller's address. Every answered hook has its
+    // hookLog (its handler, or the error handler for a 4xx/5xx); the ?? guards a plugin answering first.
+    /* c8 ignore next */
     const refused = res.statusCode >= 400 || (req.hookLog?.code ?? 0) !== 0
     const line = { kind: 'zlm', action, hookIndex: typeof index === 'number' ? index : undefined, ...req.hookLog, caller: refused ? req.ip : undefined, status: res.statusCode, ms: Math.round(res.elapsedTime * 10) / 10 }
     if (res.statusCode >= 400) req.log.warn(line, 'hook not processed')

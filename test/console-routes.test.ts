@@ -1,4 +1,6 @@
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { promisify } from 'node:util'
 import { join } from 'node:path'
 import t from 'tap'
 import { Codes } from '../src/errors.js'
@@ -18,6 +20,14 @@ function built (dir: string): string {
   writeFileSync(join(dir, 'console.js'), 'void 0')
   return dir
 }
+
+t.test('the console\'s build script, run as npm run build runs it, writes the page, its script and its style', async (t) => {
+  const dir = join(t.testdir(), 'console')
+  await promisify(execFile)(process.execPath, ['scripts/build-console.mjs', dir], { cwd: process.cwd() })
+  t.match(readFileSync(join(dir, 'index.html'), 'utf8'), /<script[^>]* src="console\.js"/)
+  t.ok(readFileSync(join(dir, 'console.js'), 'utf8').length > 1000, 'the bundled script')
+  t.ok(readFileSync(join(dir, 'console.css'), 'utf8').length > 0, 'the style')
+})
 
 t.test('the page, its script and style are served with a CSP that allows only the page\'s own files', async (t) => {
   const dir = built(t.testdir())

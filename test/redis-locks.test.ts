@@ -144,7 +144,8 @@ t.test('an uncontended lock is one round trip to take and one to let go', async 
 t.test('Redis stopped: each replica goes on with its local lock at once; within a replica the lock still holds', async (t) => {
   restoreAtEnd(t, redis)
   const prefix = redis.prefix()
-  const a = await replica(t, prefix)
+  const logs = new LogCapture()
+  const a = await replica(t, prefix, { log: pino({ level: 'warn' }, logs.stream) })
   const b = await replica(t, prefix)
   await redis.stop()
   await waitFor(() => !a.link.up && !b.link.up, 2000, 'the outage')
@@ -158,6 +159,7 @@ t.test('Redis stopped: each replica goes on with its local lock at once; within 
   ub!()
   t.equal(a.link.failures['lock.acquire'], 1, 'counted (the waiter never got past the local lock)')
   t.same(a.link.degraded, { lock: 1 }, 'the degraded mode counted at each use')
+  t.equal(logs.lines.filter((l) => /shared locks degrade/.test(l.msg)).length, 1, 'logged once for the outage')
 })
 
 t.test('Redis stops while a replica waits for another\'s lock: the waiter goes on with its local lock', async (t) => {

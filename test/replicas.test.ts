@@ -170,6 +170,14 @@ t.test('while Redis hangs, /readyz names it without failing, and hooks are answe
   t.match(await (await fetch(`${a.url}/metrics`)).text(), /srs_hooks_redis_failures_total\{op="[^"]+"\} [1-9]/)
 })
 
+t.test('each use of a degraded mode is exported by operation in /metrics', async (t) => {
+  const { a } = await twoReplicas(t)
+  t.notMatch(await (await fetch(`${a.url}/metrics`)).text(), /srs_hooks_redis_degraded_total\{/, 'none before')
+  a.app.redis!.degrade('lock')
+  a.app.redis!.degrade('lock')
+  t.match(await (await fetch(`${a.url}/metrics`)).text(), /srs_hooks_redis_degraded_total\{op="lock"\} 2/)
+})
+
 t.test('a lock whose owner replica died expires within its lease, and the next takeover proceeds', async (t) => {
   const { sim, a, gw } = await twoReplicas(t, { TAKEOVER_TIMEOUT_MS: '400' })
   gw.route = () => 0

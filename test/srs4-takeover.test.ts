@@ -241,6 +241,22 @@ t.test('srs-hooks restarted in the middle of an SRS 4 stream: reconciled, then t
   t.match(await second.app.publishers.store.get(sim.serverId, '/live/cam1'), { clientId: b.clientId, takeovers: 1 })
 })
 
+t.test('SRS 4: an authenticated hook carrying another stream\'s stream_id is judged on its own stream; the other stream\'s publisher is kept', async (t) => {
+  const { sim, hookBase } = await world(t, '4', MODES['a hook token'])
+  const other = await sim.publish({ app: 'live', stream: 'cam2' })
+  const stale = await sim.publish({ app: 'live', stream: 'cam1', stalled: true })
+  const listing = await (await fetch(`${sim.apiUrl}/api/v1/streams/`)).json() as { streams: Array<{ id: string, name: string }> }
+  const cam2 = listing.streams.find((x) => x.name === 'cam2')!.id
+  const body = {
+    action: 'on_publish', client_id: 'b4newcmr', ip: '10.0.0.9', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', param: '',
+    server_id: sim.serverId, stream_id: cam2
+  }
+  const r = await postHook(`${hookBase}`.replace(/\/?$/, ''), `on_publish?token=${TOKEN}`, body)
+  t.same(r.reply, { code: 0, msg: null })
+  t.same(sim.kicks, [stale.clientId], 'only live/cam1\'s stalled publisher')
+  t.equal(sim.activePublisher('live', 'cam2'), other.clientId)
+})
+
 t.test('the release poll: a stream SRS no longer knows is released, whatever the version', async (t) => {
   const env = { code: 0, server: 'vid-s' }
   const srs = await StubServer.start((req, res) => {

@@ -175,6 +175,21 @@ t.test('at on_connect, wrong keys count against the IP, and a blocked IP takes n
   t.equal(await app.auth.limiter.failures('10.0.0.7'), 0, 'a right key is taken back')
 })
 
+t.test('with the stream\'s key, a client whose connect found the stream free and that SRS then refused takes it over at its close, by the policy', async (t) => {
+  const keys = t.testdir({ 'k.json': JSON.stringify({ 'live/cam1': 'k1-secret-key' }) }) + '/k.json'
+  const { sim, app, hookBase, logs } = await world(t, { PUBLISH_AUTH: 'keys', STREAM_KEYS_FILE: keys })
+  const id = 'keyed001'
+  t.same((await postHook(hookBase, 'on_connect', forge(sim, 'on_connect', id, { param: '?key=k1-secret-key' }))).reply, { code: 0, msg: null })
+  // Another encoder with the key got the stream first, and sends: no evidence is asked of a client with the key.
+  const a = await sim.publish({ app: 'live', stream: 'cam1', param: '?key=k1-secret-key' })
+  t.ok(a.ok)
+  await postHook(hookBase, 'on_close', forge(sim, 'on_close', id))
+  await waitFor(() => sim.kicks.length === 1, 5000, 'the deferred eviction')
+  t.same(sim.kicks, [a.clientId])
+  await app.publishers.idle()
+  t.match(logs.find((l) => l.path === 'deferred' && l.type === 'takeover'), { incumbent: a.clientId, newcomer: id })
+})
+
 t.test('signed: a player\'s play signature at on_connect is no failed publish', async (t) => {
   const { signedQuery } = await import('../src/auth/signature.js')
   const { sim, app } = await world(t, { PUBLISH_AUTH: 'signed', PUBLISH_SECRET: 'publish-secret-0123456789abcdef', PLAY_AUTH: 'signed', PLAY_SECRET: 'play-secret-0123456789abcdef' })

@@ -146,20 +146,20 @@ export class AuthService {
     if (this.config.publishAuth === 'off') return { ok: true, via: 'off' }
     if (atConnect !== undefined && countedAtConnect(atConnect)) {
       // Its own attempt is among the counts: past the allowance only if others came after it.
-      if (this.limiter.over(await this.limiter.failures(a.ip ?? 'unknown'))) return this.#rateLimited(a.ip ?? 'unknown')
+      const ip = ipOf(a)
+      if (this.limiter.over(await this.limiter.failures(ip))) return this.#rateLimited(ip)
       return this.publishCredentials(a)
     }
     return await this.#limited(a, () => this.publishCredentials(a))
   }
 
   /**
-   * Whether the client's param carries valid publish credentials, counting nothing: at SRS's
-   * on_connect every player is asked too, and a player carries no publish key.
+   * Whether the client's param carries valid publish credentials (PUBLISH_AUTH keys or signed;
+   * its callers answer `off` themselves), counting nothing: at SRS's on_connect every player is
+   * asked too, and a player carries no publish key.
    */
   publishCredentials (a: ClientAttempt): Verdict {
-    const mode = this.config.publishAuth
-    if (mode === 'off') return { ok: true, via: 'off' }
-    if (mode === 'signed') return this.#signed(a, this.config.publishSecret!, 'publish')
+    if (this.config.publishAuth === 'signed') return this.#signed(a, this.config.publishSecret!, 'publish')
     return this.#key(a)
   }
 
@@ -185,7 +185,7 @@ export class AuthService {
   }
 
   async #limited (a: ClientAttempt, check: () => Verdict): Promise<Verdict> {
-    const ip = a.ip ?? 'unknown'
+    const ip = ipOf(a)
     // Counted before it is checked: simultaneous attempts cannot all pass the limit.
     const n = await this.limiter.attempt(ip)
     if (this.limiter.over(n)) return this.#rateLimited(ip)
@@ -235,6 +235,11 @@ export class AuthService {
     if (!secretsEqual(given, expected)) return refuse(Codes.PUBLISH_KEY_WRONG, `publish ${name}: wrong key`)
     return { ok: true, via: 'key' }
   }
+}
+
+/** The address an attempt is counted against. */
+function ipOf (a: ClientAttempt): string {
+  return a.ip ?? 'unknown'
 }
 
 /** Whether checkConnect counted the credentials it concluded this about (they were present). */
