@@ -7,9 +7,12 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json build.mjs ./
-# The server only: the benchmarks (scripts/) and the simulators (test/fixtures/) stay out of the image.
+# The server and the operator console: the benchmarks (scripts/bench) and the simulators
+# (test/fixtures/) stay out of the image.
 COPY src ./src
 COPY routes ./routes
+COPY web ./web
+COPY scripts/build-console.mjs ./scripts/
 RUN npm run build && npm prune --omit=dev
 
 # Runtime: the compiled server and its production node_modules (with the compiled SQLite binding), as a non-root user.
