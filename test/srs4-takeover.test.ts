@@ -251,10 +251,24 @@ t.test('SRS 4: an authenticated hook carrying another stream\'s stream_id is jud
     action: 'on_publish', client_id: 'b4newcmr', ip: '10.0.0.9', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', param: '',
     server_id: sim.serverId, stream_id: cam2
   }
-  const r = await postHook(`${hookBase}`.replace(/\/?$/, ''), `on_publish?token=${TOKEN}`, body)
+  const r = await postHook(hookBase, `on_publish?token=${TOKEN}`, body)
   t.same(r.reply, { code: 0, msg: null })
   t.same(sim.kicks, [stale.clientId], 'only live/cam1\'s stalled publisher')
   t.equal(sim.activePublisher('live', 'cam2'), other.clientId)
+})
+
+t.test('SRS 4: an authenticated hook carrying its own stream\'s stream_id finds that stream by app, name and vhost', async (t) => {
+  const { sim, hookBase } = await world(t, '4', MODES['a hook token'])
+  const stale = await sim.publish({ app: 'live', stream: 'cam1', stalled: true })
+  const listing = await (await fetch(`${sim.apiUrl}/api/v1/streams/`)).json() as { streams: Array<{ id: string, name: string }> }
+  const cam1 = listing.streams.find((x) => x.name === 'cam1')!.id
+  const body = {
+    action: 'on_publish', client_id: 'b4newcm2', ip: '10.0.0.9', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', param: '',
+    server_id: sim.serverId, stream_id: cam1
+  }
+  const r = await postHook(hookBase, `on_publish?token=${TOKEN}`, body)
+  t.same(r.reply, { code: 0, msg: null })
+  t.same(sim.kicks, [stale.clientId], 'the stalled publisher of the stream the id names')
 })
 
 t.test('the release poll: a stream SRS no longer knows is released, whatever the version', async (t) => {
