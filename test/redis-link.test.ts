@@ -49,7 +49,7 @@ t.test('the password never reaches a log line or /readyz', async (t) => {
 
   const locked = await RedisServer.start(t, { password: 's3cret-pw' })
   const good = newLink(t, locked.url)
-  await waitFor(() => good.link.up, 5000, 'the link')
+  await waitFor(() => good.link.check().ok, 5000, 'the link and its subscription')
   t.equal(good.link.check().msg, `Redis at redis://:***@127.0.0.1:${locked.port}`)
 
   const bad = newLink(t, `redis://:wrong-pw@127.0.0.1:${locked.port}`)
