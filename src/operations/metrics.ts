@@ -169,7 +169,8 @@ export function createMetrics (app: FastifyInstance): Metrics {
   for (const [name, help, count] of [
     ['unknown_callbacks_total', 'Requests to a callback path no hook has (a typo in srs.conf\'s hook URLs such as on_pubish); each is logged with its path.', () => edge.unknownCallbacks],
     ['request_timeouts_total', 'Requests whose headers and body did not arrive within REQUEST_TIMEOUT_MS: answered 408 and closed.', () => edge.timedOut],
-    ['connections_dropped_total', 'Connections closed at once because MAX_CONNECTIONS were held.', () => edge.dropped]
+    ['connections_dropped_total', 'Connections closed at once because MAX_CONNECTIONS were held.', () => edge.dropped],
+    ['pending_connects_dropped_total', 'Clients awaiting their publish or close whose record was dropped at MAX_PENDING_CONNECTS_BYTES or 50,000 records (their close starts no deferred takeover).', () => app.publishers.pending.dropped]
   ] as const) {
     new Counter({ // eslint-disable-line no-new
       name: PREFIX + name,

@@ -3,7 +3,7 @@ import type { Config } from '../config.js'
 import { FlapGuard, type FlapStore } from './flap.js'
 import { narrate, PublisherEvents, PublisherStats } from './events.js'
 import type { Locks } from './lock.js'
-import type { PendingConnects } from './connects.js'
+import { MemoryPendingConnects, type PendingConnects } from './connects.js'
 import { Reconciler } from './reconcile.js'
 import { PublisherService, ServerDirectories } from './service.js'
 import { parsePolicyByApp, policyFor } from './settings.js'
@@ -64,7 +64,7 @@ export default fp<PublishersPluginOptions>(async (app, { config, state = {}, now
     flap: new FlapGuard({ max: config.FLAP_MAX, windowMs: config.FLAP_WINDOW_MS, cooldownMs: config.FLAP_COOLDOWN_MS, now, store: state.flap }),
     sharedLocks: state.locks,
     signals: state.signals,
-    pending: state.pending,
+    pending: state.pending ?? new MemoryPendingConnects({ maxBytes: config.MAX_PENDING_CONNECTS_BYTES, log }),
     servers,
     crossServer: config.CROSS_SERVER
   }))

@@ -2,6 +2,7 @@ import { Type } from 'typebox'
 import { errorOf, Millis } from '../settings.js'
 import { appName } from '../streams.js'
 import { POLICIES, type Policy } from './policy.js'
+import { PENDING_CONNECTS_MAX_BYTES } from './connects.js'
 import { PUBLISHERS_MAX_BYTES } from './store.js'
 
 /**
@@ -45,5 +46,7 @@ export const TakeoverSettings = {
   FAIL_MODE: Type.Union([Type.Literal('open'), Type.Literal('closed')], { default: 'open' }),
   MAX_PUBLISHERS: Type.Integer({ default: 200_000, minimum: 1 }),
   /** The in-process publisher table's bound in bytes (each entry is counted by its names' lengths); the least recently used entries go first. */
-  MAX_PUBLISHERS_BYTES: Type.Integer({ default: PUBLISHERS_MAX_BYTES, minimum: 1_048_576, maximum: 68_719_476_736 })
+  MAX_PUBLISHERS_BYTES: Type.Integer({ default: PUBLISHERS_MAX_BYTES, minimum: 1_048_576, maximum: 68_719_476_736 }),
+  /** The bound in bytes on clients between their on_connect and their publish or close; the oldest go first. */
+  MAX_PENDING_CONNECTS_BYTES: Type.Integer({ default: PENDING_CONNECTS_MAX_BYTES, minimum: 1_048_576, maximum: 68_719_476_736 })
 }

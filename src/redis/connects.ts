@@ -56,6 +56,11 @@ export class RedisPendingConnects implements PendingConnects {
     })
   }
 
+  /** Local records dropped at the bound (those in Redis expire with their TTL). */
+  get dropped (): number {
+    return this.#local.dropped
+  }
+
   async add (p: PendingConnect): Promise<void> {
     await this.#local.add(p)
     await this.#link.call('pending.add', async (redis) => await redis.set(this.#key(p.server, p.clientId), JSON.stringify(p), 'PX', this.#ttlMs))

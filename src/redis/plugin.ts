@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { FailureCounts } from '../auth/limiter.js'
 import type { Config } from '../config.js'
 import type { EventStore } from '../operations/events.js'
+import { MemoryPendingConnects } from '../publishers/connects.js'
 import type { PublisherState } from '../publishers/plugin.js'
 import type { RedisLink } from './link.js'
 
@@ -49,7 +50,7 @@ export default fp<RedisPluginOptions>(async (app, { config, now }) => {
       locks: new RedisLocks({ link, log: app.log.child({ component: 'redis' }) }),
       signals: new RedisSignals({ link }),
       flap: new RedisFlapStore({ link, now }),
-      pending: new RedisPendingConnects({ link })
+      pending: new RedisPendingConnects({ link, local: new MemoryPendingConnects({ maxBytes: config.MAX_PENDING_CONNECTS_BYTES, log: app.log.child({ component: 'publishers' }) }) })
     },
     failures: new RedisFailureCounts({ link, now }),
     events: new RedisEventStore({ link, max: config.EVENTS_MAX })
