@@ -10,6 +10,7 @@ import { parse } from 'yaml'
 import { ADMIN_PREFIXES } from '../routes/admin.js'
 import { buildApp, type App } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
+import { RedisServer } from './fixtures/redis.js'
 
 /**
  * deploy/: what can be checked without pulling an image. The compose file is valid YAML with
@@ -239,4 +240,41 @@ t.test('nginx -t accepts the gateway\'s and the platform placeholder\'s configs,
   // And refuses a name it cannot resolve (why the names are replaced): the check can fail.
   await writeFile(join(dir, 'platform.conf'), 'server { listen 48080; location / { proxy_pass http://nowhere.invalid; } }')
   await t.rejects(promisify(execFile)(nginx, ['-t', '-q', '-p', dir, '-e', 'stderr', '-c', join(dir, 'nginx.conf')]))
+})
+
+// --- alert rules and dashboard against /metrics ---------------------------------------------
+
+/** The srs_hooks_* series a PromQL expression reads. */
+function metricsIn (expr: string): string[] {
+  return [...new Set(expr.match(/\bsrs_hooks_[a-z0-9_]+/g) ?? [])]
+}
+
+t.test('every metric the alert rules and the dashboard use is in /metrics (with Redis and PostgreSQL configured)', async (t) => {
+  const redis = await RedisServer.start(t)
+  // PostgreSQL out of reach: the spool takes the writes, and its metrics are there.
+  const app = await appOf(t, { REDIS_URL: `redis://127.0.0.1:${redis.port}`, DATABASE_URL: 'postgres://u:p@127.0.0.1:1/none', HOOK_TOKEN: 'a-hook-token-0123456789' })
+  for (const url of ['/admin-api/video/camera/callback/on_play?token=a-hook-token-0123456789', '/admin-api/video/camera/callback/on_play']) {
+    await app.inject({ method: 'POST', url, payload: { action: 'on_play', client_id: 'c1', ip: '10.0.0.9', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', param: '' } })
+  }
+  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  const exported = new Set<string>()
+  for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+    exported.add(m[1]!)
+    if (m[2] === 'histogram') for (const s of ['_bucket', '_sum', '_count']) exported.add(m[1]! + s)
+  }
+  t.ok(exported.has('srs_hooks_redis_up') && exported.has('srs_hooks_recordings_spool_depth'), 'Redis\'s and the spool\'s metrics are exported')
+  t.match(text, /srs_hooks_hooks_total\{action="on_play",outcome="[a-z-]+"\} 1/, 'the hooks were counted')
+
+  const rules = parse(await readFile(deploy('prometheus-rules.yaml'), 'utf8'))
+  const alerts = (rules.groups as Array<{ rules: Array<{ alert: string, expr: string }> }>).flatMap((g) => g.rules)
+  t.same(alerts.map((a) => a.alert), ['SrsHooksSrsApiDown', 'SrsHooksTakeoversFailing', 'SrsHooksHookErrors', 'SrsHooksRedisDegraded', 'SrsHooksRecordingsSpoolGrowing'])
+  const dashboard = JSON.parse(await readFile(deploy('grafana-dashboard.json'), 'utf8'))
+  const targets = (dashboard.panels as Array<{ title: string, targets: Array<{ expr: string }> }>).flatMap((p) => p.targets.map((x) => ({ name: p.title, expr: x.expr })))
+  t.ok(targets.length >= 8)
+  for (const { name, expr } of [...alerts.map((a) => ({ name: a.alert, expr: a.expr })), ...targets]) {
+    const used = metricsIn(expr)
+    t.ok(used.length > 0, `${name} reads srs-hooks' metrics`)
+    t.same(used.filter((m) => !exported.has(m)), [], `${name}: ${used.join(', ')} exported`)
+  }
+  t.same(metricsIn('rate(srs_hooks_no_such_metric_total[5m])').filter((m) => !exported.has(m)), ['srs_hooks_no_such_metric_total'], 'a misspelt name would be caught')
 })
