@@ -1,6 +1,6 @@
 import swagger, { type SwaggerOptions } from '@fastify/swagger'
 import type { FastifyPluginAsync } from 'fastify'
-import { version } from '../src/cli/main.js'
+import { version } from '../src/cli/version.js'
 import { ADMIN_PREFIXES } from './admin.js'
 
 /**

@@ -5,7 +5,7 @@ import t from 'tap'
 import { ADMIN_PREFIXES } from '../routes/admin.js'
 import { isOperatorRoute } from '../routes/openapi.js'
 import { buildApp, CALLBACK_PREFIXES } from '../src/app.js'
-import { version } from '../src/cli/main.js'
+import { version } from '../src/cli/version.js'
 import { loadConfig } from '../src/config.js'
 
 /**
