@@ -278,3 +278,43 @@ t.test('every metric the alert rules and the dashboard use is in /metrics (with 
   }
   t.same(metricsIn('rate(srs_hooks_no_such_metric_total[5m])').filter((m) => !exported.has(m)), ['srs_hooks_no_such_metric_total'], 'a misspelt name would be caught')
 })
+
+// --- the systemd unit ---------------------------------------------------------------------
+
+/** systemd-analyze, where systemd is installed. */
+function systemdAnalyze (): string | undefined {
+  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/bin', '/bin']) {
+    try {
+      accessSync(join(dir, 'systemd-analyze'), constants.X_OK)
+      return join(dir, 'systemd-analyze')
+    } catch {}
+  }
+  return undefined
+}
+
+const analyze = systemdAnalyze()
+t.test('the systemd unit: a dedicated user, an environment file, restarts on failure, hardened; systemd-analyze verify accepts it', {
+  skip: analyze === undefined ? 'systemd-analyze is not installed (no systemd on this machine)' : false
+}, async (t) => {
+  const unit = await readFile(deploy('srs-hooks.service'), 'utf8')
+  const service = Object.fromEntries(unit.slice(unit.indexOf('[Service]'), unit.indexOf('[Install]')).split('\n')
+    .filter((l) => /^\w+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
+  t.equal(service.User, 'srs-hooks')
+  t.equal(service.EnvironmentFile, '/etc/srs-hooks/srs-hooks.env')
+  t.equal(service.Restart, 'on-failure')
+  t.equal(service.StateDirectory, 'srs-hooks', 'DATA_DIR is created for the user')
+  t.match(service.Environment, /\bDATA_DIR=\/var\/lib\/srs-hooks\b/)
+  for (const k of ['NoNewPrivileges', 'ProtectSystem', 'ProtectHome', 'PrivateTmp', 'CapabilityBoundingSet']) t.ok(k in service, `${k} set`)
+  t.match(service.ExecStart, /^\/usr\/bin\/node \/opt\/srs-hooks\/dist\/src\/cli\.js serve$/)
+
+  // Verified with this machine's node in place of /usr/bin/node (verify checks that the program exists).
+  const dir = await mkdtemp(join(tmpdir(), 'srs-hooks-unit-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const verify = async (text: string): Promise<string> => {
+    await writeFile(join(dir, 'srs-hooks.service'), text.replace('/usr/bin/node ', process.execPath + ' '))
+    const r = await promisify(execFile)(analyze!, ['verify', join(dir, 'srs-hooks.service')]).catch((err: { stderr: string }) => ({ stderr: err.stderr || 'failed' }))
+    return r.stderr.split('\n').filter((l) => l.includes('srs-hooks.service')).join('\n')
+  }
+  t.equal(await verify(unit), '', 'systemd-analyze verify: no warning about the unit')
+  t.match(await verify(unit.replace('ProtectHome=', 'ProtectHom=')), /Unknown key/, 'a misspelt key would be caught')
+})
