@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Before `npm test`: the servers the suite runs for real (Redis for shared state, PostgreSQL for
-# recordings), and Debian's chromium, in which test/console-browser.test.ts drives the console. Each test file starts its own throwaway instance on a free loopback port and stops
+# recordings), Debian's chromium, in which test/console-browser.test.ts drives the console, and
+# Debian's nginx, with which test/deploy.test.ts checks deploy/gateway.conf (nginx -t). Each test file starts its own throwaway instance on a free loopback port and stops
 # it; this only makes sure the programs are there, installing Debian's packages when they are not
 # and this user may (root, or sudo without a password).
 set -euo pipefail
@@ -16,6 +17,8 @@ missing=()
 command -v redis-server > /dev/null || missing+=(redis-server)
 [ -n "$(pg_bin)" ] || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+has_nginx () { command -v nginx > /dev/null || [ -x /usr/sbin/nginx ]; }
+has_nginx || missing+=(nginx-light)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -31,4 +34,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}" > /dev/null ||
   { "${as_root[@]}" apt-get update > /dev/null && "${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}" > /dev/null; }
 # The packages' own services are not used: the tests start their own instances.
-command -v redis-server > /dev/null && [ -n "$(pg_bin)" ] && [ -x /usr/bin/chromium ]
+command -v redis-server > /dev/null && [ -n "$(pg_bin)" ] && [ -x /usr/bin/chromium ] && has_nginx

@@ -28,6 +28,7 @@ import srs from './srs/plugin.js'
 import zlm from './zlm/plugin.js'
 import zlmCallbacks from '../routes/zlm-callbacks.js'
 import zlmRtp from '../routes/zlm-rtp.js'
+import openapi, { swagger, swaggerOptions } from '../routes/openapi.js'
 
 /** Parts a test (or another embedding) may supply instead of the defaults. */
 export interface AppDeps {
@@ -128,6 +129,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     done(null, payload)
   })
 
+  // Before the routes: it collects their schemas as they are added (routes/openapi.ts).
+  await app.register(swagger, swaggerOptions())
   await app.register(srs, { config, dispatcher: deps.dispatcher, now, statsIntervalMs: deps.srsStatsIntervalMs })
   await app.register(redis, { config, now })
   const shared = app.sharedState
@@ -140,6 +143,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   for (const prefix of CALLBACK_PREFIXES) await app.register(zlmCallbacks, { prefix: `${prefix}/zlm`, config })
   for (const prefix of ADMIN_PREFIXES) await app.register(admin, { prefix, config, now })
   for (const prefix of ADMIN_PREFIXES) await app.register(zlmRtp, { prefix, config })
+  for (const prefix of ADMIN_PREFIXES) await app.register(openapi, { prefix })
   await app.register(consoleRoutes, { config, now })
   await app.register(health, { config, now })
   return app

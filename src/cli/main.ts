@@ -3,7 +3,7 @@
  * loaded only when asked for.
  */
 
-import { readFileSync } from 'node:fs'
+import { version } from './version.js'
 import type { Command, Io } from './command.js'
 
 const commands: Record<string, () => Promise<Command>> = {
@@ -13,13 +13,7 @@ const commands: Record<string, () => Promise<Command>> = {
   evict: async () => (await import('./evict.js')).command
 }
 
-/**
- * The package's version, from its package.json: two folders up from src/cli/main.ts as from the
- * bundle dist/src/srs-hooks.cjs (build.mjs), and beside dist/ in the image.
- */
-export function version (): string {
-  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
-}
+export { version }
 
 export async function main (argv: string[], io: Io): Promise<number> {
   const [name = 'serve', ...args] = argv
