@@ -1,5 +1,6 @@
 import type { FastifyError } from 'fastify'
 import type { Log } from './logger.js'
+import { wordErrors, type SchemaError } from './schema-errors.js'
 
 /**
  * Coded errors. Every refusal or failure that reaches a caller carries a stable numeric `code`
@@ -158,7 +159,7 @@ function describeError (err: FastifyError | AppError): { status: number, code: n
   if (err instanceof AppError) return { status: err.statusCode, code: err.code, msg: err.message }
   if (err.validation !== undefined) {
     const where = String(err.validationContext)
-    const details = err.validation.map((v) => `${where}${v.instancePath} ${String(v.message)}`).join('; ')
+    const details = wordErrors(err.validation as unknown as SchemaError[]).map((v) => `${where}${v.path} ${v.message}`).join('; ')
     return { status: 400, code: Codes.INVALID_BODY, msg: `invalid hook ${where}: ${details}` }
   }
   switch (err.code) {
