@@ -22,6 +22,8 @@ export const ConfigSchema = Type.Object({
     { default: 'info' }
   ),
   BODY_LIMIT: Type.Integer({ default: 16_384, minimum: 1024, maximum: 10_485_760 }),
+  /** Variables not to warn about when they look like a misspelt setting (comma-separated), or `*`: no such warning. */
+  SRS_HOOKS_ENV_IGNORE: Type.String({ default: '', maxLength: 16_384 }),
   ...EdgeSettings,
   ...SrsSettings,
   ...ZlmSettings,

@@ -1,7 +1,8 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { flushCompileCache } from './compile-cache.js'
-import { loadConfig } from './config.js'
+import { ConfigSchema, loadConfig } from './config.js'
+import { lookalikeLine, lookalikes } from './env-check.js'
 
 /**
  * `srs-hooks serve`: read the environment, serve, and close gracefully on SIGTERM/SIGINT.
@@ -9,6 +10,8 @@ import { loadConfig } from './config.js'
  * cannot be built.
  */
 export async function serve (env: Record<string, string | undefined>, err: (line: string) => void): Promise<number> {
+  // A misspelt setting is otherwise ignored in silence: said first, even when the start fails.
+  for (const l of lookalikes(env, Object.keys(ConfigSchema.properties))) err(`srs-hooks: warning: ${lookalikeLine(l)}`)
   let config
   let app
   try {

@@ -73,6 +73,20 @@ t.test('a bad setting stops the process at start with a message naming it', asyn
   t.match(q.err.join(''), /PUBLISH_SECRET/)
 })
 
+t.test('a misspelt setting is warned about at start, one line each, naming the setting it resembles, even when the start fails', async (t) => {
+  const p = run({ FAIL_MOD: 'closed', SRS_API_ULR: 'http://srs:1985', PORT: 'sixthousand' })
+  t.equal(await p.exited, 1)
+  const lines = p.err.join('').split('\n').filter(Boolean)
+  t.same(lines.slice(0, 2).sort(), [
+    'srs-hooks: warning: environment variable FAIL_MOD is not a setting of srs-hooks and is ignored: did you mean FAIL_MODE? (SRS_HOOKS_ENV_IGNORE=FAIL_MOD silences this)',
+    'srs-hooks: warning: environment variable SRS_API_ULR is not a setting of srs-hooks and is ignored: did you mean SRS_API_URL? (SRS_HOOKS_ENV_IGNORE=SRS_API_ULR silences this)'
+  ])
+  t.match(lines[2], /^srs-hooks: invalid configuration: PORT="sixthousand"/)
+  const quiet = run({ FAIL_MOD: 'closed', SRS_HOOKS_ENV_IGNORE: 'FAIL_MOD', PORT: 'sixthousand' })
+  t.equal(await quiet.exited, 1)
+  t.notMatch(quiet.err.join(''), /warning/, 'silenced')
+})
+
 t.test('a busy PORT or a HOST the machine lacks: one line naming the setting and why, exit 1', async (t) => {
   const busy = createServer()
   await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
