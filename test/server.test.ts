@@ -37,10 +37,27 @@ t.test('the entry point serves hooks and exits 0 on SIGTERM', async (t) => {
   const url = await listening(p)
   const r = await postHook(`${url}/admin-api/video/camera/callback`, 'on_play', { action: 'on_play', client_id: 'c1', vhost: '__defaultVhost__', app: 'live', stream: 's' })
   t.same(r.reply, { code: 0, msg: null })
+  // SRS is not there: not "ready", but serving, naming the SRS and the next step.
+  const started = JSON.parse(await waitFor(() => p.out.find((l) => l.includes('serving hooks')), 10_000, 'the start\'s last line'))
+  t.match(started, { level: 40, msg: 'serving hooks; SRS at http://127.0.0.1:9 not reachable yet; run `npx srs-hooks doctor` to see why', unreachable: [{ api: 'http://127.0.0.1:9', reason: /./ }] })
+  t.notOk(p.out.some((l) => l.includes('srs-hooks ready')))
   await waitFor(() => p.out.some((l) => l.includes('"action":"on_play"')), 5000, 'the hook\'s log line')
   p.child.kill('SIGTERM')
   t.equal(await p.exited, 0)
   t.ok(p.out.some((l) => l.includes('"signal":"SIGTERM"')))
+})
+
+t.test('with SRS answering, the start ends with "srs-hooks ready"', async (t) => {
+  const srs = await StubServer.start((_req, res) => { json(res, { code: 0, server: 'vid-s', service: 'x', pid: '1', data: { major: 6, minor: 0, revision: 184, version: '6.0.184' } }) })
+  t.teardown(() => srs.close())
+  const p = run({ SRS_API_URL: srs.url })
+  t.teardown(() => { p.child.kill('SIGKILL') })
+  await listening(p)
+  const ready = JSON.parse(await waitFor(() => p.out.find((l) => l.includes('srs-hooks ready')), 10_000, 'the ready line'))
+  t.match(ready, { level: 30, srsApi: [srs.url], failMode: 'open' })
+  t.notOk(p.out.some((l) => l.includes('not reachable')))
+  p.child.kill('SIGTERM')
+  t.equal(await p.exited, 0)
 })
 
 t.test('SIGTERM during a takeover: the waiting on_publish is answered, then a clean exit', async (t) => {
