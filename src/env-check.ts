@@ -12,7 +12,7 @@ import { splitList } from './settings.js'
 export const ENV_IGNORE = 'SRS_HOOKS_ENV_IGNORE'
 
 /** Where other software's variables start: never ours, however close. */
-const FOREIGN = /^(npm_|NPM_|NODE_|NVM_|LC_|XDG_|GIT_|SSH_|DOCKER_|KUBERNETES_|COMPOSE_|SYSTEMD_|JOURNAL_|DBUS_|TERM_|UV_|PNPM_|YARN_|COREPACK_|OTEL_|AWS_|GOOGLE_|AZURE_|PG[A-Z]|SUDO_)/
+const FOREIGN = /^(npm_|NPM_|NODE_|NVM_|LC_|XDG_|GIT_|SSH_|DOCKER_|KUBERNETES_|COMPOSE_|SYSTEMD_|JOURNAL_|DBUS_|TERM_|UV_|PNPM_|YARN_|COREPACK_|OTEL_|AWS_|GOOGLE_|AZURE_|PG[A-Z]|SUDO_|BENCH_|TAP_)/
 
 /**
  * Kubernetes and Docker links name each service's address `<NAME>_SERVICE_HOST`,

@@ -47,6 +47,12 @@ t.test('the callbacks also answer behind a gateway that strips /admin-api', asyn
   t.same(r.reply, { code: 0, msg: null })
 })
 
+t.test('a numeric client_id (SRS <= 3, or a hand-written curl test) is the client of that decimal string', async (t) => {
+  const { hookBase, logs } = await startApp(t, {})
+  t.same((await postHook(hookBase, 'on_publish', { ...publish, client_id: 5 })).reply, { code: 0, msg: null })
+  t.match(await logs.wait((l) => l.action === 'on_publish' && l.msg === 'hook'), { client: '5' })
+})
+
 t.test('bodies of other SRS versions are accepted', async (t) => {
   const { hookBase } = await startApp(t, {})
   const srs3 = { action: 'on_play', client_id: 1985, ip: '10.0.0.1', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', pageUrl: '' }
