@@ -37,27 +37,10 @@ t.test('the entry point serves hooks and exits 0 on SIGTERM', async (t) => {
   const url = await listening(p)
   const r = await postHook(`${url}/admin-api/video/camera/callback`, 'on_play', { action: 'on_play', client_id: 'c1', vhost: '__defaultVhost__', app: 'live', stream: 's' })
   t.same(r.reply, { code: 0, msg: null })
-  // SRS is not there: not "ready", but serving, naming the SRS and the next step.
-  const started = JSON.parse(await waitFor(() => p.out.find((l) => l.includes('serving hooks')), 10_000, 'the start\'s last line'))
-  t.match(started, { level: 40, msg: 'serving hooks; SRS at http://127.0.0.1:9 not reachable yet; run `npx srs-hooks doctor` to see why', unreachable: [{ api: 'http://127.0.0.1:9', reason: /./ }] })
-  t.notOk(p.out.some((l) => l.includes('srs-hooks ready')))
   await waitFor(() => p.out.some((l) => l.includes('"action":"on_play"')), 5000, 'the hook\'s log line')
   p.child.kill('SIGTERM')
   t.equal(await p.exited, 0)
   t.ok(p.out.some((l) => l.includes('"signal":"SIGTERM"')))
-})
-
-t.test('with SRS answering, the start ends with "srs-hooks ready"', async (t) => {
-  const srs = await StubServer.start((_req, res) => { json(res, { code: 0, server: 'vid-s', service: 'x', pid: '1', data: { major: 6, minor: 0, revision: 184, version: '6.0.184' } }) })
-  t.teardown(() => srs.close())
-  const p = run({ SRS_API_URL: srs.url })
-  t.teardown(() => { p.child.kill('SIGKILL') })
-  await listening(p)
-  const ready = JSON.parse(await waitFor(() => p.out.find((l) => l.includes('srs-hooks ready')), 10_000, 'the ready line'))
-  t.match(ready, { level: 30, srsApi: [srs.url], failMode: 'open' })
-  t.notOk(p.out.some((l) => l.includes('not reachable')))
-  p.child.kill('SIGTERM')
-  t.equal(await p.exited, 0)
 })
 
 t.test('SIGTERM during a takeover: the waiting on_publish is answered, then a clean exit', async (t) => {
@@ -88,20 +71,6 @@ t.test('a bad setting stops the process at start with a message naming it', asyn
   const q = run({ PUBLISH_AUTH: 'signed' }) // a mode without the secret it needs
   t.equal(await q.exited, 1)
   t.match(q.err.join(''), /PUBLISH_SECRET/)
-})
-
-t.test('a misspelt setting is warned about at start, one line each, naming the setting it resembles, even when the start fails', async (t) => {
-  const p = run({ FAIL_MOD: 'closed', SRS_API_ULR: 'http://srs:1985', PORT: 'sixthousand' })
-  t.equal(await p.exited, 1)
-  const lines = p.err.join('').split('\n').filter(Boolean)
-  t.same(lines.slice(0, 2).sort(), [
-    'srs-hooks: warning: environment variable FAIL_MOD is not a setting of srs-hooks and is ignored: did you mean FAIL_MODE? (SRS_HOOKS_ENV_IGNORE=FAIL_MOD silences this)',
-    'srs-hooks: warning: environment variable SRS_API_ULR is not a setting of srs-hooks and is ignored: did you mean SRS_API_URL? (SRS_HOOKS_ENV_IGNORE=SRS_API_ULR silences this)'
-  ])
-  t.match(lines[2], /^srs-hooks: invalid configuration: PORT="sixthousand"/)
-  const quiet = run({ FAIL_MOD: 'closed', SRS_HOOKS_ENV_IGNORE: 'FAIL_MOD', PORT: 'sixthousand' })
-  t.equal(await quiet.exited, 1)
-  t.notMatch(quiet.err.join(''), /warning/, 'silenced')
 })
 
 t.test('a busy PORT or a HOST the machine lacks: one line naming the setting and why, exit 1', async (t) => {
