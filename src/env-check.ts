@@ -45,8 +45,8 @@ export function lookalikes (env: Record<string, string | undefined>, known: read
   const upper = new Map([...settings].map((k) => [k.toUpperCase(), k]))
   const found: Lookalike[] = []
   for (const [name, value] of Object.entries(env)) {
-    if (settings.has(name) || ignored.has(name) || FOREIGN.test(name) || LINKS.test(name)) continue
-    if (name.endsWith('_PORT') && LINK_VALUE.test(value ?? '')) continue
+    if (value === undefined || settings.has(name) || ignored.has(name) || FOREIGN.test(name) || LINKS.test(name)) continue
+    if (name.endsWith('_PORT') && LINK_VALUE.test(value)) continue
     const up = name.toUpperCase()
     const like = upper.get(up) ?? (up.startsWith(OWN_PREFIX) ? upper.get(up.slice(OWN_PREFIX.length)) : undefined) ?? nearest(up, [...settings])
     if (like !== undefined) found.push({ name, like })

@@ -165,7 +165,7 @@ function describeError (err: FastifyError | AppError): { status: number, code: n
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return { status: 400, code: Codes.INVALID_JSON, msg: `${err.message}; send the hook body as a JSON object` }
+      return { status: 400, code: Codes.INVALID_JSON, msg: `${err.message}; send the body as a JSON object` }
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { status: 413, code: Codes.BODY_TOO_LARGE, msg: `${err.message} (BODY_LIMIT)` }
   }

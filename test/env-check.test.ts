@@ -40,6 +40,7 @@ t.test('the settings themselves, and the usual variables of a shell, a container
 
 t.test('a name as close to two settings as to one is not guessed at', async (t) => {
   t.same(lookalikes({ POST: '1' }, known), [], 'POST: PORT or HOST')
+  t.same(lookalikes({ FAIL_MOD: undefined }, known), [], 'a variable without a value is not set')
 })
 
 t.test('SRS_HOOKS_ENV_IGNORE names variables not to warn about, or * for none', async (t) => {
