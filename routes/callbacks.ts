@@ -5,6 +5,7 @@ import type { Static, TSchema } from 'typebox'
 import { credentialsOf } from '../src/auth/service.js'
 import type { Config } from '../src/config.js'
 import { AppError, Codes, failureOf, type Code } from '../src/errors.js'
+import { hookJsonParser } from '../src/http/json-body.js'
 import { lazySerializerCompiler, validatorCompiler } from '../src/http/validation.js'
 import { jsonString, LazyChildLogger, LineWriter, unredacted, type Log } from '../src/logger.js'
 import type { PublishResult } from '../src/publishers/service.js'
@@ -79,8 +80,9 @@ export interface CallbackRoutesOptions {
 const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, { config }) => {
   // SRS sends application/json; curl -d sends a form type. Parse every body as JSON, and an
   // empty one is an error: every hook has a body.
+  const json = hookJsonParser(app.getDefaultJsonParser('error', 'error'), 'SRS')
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
+  app.addContentTypeParser('*', { parseAs: 'string' }, json)
 
   // The one line per hook, written by a child of the app's logger without redaction: its fields
   // are all known and none is a secret (param's credentials are masked by redactQuery), and
@@ -122,7 +124,6 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
   app.addHook('onRequest', (req, _reply, done) => { done(callerRefused(req.ip, (req.query as Record<string, unknown>).token)) })
 
   const front = app.hookFront
-  const json = app.getDefaultJsonParser('error', 'error')
   const serialize = lazySerializerCompiler()({ schema: HookReply, method: 'POST', url: '', httpStatus: '200' })
   const root = app.log as Logger
 
@@ -176,7 +177,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
         raw.removeListener('data', onData)
         raw.removeListener('error', onAbort)
         let parsed: { error: Error | null, body?: unknown } = { error: null }
-        json(raw as never, chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'), (error, value) => { parsed = { error, body: value } })
+        json(raw, chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'), (error, value) => { parsed = { error, body: value } })
         if (parsed.error !== null) return fail(parsed.error, true)
         const checked = validate(parsed.body)
         if (checked.error !== undefined) return fail({ validation: checked.error, validationContext: 'body' })

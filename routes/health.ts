@@ -7,7 +7,7 @@ import { Codes } from '../src/errors.js'
  * GET /healthz: the process is up. GET /readyz: SRS's API answers (when SRS is configured), so
  * does ZLMediaKit's (when it is), and the recordings index takes a write (with PostgreSQL out of
  * reach: the spool does, with room); 503 naming the check that failed otherwise; the spool's depth
- * and age; a Redis outage named without failing. GET /metrics: Prometheus text.
+ * and age; a Redis or PostgreSQL outage named under `degraded` without failing. GET /metrics: Prometheus text.
  * Open to every caller (no stream names or secrets in them), as probes and scrapers expect.
  */
 
@@ -20,7 +20,8 @@ const Ready = Type.Object({
   checks: Type.Object({ srs: Check, zlm: Check, store: Check, redis: Type.Optional(Check) }),
   /**
    * Checks that failed without making the replica unready: Redis (with REDIS_URL), whose outage
-   * every replica sees at once and which each survives on its local state.
+   * every replica sees at once and which each survives on its local state; PostgreSQL (with
+   * DATABASE_URL, as `postgres`), out of reach while the spool takes the recordings.
    */
   degraded: Type.Array(Type.String()),
   /** Each media server's answer (a kind's check fails only when none of its servers answers). */
@@ -61,7 +62,7 @@ const health: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { con
     const zlm = kindCheck(zlmServers, 'no ZLMediaKit (ZLM_API_URL is unset)')
     const failed = [...(srs.ok ? [] : ['srs']), ...(zlm.ok ? [] : ['zlm']), ...(store.ok ? [] : ['store'])]
     const redis = app.redis?.check()
-    const degraded = redis === undefined || redis.ok ? [] : ['redis']
+    const degraded = [...(redis === undefined || redis.ok ? [] : ['redis']), ...(store.degraded === undefined ? [] : [store.degraded])]
     const s = app.recordings.spool()
     const age = app.recordings.spoolAgeMs()
     const spool = s === null ? null : { depth: s.depth, oldest_age_ms: age === null ? null : Math.round(age), max: s.max }

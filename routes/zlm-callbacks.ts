@@ -4,6 +4,7 @@ import { Type, type Static, type TSchema } from 'typebox'
 import { credentialsOf, type Verdict } from '../src/auth/service.js'
 import type { Config } from '../src/config.js'
 import { AppError, Codes, type Code } from '../src/errors.js'
+import { hookJsonParser } from '../src/http/json-body.js'
 import type { PublishResult } from '../src/publishers/service.js'
 import { redactQuery } from '../src/srs/hooks.js'
 import { DEFAULT_VHOST, streamUrl } from '../src/streams.js'
@@ -40,7 +41,7 @@ export interface ZlmCallbackRoutesOptions {
 const zlmCallbacks: FastifyPluginAsyncTypebox<ZlmCallbackRoutesOptions> = async (app, { config }) => {
   // ZLMediaKit sends application/json; parse every body as JSON, and an empty one is an error.
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
+  app.addContentTypeParser('*', { parseAs: 'string' }, hookJsonParser(app.getDefaultJsonParser('error', 'error'), 'ZLMediaKit'))
 
   app.addHook('onResponse', async (req, res) => {
     const route = req.routeOptions.url!

@@ -6,6 +6,7 @@ import { OperationsSettings } from './operations/settings.js'
 import { TakeoverSettings } from './publishers/settings.js'
 import { RecordingsSettings } from './recordings/settings.js'
 import { RedisSettings } from './redis/settings.js'
+import { wordErrors } from './schema-errors.js'
 import { apiEndpoints, SrsSettings, type SrsApiEndpoint } from './srs/settings.js'
 import { ZlmSettings, zlmEndpoints } from './zlm/settings.js'
 
@@ -21,6 +22,8 @@ export const ConfigSchema = Type.Object({
     { default: 'info' }
   ),
   BODY_LIMIT: Type.Integer({ default: 16_384, minimum: 1024, maximum: 10_485_760 }),
+  /** Variables not to warn about when they look like a misspelt setting (comma-separated), or `*`: no such warning. */
+  SRS_HOOKS_ENV_IGNORE: Type.String({ default: '', maxLength: 16_384 }),
   ...EdgeSettings,
   ...SrsSettings,
   ...ZlmSettings,
@@ -63,14 +66,14 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
   const converted = Value.Convert(ConfigSchema, withDefaults)
   // Checked once; the errors are listed only when there are some (a start saves the second walk).
   if (!Value.Check(ConfigSchema, converted)) {
-    const lines = [...Value.Errors(ConfigSchema, converted)].map((e) => {
-      const name = e.instancePath.replace(/^\//, '')
+    const lines = wordErrors(Value.Errors(ConfigSchema, converted), ConfigSchema).map((e) => {
+      const name = e.path.replace(/^\//, '')
       // Never echo a secret: hide passwords, tokens and secrets, and the credentials in a URL.
       const value = env[name]
       const shown = /PASSWORD|SECRET|TOKEN/.test(name) ? '(hidden)' : JSON.stringify(value?.replace(/\/\/[^/@\s]*@/g, '//***@'))
       return `${name}=${shown}: ${e.message}`
     })
-    throw new ConfigError(`invalid configuration: ${[...new Set(lines)].join('; ')}`)
+    throw new ConfigError(`invalid configuration: ${lines.join('; ')}`)
   }
   // Defaulted, converted and checked above: what Value.Parse would return (no field has a transform).
   const raw = converted as RawConfig

@@ -1,5 +1,6 @@
 import type { FastifyError } from 'fastify'
 import type { Log } from './logger.js'
+import { wordErrors, type SchemaError } from './schema-errors.js'
 
 /**
  * Coded errors. Every refusal or failure that reaches a caller carries a stable numeric `code`
@@ -158,13 +159,13 @@ function describeError (err: FastifyError | AppError): { status: number, code: n
   if (err instanceof AppError) return { status: err.statusCode, code: err.code, msg: err.message }
   if (err.validation !== undefined) {
     const where = String(err.validationContext)
-    const details = err.validation.map((v) => `${where}${v.instancePath} ${String(v.message)}`).join('; ')
+    const details = wordErrors(err.validation as unknown as SchemaError[]).map((v) => `${where}${v.path} ${v.message}`).join('; ')
     return { status: 400, code: Codes.INVALID_BODY, msg: `invalid hook ${where}: ${details}` }
   }
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return { status: 400, code: Codes.INVALID_JSON, msg: `${err.message}; send the hook body as a JSON object` }
+      return { status: 400, code: Codes.INVALID_JSON, msg: `${err.message}; send the body as a JSON object` }
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { status: 413, code: Codes.BODY_TOO_LARGE, msg: `${err.message} (BODY_LIMIT)` }
   }

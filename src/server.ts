@@ -1,7 +1,9 @@
 import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { flushCompileCache } from './compile-cache.js'
-import { loadConfig } from './config.js'
+import { ConfigSchema, loadConfig, type Config } from './config.js'
+import { lookalikeLine, lookalikes } from './env-check.js'
 
 /**
  * `srs-hooks serve`: read the environment, serve, and close gracefully on SIGTERM/SIGINT.
@@ -9,6 +11,8 @@ import { loadConfig } from './config.js'
  * cannot be built.
  */
 export async function serve (env: Record<string, string | undefined>, err: (line: string) => void): Promise<number> {
+  // A misspelt setting is otherwise ignored in silence: said first, even when the start fails.
+  for (const l of lookalikes(env, Object.keys(ConfigSchema.properties))) err(`srs-hooks: warning: ${lookalikeLine(l)}`)
   let config
   let app
   try {
@@ -38,8 +42,28 @@ export async function serve (env: Record<string, string | undefined>, err: (line
   // What the start compiled goes to the compile cache now (when the build's cli.js turned it on),
   // not only at a clean exit: a killed or crashed server still leaves it for the next start.
   flushCompileCache()
-  app.log.info({ srsApi: config.srsApis.map((a) => a.url), zlmApi: config.zlmApis, takeoverAt: config.TAKEOVER_AT, failMode: config.FAIL_MODE, takeoverTimeoutMs: config.TAKEOVER_TIMEOUT_MS }, 'srs-hooks ready')
+  await announce(app, config)
   return 0
+}
+
+/**
+ * The start's last line, once listening: `srs-hooks ready` when every SRS's API answers (within
+ * READY_TIMEOUT_MS, as /readyz asks it); otherwise a warning that hooks are served but which SRS is
+ * not reachable yet, and that doctor says why, rather than "ready" while /readyz answers 503.
+ */
+export async function announce (app: FastifyInstance, config: Config): Promise<void> {
+  const deadline = Date.now() + config.READY_TIMEOUT_MS
+  const answers = await Promise.all(app.srsServers.nodes.map(async (n) => await n.api.versions({ deadline }).then(
+    () => null,
+    (e: Error) => ({ api: n.url, reason: e.message })
+  )))
+  const unreachable = answers.filter((a) => a !== null)
+  const fields = { srsApi: config.srsApis.map((a) => a.url), zlmApi: config.zlmApis, takeoverAt: config.TAKEOVER_AT, failMode: config.FAIL_MODE, takeoverTimeoutMs: config.TAKEOVER_TIMEOUT_MS }
+  if (unreachable.length === 0) {
+    app.log.info(fields, 'srs-hooks ready')
+    return
+  }
+  app.log.warn({ ...fields, unreachable }, `serving hooks; SRS at ${unreachable.map((u) => u.api).join(', ')} not reachable yet; run \`npx srs-hooks doctor\` to see why`)
 }
 
 /** What an operator changes when the address cannot be bound, from the listen error. */

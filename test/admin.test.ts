@@ -185,3 +185,10 @@ t.test('the pieces: the ring buffer, the merge without SRS, time parsing', async
   t.equal(parseTime('2024-02-31x'), null)
   t.equal(parseTime('soon'), null)
 })
+
+t.test('an operator request whose JSON body does not parse is refused with 400 and code 4001', async (t) => {
+  const h = await startApp(t, { DATA_DIR: join(t.testdir(), 'data') })
+  const res = await fetch(`${h.url}${ADMIN}/rtp-servers`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"stream_id":' })
+  t.equal(res.status, 400)
+  t.match(await res.json(), { code: 4001, msg: /not valid JSON.*; send the body as a JSON object$/ })
+})

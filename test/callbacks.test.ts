@@ -1,5 +1,7 @@
 import t, { type Test } from 'tap'
 import { pino } from 'pino'
+import { Readable } from 'node:stream'
+import { request } from 'undici'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { MemoryPublisherStore } from '../src/publishers/store.js'
@@ -45,6 +47,12 @@ t.test('the callbacks also answer behind a gateway that strips /admin-api', asyn
   t.same(r.reply, { code: 0, msg: null })
 })
 
+t.test('a numeric client_id (SRS <= 3, or a hand-written curl test) is the client of that decimal string', async (t) => {
+  const { hookBase, logs } = await startApp(t, {})
+  t.same((await postHook(hookBase, 'on_publish', { ...publish, client_id: 5 })).reply, { code: 0, msg: null })
+  t.match(await logs.wait((l) => l.action === 'on_publish' && l.msg === 'hook'), { client: '5' })
+})
+
 t.test('bodies of other SRS versions are accepted', async (t) => {
   const { hookBase } = await startApp(t, {})
   const srs3 = { action: 'on_play', client_id: 1985, ip: '10.0.0.1', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', pageUrl: '' }
@@ -61,13 +69,15 @@ t.test('bad input gets a 4xx with a non-zero code and a message, reaches nobody,
   const srs = await deadSrs(t)
   const { app, hookBase, logs } = await startApp(t, { SRS_API_URL: srs.url, BODY_LIMIT: '2048' })
   const cases: Array<[string, string, unknown, number, number, RegExp]> = [
-    ['malformed JSON', 'on_publish', '{"action":"on_publish",', 400, 4001, /JSON/],
-    ['empty body', 'on_publish', '', 400, 4001, /empty/],
+    ['malformed JSON', 'on_publish', '{"action":"on_publish",', 400, 4001, /^the body is not valid JSON \(received with Content-Type "application\/json"\); SRS sends each hook as a JSON object$/],
+    ['empty body', 'on_publish', '', 400, 4001, /^the body is empty \(received with Content-Type "application\/json"\)/],
     ['a JSON array', 'on_publish', '[1,2]', 400, 4000, /body must be object/],
     ['a JSON string', 'on_publish', '"on_publish"', 400, 4000, /object/],
     ['missing stream', 'on_publish', { ...publish, stream: undefined }, 400, 4000, /stream/],
     ['missing client_id', 'on_publish', { ...publish, client_id: undefined }, 400, 4000, /client_id/],
-    ['client_id an object', 'on_publish', { ...publish, client_id: { $ne: 1 } }, 400, 4000, /client_id/],
+    ['client_id an object', 'on_publish', { ...publish, client_id: { $ne: 1 } }, 400, 4000, /^invalid hook body: body\/client_id must be string or must be integer$/],
+    ['client_id a fraction', 'on_publish', { ...publish, client_id: 5.5 }, 400, 4000, /body\/client_id must be string or must be integer/],
+    ['client_id negative', 'on_publish', { ...publish, client_id: -1 }, 400, 4000, /body\/client_id must be string or must be >= 0/],
     ['app a number', 'on_publish', { ...publish, app: 5 }, 400, 4000, /app/],
     ['stream_id null', 'on_publish', { ...publish, stream_id: null }, 400, 4000, /stream_id/],
     ['empty app', 'on_publish', { ...publish, app: '' }, 400, 4000, /app/],
@@ -75,7 +85,7 @@ t.test('bad input gets a 4xx with a non-zero code and a message, reaches nobody,
     ['on_dvr without file', 'on_dvr', { ...bodies.on_dvr, file: undefined }, 400, 4000, /file/],
     ['another hook\'s body', 'on_publish', bodies.on_unpublish, 400, 4002, /on_unpublish.*on_publish callback/],
     ['oversized', 'on_publish', { ...publish, param: '?x=' + 'a'.repeat(4000) }, 413, 4013, /BODY_LIMIT/],
-    ['a prototype-polluting body', 'on_publish', '{"__proto__":{"admin":true},"action":"on_publish"}', 400, 4001, /JSON/]
+    ['a prototype-polluting body', 'on_publish', '{"__proto__":{"admin":true},"action":"on_publish"}', 400, 4001, /^the body holds a __proto__ or constructor key, which is refused/]
   ]
   for (const [name, action, body, status, code, msg] of cases) {
     const r = await postHook(hookBase, action, body)
@@ -96,6 +106,31 @@ t.test('a form-encoded content type (curl -d) is parsed as JSON', async (t) => {
     const res = await fetch(`${hookBase}/on_play`, { method: 'POST', headers: { 'content-type': type }, body: JSON.stringify(bodies.on_play) })
     t.same(await res.json(), { code: 0, msg: null }, type)
   }
+})
+
+t.test('a body that is not JSON says what content type it came with and how to send JSON, on either request path', async (t) => {
+  const srs = await deadSrs(t)
+  const { app, hookBase } = await startApp(t, { SRS_API_URL: srs.url })
+  const curl = ' with curl, add -H \'Content-Type: application/json\' and send a JSON object'
+  const send = async (headers: Record<string, string>, body: string | Readable): Promise<{ status: number, reply: any }> => {
+    const res = await request(`${hookBase}/on_publish`, { method: 'POST', headers, body })
+    return { status: res.statusCode, reply: await res.body.json() }
+  }
+  // curl -d 'action=on_publish&stream=cam1': a form type and a form body (a sized body: the hook front).
+  t.same(await send({ 'content-type': 'application/x-www-form-urlencoded' }, 'action=on_publish&stream=cam1'), {
+    status: 400, reply: { code: 4001, msg: `the body is not valid JSON (received with Content-Type "application/x-www-form-urlencoded"); SRS sends JSON:${curl}` }
+  })
+  t.same(await send({ 'content-type': 'text/plain;charset=UTF-8' }, '{action: on_publish}'), {
+    status: 400, reply: { code: 4001, msg: `the body is not valid JSON (received with Content-Type "text/plain;charset=UTF-8"); SRS sends JSON:${curl}` }
+  })
+  // Chunked, or without a content type: Fastify's path, the same words.
+  t.same(await send({ 'content-type': 'application/x-www-form-urlencoded' }, Readable.from([Buffer.from('action=on_'), Buffer.from('publish')])), {
+    status: 400, reply: { code: 4001, msg: `the body is not valid JSON (received with Content-Type "application/x-www-form-urlencoded"); SRS sends JSON:${curl}` }
+  })
+  t.same(await send({}, 'action=on_publish'), { status: 400, reply: { code: 4001, msg: `the body is not valid JSON (received with no Content-Type); SRS sends JSON:${curl}` } })
+  t.same(await send({ 'content-type': 'x'.repeat(300) }, 'a'), { status: 400, reply: { code: 4001, msg: `the body is not valid JSON (received with Content-Type "${'x'.repeat(100)}"); SRS sends JSON:${curl}` } }, 'a long type is cut')
+  t.same(srs.requests.filter((r) => r.url !== '/api/v1/versions'), [], 'nothing reached SRS')
+  t.equal(await app.publishers.store.size(), 0)
 })
 
 t.test('unknown routes and methods answer 404 with a code', async (t) => {

@@ -76,6 +76,18 @@ t.test('doctor against the simulator and a running srs-hooks: every check OK, ex
   t.notMatch(r.out, /FAIL/)
 })
 
+t.test('doctor warns about a misspelt setting, naming the one it resembles, even with a bad configuration', async (t) => {
+  const { run } = await world(t)
+  const r = await run({}, [], { ADMIN_TOKN: 'x'.repeat(20) })
+  t.equal(r.code, 0, 'a warning is not a failure')
+  t.match(r.out, /^WARN {2}environment variable ADMIN_TOKN is not a setting of srs-hooks and is ignored: did you mean ADMIN_TOKEN\? .*\n {6}fix: rename ADMIN_TOKN to ADMIN_TOKEN, or add ADMIN_TOKN to SRS_HOOKS_ENV_IGNORE if it belongs to something else/)
+  t.match(r.out, /\n9 OK, 1 warnings, 0 failed$/)
+  const bad = await run(null, [], { FAIL_MOD: 'closed', LOG_LEVEL: 'verbose' })
+  t.equal(bad.code, 2)
+  t.match(bad.out, /^WARN {2}environment variable FAIL_MOD .* did you mean FAIL_MODE\?/)
+  t.equal(bad.err, 'srs-hooks doctor: invalid configuration: LOG_LEVEL="verbose": must be one of fatal, error, warn, info, debug, trace, silent')
+})
+
 t.test('doctor with SRS\'s API down: that check fails with a fix, exit 1', async (t) => {
   const { run, sim } = await world(t)
   sim.setFault('down')

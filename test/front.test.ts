@@ -142,7 +142,7 @@ t.test('good hooks, and every way a hook body can be wrong, are answered, logged
   )
   const { answers, viaFront } = await compare(t, apps, cases)
   t.same(answers.map((a) => a.status), [...Array(10).fill(200), ...Array(8).fill(400), 200, 200, 400, 200, 200, 413, 413, 200, 404], 'the statuses the cases call for')
-  t.match(answers[10]!.body, /^\{"code":4001,"msg":"Body is not valid JSON/, 'a reply with a code and words')
+  t.match(answers[10]!.body, /^\{"code":4001,"msg":"the body is not valid JSON/, 'a reply with a code and words')
   t.same(viaFront, [...Array(20).fill(true), ...Array(7).fill(false)], 'the front served every case but the empty, untyped, chunked or oversized bodies, the query string and the unknown hook')
 })
 

@@ -76,7 +76,9 @@ t.test('PostgreSQL stopped in the middle of a burst of on_dvr: every one acknowl
   const down = await list(h)
   t.equal(down.status, 503, 'the index cannot be listed while PostgreSQL is down')
   t.match(down.body, { code: 4112, msg: new RegExp(`${spooled} recordings wait in this replica's spool`) })
-  t.match(await ready(h), { checks: { store: { ok: true, msg: /does not take a write.*recordings go to the spool/ } }, spool: { depth: spooled, max: 1_000_000 } })
+  const degraded = await ready(h)
+  t.match(degraded, { checks: { store: { ok: true, msg: /does not take a write.*recordings go to the spool/ } }, spool: { depth: spooled, max: 1_000_000 } })
+  t.same(degraded.degraded, ['postgres'], 'PostgreSQL named under degraded, as Redis is')
 
   await cluster.start()
   await waitFor(() => spoolDepth(h) === 0, 15_000, 'the spool to drain')
@@ -188,7 +190,7 @@ t.test('the spool is bounded: full, an on_dvr that cannot reach PostgreSQL is re
   proxy.set('pass')
   await waitFor(() => spoolDepth(h) === 0, 10_000, 'the spool to drain')
   t.same(await allFiles(h), ['/2.flv', '/1.flv'])
-  t.match(await ready(h), { checks: { store: { ok: true, msg: null } }, spool: { depth: 0, oldest_age_ms: null } })
+  t.match(await ready(h), { degraded: [], checks: { store: { ok: true, msg: null } }, spool: { depth: 0, oldest_age_ms: null } })
 })
 
 t.test('/readyz and /metrics show the spool\'s depth and the age of its oldest recording; GET recordings says how many wait', async (t) => {

@@ -15,14 +15,14 @@ t.test('ZLMediaKit is off unless ZLM_API_URL names it; SRS is on unless SRS_API_
 
 t.test('a bad ZLM_API_URL fails at start, naming it; credentials belong in ZLM_SECRET, never echoed', async (t) => {
   const cases: Array<[Record<string, string>, RegExp]> = [
-    [{ ZLM_API_URL: 'zlm1:80' }, /ZLM_API_URL="zlm1:80": not an http\(s\) origin without credentials: zlm1:80/],
-    [{ ZLM_API_URL: 'http://admin:pw@zlm1' }, /ZLM_API_URL="http:\/\/\*\*\*@zlm1": not an http\(s\) origin without credentials: http:\/\/\*\*\*@zlm1/],
-    [{ ZLM_API_URL: 'http://zlm1/index/api' }, /not an http\(s\) origin/],
-    [{ ZLM_API_URL: ',' }, /ZLM_API_URL=",": not an http\(s\) origin without credentials: \(empty\)/],
+    [{ ZLM_API_URL: 'zlm1:80' }, /ZLM_API_URL="zlm1:80": zlm1:80 is not an origin: expected http:\/\/host:port \(or https:\/\/\)/],
+    [{ ZLM_API_URL: 'http://admin:pw@zlm1' }, /ZLM_API_URL="http:\/\/\*\*\*@zlm1": http:\/\/\*\*\*@zlm1 carries credentials: give the origin alone/],
+    [{ ZLM_API_URL: 'http://zlm1/index/api' }, /ZLM_API_URL="http:\/\/zlm1\/index\/api": http:\/\/zlm1\/index\/api must be an origin without a path: use http:\/\/zlm1$/],
+    [{ ZLM_API_URL: ',' }, /ZLM_API_URL=",": names no server: expected http:\/\/host:port, several separated by commas$/],
     [{ ZLM_API_URL: 'http://zlm1,http://zlm1/' }, /ZLM_API_URL: http:\/\/zlm1 is listed twice/],
     [{ ZLM_API_RETRIES: '11' }, /ZLM_API_RETRIES/],
     [{ ZLM_SECRET: 'x'.repeat(2000) }, /ZLM_SECRET=\(hidden\)/],
-    [{ SRS_API_URL: ',' }, /SRS_API_URL=",": not an http\(s\) origin: \(empty\)/]
+    [{ SRS_API_URL: ',' }, /SRS_API_URL=",": names no server: expected http:\/\/host:port, several separated by commas, or none$/]
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), message, JSON.stringify(env).slice(0, 60))

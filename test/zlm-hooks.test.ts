@@ -100,6 +100,7 @@ t.test('bad input gets a 4xx with a code and a message, and harms nothing', asyn
     t.equal(r.reply.code, code, `${what}: code ${code}`)
     t.type(r.reply.msg, 'string')
   }
+  t.match((await postHook(zlmHookBase, 'on_publish', '{"app":')).reply.msg, /^the body is not valid JSON \(received with Content-Type "application\/json"\); ZLMediaKit sends each hook as a JSON object$/, 'says what was received and who sends what')
   t.same(sim.kicks, [])
   t.equal(sim.owner('live', 'cam1'), a.id)
   t.equal((await app.publishers.store.get('zlm-test-1', '/live/cam1'))?.clientId, a.id)

@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import type { Command, Io } from './command.js'
-import { loadConfig, type Config } from '../config.js'
+import { ConfigSchema, loadConfig, type Config } from '../config.js'
+import { ENV_IGNORE, lookalikeLine, lookalikes } from '../env-check.js'
 import type { SrsApiError } from '../errors.js'
 import { find, illegalDirectives, isOn, parseSrsConf, type Directive } from '../operations/srs-conf.js'
 import { request } from 'undici'
@@ -38,6 +39,16 @@ export async function doctor (args: string[], io: Io): Promise<number> {
       return 2
     }
   }
+  const report: Report = { ok: 0, warn: 0, fail: 0 }
+  const ok = (what: string): void => { report.ok++; io.out(`OK    ${what}`) }
+  const warn = (what: string, fix: string): void => { report.warn++; io.out(`WARN  ${what}\n      fix: ${fix}`) }
+  const fail = (what: string, fix: string): void => { report.fail++; io.out(`FAIL  ${what}\n      fix: ${fix}`) }
+  const step = (what: string): void => { io.out(`...   ${what}`) }
+
+  // 0. Settings misspelt, which the server would ignore: said even when the configuration is bad.
+  for (const l of lookalikes(io.env, Object.keys(ConfigSchema.properties))) {
+    warn(lookalikeLine(l), `rename ${l.name} to ${l.like}, or add ${l.name} to ${ENV_IGNORE} if it belongs to something else`)
+  }
   let config: Config
   try {
     config = loadConfig(io.env)
@@ -45,12 +56,6 @@ export async function doctor (args: string[], io: Io): Promise<number> {
     io.err(`srs-hooks doctor: ${(e as Error).message}`)
     return 2
   }
-
-  const report: Report = { ok: 0, warn: 0, fail: 0 }
-  const ok = (what: string): void => { report.ok++; io.out(`OK    ${what}`) }
-  const warn = (what: string, fix: string): void => { report.warn++; io.out(`WARN  ${what}\n      fix: ${fix}`) }
-  const fail = (what: string, fix: string): void => { report.fail++; io.out(`FAIL  ${what}\n      fix: ${fix}`) }
-  const step = (what: string): void => { io.out(`...   ${what}`) }
 
   // 1. The conf SRS runs with.
   let rtmpPort = 1935

@@ -27,7 +27,7 @@ export const RecordingsSettings = {
   // checkDatabaseUrl() checks it at start and masks the password in its message.
   DATABASE_URL: Type.Optional(Type.String()),
   /** The PostgreSQL schema srs-hooks creates and owns (recordings, schema_migrations, meta). */
-  DATABASE_SCHEMA: Type.String({ default: 'srs_hooks', pattern: '^[a-z_][a-z0-9_]{0,62}$' }),
+  DATABASE_SCHEMA: Type.String({ default: 'srs_hooks', pattern: '^[a-z_][a-z0-9_]{0,62}$', expected: 'a lower-case PostgreSQL name: a-z, 0-9 and _, not starting with a digit, 63 characters at most' }),
   /** Bound on an on_dvr's write to PostgreSQL; past it the recording goes to the spool. Far below SRS's 30 s hook timeout. */
   DATABASE_WRITE_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 1, maximum: 20_000 }),
   /** Bound on connecting to PostgreSQL, on each statement (statement_timeout) and on reads (GET recordings, /metrics). */

@@ -143,7 +143,7 @@ export class SpooledStore implements RecordingStore {
     } catch (err) {
       return { ok: false, msg: `${db.msg}; the spool ${this.spoolFile.file} is not writable either: ${(err as Error).message}` }
     }
-    return { ok: true, msg: `${db.msg}; recordings go to the spool (${s.depth} waiting)` }
+    return { ok: true, msg: `${db.msg}; recordings go to the spool (${s.depth} waiting)`, degraded: 'postgres' }
   }
 
   async prune (before: number, limit: number): Promise<number> {

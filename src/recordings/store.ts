@@ -115,6 +115,8 @@ export interface Readiness {
   ok: boolean
   /** Why not, or what is degraded (PostgreSQL out of reach while the spool takes the writes); null when all is well. */
   msg: string | null
+  /** Ready, but on a fallback: PostgreSQL out of reach while the spool takes the writes (/readyz lists it under `degraded`). */
+  degraded?: 'postgres'
 }
 
 /**

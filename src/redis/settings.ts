@@ -9,9 +9,9 @@ export const RedisSettings = {
    * Redis 7 or Valkey, standalone (`redis://[user:password@]host:port[/db]`, or `rediss://` for
    * TLS). Unset: every replica keeps its state in process, as a single srs-hooks does.
    */
-  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://[^/]', maxLength: 4096 })),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://[^/]', expected: 'redis://[user:password@]host:port[/db] (or rediss:// for TLS)', maxLength: 4096 })),
   /** Starts every key and channel, so that several deployments can share one Redis. */
-  REDIS_PREFIX: Type.String({ default: 'srs-hooks:', minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' }),
+  REDIS_PREFIX: Type.String({ default: 'srs-hooks:', minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]+$', expected: 'printable ASCII without spaces, such as srs-hooks:' }),
   /**
    * Bound on every Redis command; past it the operation uses this replica's local state. Well
    * under the hooks' own bounds (SRS_API_TIMEOUT_MS, TAKEOVER_TIMEOUT_MS): a hung Redis costs a

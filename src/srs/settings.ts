@@ -1,27 +1,25 @@
 import { Type } from 'typebox'
-import { Millis, splitList } from '../settings.js'
+import { Millis, originFault, splitList } from '../settings.js'
 
 /**
  * Settings for SRS's HTTP API, merged into ConfigSchema. docs/configuration.md documents
  * each one with its default.
  */
 
-const API_URL = /^https?:\/\/[^/\s,]+\/?$/
-
 /** SRS_API_URL=none: no SRS (a deployment that runs ZLMediaKit only). */
 export const NO_SRS = 'none'
 
-/** Entries of SRS_API_URL that are not an API origin (`http[s]://[user:pass@]host[:port]`). */
+/** What is wrong with each entry of SRS_API_URL that is not an API origin (`http[s]://[user:pass@]host[:port]`). */
 export function badApiUrls (value: string): string[] {
   if (value.trim() === NO_SRS) return []
-  return splitList(value).filter((u) => !API_URL.test(u) || !URL.canParse(u))
+  return splitList(value).map((u) => originFault(u, true)).filter((f) => f !== '')
 }
 
 export const SrsSettings = {
   /** SRS's HTTP API: one origin, or several separated by commas (one per SRS server); each may carry user:pass@; `none`: no SRS. */
   SRS_API_URL: Type.Refine(Type.String({ default: 'http://127.0.0.1:1985', minLength: 1 }),
     (v: string) => splitList(v).length > 0 && badApiUrls(v).length === 0,
-    (v: string) => `not an http(s) origin: ${badApiUrls(v).map((u) => u.replace(/\/\/[^/@\s]*@/, '//***@')).join(', ') || '(empty)'}`),
+    (v: string) => splitList(v).length === 0 ? 'names no server: expected http://host:port, several separated by commas, or none' : badApiUrls(v).join('; ')),
   SRS_API_USERNAME: Type.Optional(Type.String()),
   SRS_API_PASSWORD: Type.Optional(Type.String()),
   SRS_API_TIMEOUT_MS: Millis(1000),

@@ -1,23 +1,21 @@
 import { Type } from 'typebox'
-import { Millis, splitList } from '../settings.js'
+import { Millis, originFault, splitList } from '../settings.js'
 
 /**
  * Settings for ZLMediaKit's HTTP API, merged into ConfigSchema. docs/configuration.md
  * documents each one with its default.
  */
 
-const API_URL = /^https?:\/\/[^/\s,@]+\/?$/
-
-/** Entries of ZLM_API_URL that are not an API origin (`http[s]://host[:port]`, no credentials: the secret is ZLM_SECRET). */
+/** What is wrong with each entry of ZLM_API_URL that is not an API origin (`http[s]://host[:port]`, no credentials: the secret is ZLM_SECRET). */
 export function badZlmUrls (value: string): string[] {
-  return splitList(value).filter((u) => !API_URL.test(u) || !URL.canParse(u))
+  return splitList(value).map((u) => originFault(u, false)).filter((f) => f !== '')
 }
 
 export const ZlmSettings = {
   /** ZLMediaKit's HTTP API: one origin, or several separated by commas (one per server). Unset: no ZLMediaKit. */
   ZLM_API_URL: Type.Optional(Type.Refine(Type.String({ minLength: 1 }),
     (v: string) => splitList(v).length > 0 && badZlmUrls(v).length === 0,
-    (v: string) => `not an http(s) origin without credentials: ${badZlmUrls(v).map((u) => u.replace(/\/\/[^/@\s]*@/, '//***@')).join(', ') || '(empty)'}`)),
+    (v: string) => splitList(v).length === 0 ? 'names no server: expected http://host:port, several separated by commas' : badZlmUrls(v).join('; '))),
   /** ZLMediaKit's api.secret. Unset: learnt from each server's on_server_started. */
   ZLM_SECRET: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
   ZLM_API_TIMEOUT_MS: Millis(1000),
