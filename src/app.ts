@@ -11,7 +11,6 @@ import health from '../routes/health.js'
 import type { Config } from './config.js'
 import { failureOf, Codes, type AppError } from './errors.js'
 import { capConnections, clientErrorHandler, serverOptionsOf, type EdgeCounters } from './http/edge.js'
-import { HookFront, type ServerTimeouts } from './http/front.js'
 import { backgroundStart } from './http/start.js'
 import { lazySerializerCompiler, validatorCompiler } from './http/validation.js'
 import { createLogger, LazyChildLogger } from './logger.js'
@@ -49,8 +48,6 @@ export interface AppDeps {
   srsStatsIntervalMs?: number
   /** The same for ZLMediaKit (1000 ms); for tests. */
   zlmStatsIntervalMs?: number
-  /** false: SRS's hooks go through Fastify's request path too, not the front (to compare the two). */
-  hookFront?: false
 }
 
 /** Where SRS's hooks arrive: directly, and through a gateway that strips `/admin-api`. */
@@ -61,9 +58,6 @@ const START_GRACE_MS = 100
 
 export async function buildApp (config: Config, deps: AppDeps = {}) {
   const now = deps.now ?? Date.now
-  const trustProxy = trustProxyOf(config.TRUST_PROXY)
-  // Behind a TRUST_PROXY, request.ip is Fastify's to work out: the hooks go through Fastify then.
-  const front = new HookFront(deps.hookFront !== false && trustProxy === false)
   const edge: EdgeCounters = { unknownCallbacks: 0, timedOut: 0, dropped: 0 }
   // Set once the instance exists; a client error can only come once it listens.
   let log: FastifyBaseLogger | undefined
@@ -79,14 +73,10 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     http: serverOptionsOf(config.REQUEST_TIMEOUT_MS),
     clientErrorHandler: clientErrorHandler(edge, config.REQUEST_TIMEOUT_MS, () => log!),
     // Whose X-Forwarded-For sets request.ip (HOOK_ALLOW checks it): TRUST_PROXY's proxies only.
-    trustProxy,
-    return503OnClosing: true,
-    // SRS's hooks are served in front of Fastify's request path (http/front.ts), with one sequence of request ids.
-    genReqId: front.requestId,
-    serverFactory: (handler, options) => front.server(handler, options as unknown as ServerTimeouts)
+    trustProxy: trustProxyOf(config.TRUST_PROXY),
+    return503OnClosing: true
   }).withTypeProvider<TypeBoxTypeProvider>()
   log = app.log
-  app.decorate('hookFront', front)
   app.decorate('edge', edge)
   capConnections(app, config.MAX_CONNECTIONS, now)
   app.setValidatorCompiler(validatorCompiler)
@@ -102,11 +92,9 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     else json(req, body as string, done)
   })
 
+  // A hook's failure is answered by its own pipeline (http/hooks.ts), and said in its line.
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
-    // A hook's own line says why it failed; any other request's failure is said here.
-    const hook = req.routeOptions.url?.includes('/callback/') === true
-    const failed = failureOf(err, req.log, hook ? undefined : { method: req.method, url: req.url.split('?')[0], caller: req.ip })
-    req.hookLog = failed.hookLog
+    const failed = failureOf(err, req.log, { method: req.method, url: req.url.split('?')[0], caller: req.ip })
     return reply.code(failed.status).send(failed.reply)
   })
   app.setNotFoundHandler((req, reply) => {
@@ -121,10 +109,11 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
 
   // While closing, answer what is in flight and close its connection, so a keep-alive client
   // (a gateway) does not hold the shutdown open.
-  app.addHook('preClose', async () => { front.close() })
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
   // Callback style, as the other hooks every request runs: no promise per request.
   app.addHook('onSend', (_req, reply, payload, done) => {
-    if (front.closing) reply.header('connection', 'close')
+    if (closing) reply.header('connection', 'close')
     done(null, payload)
   })
 
