@@ -2,7 +2,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError } fro
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Logger } from 'pino'
 import type { Dispatcher } from 'undici'
-import admin, { ADMIN_PREFIXES } from '../routes/admin.js'
+import admin from '../routes/admin.js'
+import events from '../routes/events.js'
 import callbacks from '../routes/callbacks.js'
 import consoleRoutes from '../routes/console.js'
 import auth from './auth/plugin.js'
@@ -11,6 +12,7 @@ import health from '../routes/health.js'
 import type { Config } from './config.js'
 import { failureOf, Codes, type AppError } from './errors.js'
 import { capConnections, clientErrorHandler, serverOptionsOf, type EdgeCounters } from './http/edge.js'
+import { ADMIN_PREFIXES } from './http/operators.js'
 import { backgroundStart } from './http/start.js'
 import { lazySerializerCompiler, validatorCompiler } from './http/validation.js'
 import { createLogger, LazyChildLogger } from './logger.js'
@@ -130,6 +132,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   for (const prefix of ADMIN_PREFIXES) await app.register(admin, { prefix, config, now })
   for (const prefix of ADMIN_PREFIXES) await app.register(zlmRtp, { prefix, config })
   await app.register(consoleRoutes, { config, now })
+  for (const prefix of ADMIN_PREFIXES) await app.register(events, { prefix, config })
   await app.register(health, { config, now })
   return app
 }
