@@ -137,8 +137,8 @@ export class SrsApiError extends Error {
 }
 
 /**
- * What a failed request is answered, logged and counted with (the app's error handler, and the hook
- * front's). A hook has a line of its own that gives the reason; any other request passes `unlined`
+ * What a failed request is answered, logged and counted with (the app's error handler, and the hooks'
+ * pipeline's, http/hooks.ts). A hook has a line of its own that gives the reason; any other request passes `unlined`
  * (what to say of it), and its expected failure is logged once with it.
  */
 export function failureOf (err: FastifyError | AppError, log: Log, unlined?: Record<string, unknown>): { status: number, reply: { code: number, msg: string }, hookLog: { outcome: string, code: number, reason: string } } {
