@@ -3,7 +3,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type TSchema } from 'typebox'
 import type { Config } from '../src/config.js'
 import { AppError, Codes, type SrsApiError } from '../src/errors.js'
-import { checkAccess } from '../src/operations/access.js'
+import { operatorsOnly } from '../src/http/operators.js'
 import { mergeStreams, parseTime, type LiveView } from '../src/operations/streams.js'
 import { EVENT_TYPES } from '../src/publishers/events.js'
 import type { SrsClient } from '../src/srs/api.js'
@@ -19,8 +19,6 @@ import { decodeCursor, encodeCursor, type Recording } from '../src/recordings/st
  * strips /admin-api): streams, the kick, events, recordings. Bearer ADMIN_TOKEN, or loopback
  * callers only when it is unset.
  */
-
-export const ADMIN_PREFIXES = ['/admin-api/video/camera', '/video/camera'] as const
 
 export const RECORDINGS_LIMIT = { default: 50, max: 500 } as const
 export const EVENTS_LIMIT = { default: 100, max: 1000 } as const
@@ -89,21 +87,6 @@ const StreamItem = Type.Object({
 export interface AdminRoutesOptions {
   config: Config
   now: () => number
-}
-
-/** The operator API's onRequest hook: bearer ADMIN_TOKEN, or loopback callers only while it is unset. */
-export function operatorsOnly (config: Config) {
-  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const access = checkAccess(config.ADMIN_TOKEN, req.headers.authorization, req.socket.remoteAddress)
-    if (access.ok) return
-    // A failed login: who (the socket's address, and what it says it forwards for) and why; never the token.
-    req.log.warn({ caller: req.socket.remoteAddress, forwardedFor: req.headers['x-forwarded-for']?.slice(0, 256), reason: access.reason, method: req.method, url: req.url.split('?')[0] }, 'operator API: access refused')
-    if (access.reason === 'not-loopback') {
-      throw new AppError('the operator API answers loopback callers only while ADMIN_TOKEN is unset; set ADMIN_TOKEN and send it as a bearer token', Codes.ADMIN_FORBIDDEN, 403)
-    }
-    reply.header('www-authenticate', 'Bearer realm="srs-hooks"')
-    throw new AppError(access.reason === 'no-token' ? 'send ADMIN_TOKEN as "Authorization: Bearer <token>"' : 'wrong bearer token', Codes.ADMIN_UNAUTHORIZED, 401)
-  }
 }
 
 const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { config, now }) => {

@@ -1,15 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyError, FastifyRequest } from 'fastify'
-import type { Logger } from 'pino'
-import type { Static, TSchema } from 'typebox'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { Type, type Static, type TObject } from 'typebox'
 import { credentialsOf } from '../src/auth/service.js'
 import type { Config } from '../src/config.js'
-import { AppError, Codes, failureOf, type Code } from '../src/errors.js'
-import { hookJsonParser } from '../src/http/json-body.js'
-import { lazySerializerCompiler, validatorCompiler } from '../src/http/validation.js'
-import { jsonString, LazyChildLogger, LineWriter, unredacted, type Log } from '../src/logger.js'
-import type { PublishResult } from '../src/publishers/service.js'
-import { UnindexableRecordingError, type DvrNotice, type RecordingService } from '../src/recordings/service.js'
+import { hookPipeline, publishLog, replyOf, unknownServer, indexRecording, type HookLog } from '../src/http/hooks.js'
 import { srsTopic, tokenKey } from '../src/srs/adapter.js'
 import {
   ALLOW, HookBodies, HookReply, clientIdOf, redactQuery, streamIdOf, streamKeyOf,
@@ -24,178 +18,23 @@ import { UNKNOWN, type SrsNode } from '../src/srs/servers.js'
  * publisher.
  */
 
-/** What the one log line per hook says besides action, status and milliseconds. */
-export interface HookLog {
-  stream?: string | undefined
-  client?: string
-  /** Why the hook was refused or not processed (the reply's msg). */
-  reason?: string
-  ip?: string | undefined
-  param?: string | undefined
-  outcome: string
-  code: number
-  [extra: string]: unknown
-}
-
-/** What a hook's handler sees of its request: Fastify's request, or the hook front's. */
-export interface HookRequest<B> {
-  body: B
-  log: Log
-  hookLog: HookLog | null
-}
-
-const JSON_TYPE = 'application/json; charset=utf-8'
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    hookLog: HookLog | null
-  }
-}
-
 const response = { 200: HookReply, '4xx': HookReply, '5xx': HookReply }
 
 /** How long finding the server that sent a hook may take (one rediscovery of unknown servers). */
 const RESOLVE_MS = 1000
-
-/**
- * A recording a media server reported (SRS's on_dvr, ZLMediaKit's on_record_mp4), stored before
- * the reply: one that never could be is the sender's error (400), one that cannot be stored now is
- * answered 503 so that the server retries it.
- */
-export async function indexRecording (recordings: RecordingService, n: DvrNotice): Promise<{ outcome: string, recording: number | undefined }> {
-  try {
-    const r = await recordings.index(n)
-    return { outcome: !r.created ? 'duplicate' : r.spooled ? 'spooled' : 'stored', recording: r.id ?? undefined }
-  } catch (err) {
-    const msg = `recording ${JSON.stringify(n.file)} not stored: ${(err as Error).message}`
-    if (err instanceof UnindexableRecordingError) throw new AppError(msg, Codes.INVALID_BODY, 400, { cause: err })
-    throw new AppError(msg, Codes.RECORDING_NOT_STORED, 503, { cause: err })
-  }
-}
 
 export interface CallbackRoutesOptions {
   config: Config
 }
 
 const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, { config }) => {
-  // SRS sends application/json; curl -d sends a form type. Parse every body as JSON, and an
-  // empty one is an error: every hook has a body.
-  const json = hookJsonParser(app.getDefaultJsonParser('error', 'error'), 'SRS')
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'string' }, json)
+  hookPipeline(app, 'SRS')
 
-  // The one line per hook, written by a child of the app's logger without redaction: its fields
-  // are all known and none is a secret (param's credentials are masked by redactQuery), and
-  // redaction walks every line for its paths. reqId first, where the request's own child puts it:
-  // the same line. A LineWriter builds it as one string, the same as pino's, for a fifth of its cost.
-  const lines = unredacted(app.log)
-  const writer = LineWriter.of(lines as Logger)
-  // A refused or failed hook's line names its caller's address (the hook's `ip` is the client's, as the body says).
-  const logLine = (reqId: string, action: string, hookLog: HookLog | null, status: number, ms: number, caller: string | undefined): void => {
-    const rounded = Math.round(ms * 10) / 10
-    const warn = status >= 400
-    const msg = warn ? 'hook not processed' : 'hook'
-    if (writer?.enabled(warn ? 40 : 30) === false) return
-    const refused = warn || hookLog?.code !== 0 ? caller : undefined
-    // Left to pino: a logger the writer does not write for, or a field that is an object.
-    // Every callback path sets hookLog (its handler, or the error handler); {} guards a plugin answering first.
-    /* c8 ignore next */
-    const fields = writer?.fields(hookLog ?? {})
-    if (fields !== undefined) {
-      writer!.write(warn ? 40 : 30, ',"reqId":' + jsonString(reqId) + ',"action":' + jsonString(action) + fields +
-        (refused === undefined ? '' : ',"caller":' + jsonString(refused)) + ',"status":' + String(status) + ',"ms":' + String(rounded), msg)
-      return
-    }
-    const line = { reqId, action, ...hookLog, caller: refused, status, ms: rounded }
-    if (warn) lines.warn(line, msg)
-    else lines.info(line, msg)
-  }
-  app.addHook('onResponse', (req, reply, done) => {
-    logLine(req.id, actionOf(req), req.hookLog, reply.statusCode, reply.elapsedTime, req.ip)
-    done()
-  })
-
-  // Only SRS may call (HOOK_TOKEN, HOOK_ALLOW): checked before the body is read, so a refused
-  // caller changes nothing.
-  const callerRefused = (ip: string, token: unknown): AppError | undefined => {
-    const refused = app.auth.checkCaller(ip, token)
-    return refused === undefined ? undefined : new AppError(refused.msg, refused.code as Code, 403)
-  }
-  app.addHook('onRequest', (req, _reply, done) => { done(callerRefused(req.ip, (req.query as Record<string, unknown>).token)) })
-
-  const front = app.hookFront
-  const serialize = lazySerializerCompiler()({ schema: HookReply, method: 'POST', url: '', httpStatus: '200' })
-  const root = app.log as Logger
-
-  const hook = <S extends TSchema>(action: HookAction, body: S, handler: (req: HookRequest<Static<S>>) => Promise<HookReply>): void => {
-    const mismatch = (sent: string): AppError | undefined =>
-      sent === action ? undefined : new AppError(`body.action is ${JSON.stringify(sent)} but this is the ${action} callback; check the hook URLs in srs.conf`, Codes.ACTION_MISMATCH, 400)
-    app.post(`/${action}`, {
-      schema: { body, response },
-      preHandler: (req, _reply, done) => { done(mismatch((req.body as { action: string }).action)) }
-    }, async (req) => await handler(req as unknown as HookRequest<Static<S>>))
-    const validate = validatorCompiler({ schema: body, method: 'POST', url: `/${action}`, httpPart: 'body' }) as (value: unknown) => { error?: FastifyError['validation'] }
-
-    /**
-     * The same request served in front of Fastify, in Fastify's order: the caller check, the body
-     * read and parsed as the content-type parser does (Fastify's JSON parser), the schema, the
-     * action, the handler, the reply through the route's serializer; then the log line and the
-     * metrics. Declined (Fastify serves it): a body not sized up front (chunked), empty, over
-     * BODY_LIMIT, or without a content type.
-     */
-    front.add(`${app.prefix}/${action}`, (raw, res) => {
-      const { headers } = raw
-      const length = Number(headers['content-length'])
-      if (headers['transfer-encoding'] !== undefined || headers['content-type'] === undefined || !(length > 0 && length <= config.BODY_LIMIT)) return false
-      const started = performance.now()
-      const id = front.requestId()
-      const req: HookRequest<Static<S>> = { body: undefined as never, log: new LazyChildLogger(root, { reqId: id }, {}), hookLog: null }
-      // A body that could not be parsed closes its connection (the caller may send more of it), as Fastify does.
-      const answer = (status: number, reply: HookReply, unparsed = false): void => {
-        const payload = serialize(reply)
-        res.writeHead(status, unparsed || front.closing
-          ? { 'content-type': JSON_TYPE, connection: 'close', 'content-length': Buffer.byteLength(payload) }
-          : { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(payload) })
-        res.end(payload)
-        const ms = performance.now() - started
-        logLine(id, action, req.hookLog, status, ms, raw.socket.remoteAddress)
-        app.metrics.hookAnswered(action, req.hookLog!.outcome, ms)
-      }
-      const fail = (err: unknown, unparsed = false): void => {
-        const failed = failureOf(err as FastifyError, req.log)
-        req.hookLog = failed.hookLog
-        answer(failed.status, failed.reply, unparsed)
-      }
-      const refused = callerRefused(raw.socket.remoteAddress!, undefined)
-      if (refused !== undefined) {
-        fail(refused)
-        return true
-      }
-      const chunks: Buffer[] = []
-      const onData = (chunk: Buffer): void => { chunks.push(chunk) }
-      const onEnd = (): void => {
-        raw.removeListener('data', onData)
-        raw.removeListener('error', onAbort)
-        let parsed: { error: Error | null, body?: unknown } = { error: null }
-        json(raw, chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'), (error, value) => { parsed = { error, body: value } })
-        if (parsed.error !== null) return fail(parsed.error, true)
-        const checked = validate(parsed.body)
-        if (checked.error !== undefined) return fail({ validation: checked.error, validationContext: 'body' })
-        const wrong = mismatch((parsed.body as { action: string }).action)
-        if (wrong !== undefined) return fail(wrong)
-        req.body = parsed.body as Static<S>
-        handler(req).then((reply) => { answer(200, reply) }, fail)
-      }
-      // The caller hung up before its body arrived: nobody to answer, and, as on Fastify's path, nothing logged or counted.
-      const onAbort = (): void => {
-        raw.removeListener('data', onData)
-        raw.removeListener('end', onEnd)
-      }
-      raw.on('data', onData)
-      raw.once('end', onEnd)
-      raw.once('error', onAbort)
-      return true
-    })
+  // SRS's body names its action, which the schema requires to be the route's (a body sent to another hook's URL is refused).
+  const hook = <S extends TObject>(action: HookAction, body: S, handler: (req: FastifyRequest<{ Body: Static<S> }>) => Promise<HookReply>): void => {
+    const schema = { body: Type.Object({ ...body.properties, action: Type.Literal(action) }, { additionalProperties: true }), response }
+    const untyped = app as unknown as FastifyInstance
+    untyped.post(`/${action}`, { schema, config: { hook: { action, metric: action } } }, handler)
   }
 
   /**
@@ -208,7 +47,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
   const serverIdOf = (node: SrsNode | typeof UNKNOWN, b: { server_id?: string | undefined }): string =>
     node === UNKNOWN ? b.server_id ?? '' : node.server.id
 
-  hook('on_publish', HookBodies.on_publish, async (req: HookRequest<OnPublish>) => {
+  hook('on_publish', HookBodies.on_publish, async (req: FastifyRequest<{ Body: OnPublish }>) => {
     const b = req.body
     const key = streamKeyOf(b)
     const client = clientIdOf(b)
@@ -218,7 +57,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
     const connected = node !== UNKNOWN && node.strategy !== 'publish' ? await app.publishers.progressed(node.server.id, client) : undefined
     const verdict = await app.auth.checkPublish({ vhost: b.vhost, app: b.app, stream: b.stream, param: b.param, ip: b.ip }, connected?.credentials)
     if (node === UNKNOWN) {
-      const r = unknownServer(config.FAIL_MODE, b.server_id, verdict.ok ? undefined : verdict)
+      const r = unknownServer(config.FAIL_MODE, verdict.ok ? undefined : verdict, `the hook's server_id ${JSON.stringify(b.server_id ?? null)} is none of the SRS servers in SRS_API_URL`)
       req.hookLog = { ...seen, outcome: r.outcome, code: r.reply.code, reason: r.reply.msg ?? undefined }
       return r.reply
     }
@@ -240,7 +79,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
 
   // SRS >= 7.0.62 takes the stream's publish token right after on_connect: a publisher with valid
   // credentials takes the stream over here. Every other client is answered at once.
-  hook('on_connect', HookBodies.on_connect, async (req: HookRequest<OnConnect>) => {
+  hook('on_connect', HookBodies.on_connect, async (req: FastifyRequest<{ Body: OnConnect }>) => {
     const b = req.body
     const client = clientIdOf(b)
     // SRS 4's on_connect names no stream: nothing to take over there.
@@ -263,7 +102,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
     return replyOf(r)
   })
 
-  hook('on_unpublish', HookBodies.on_unpublish, async (req: HookRequest<OnPublish>) => {
+  hook('on_unpublish', HookBodies.on_unpublish, async (req: FastifyRequest<{ Body: OnPublish }>) => {
     const b = req.body
     const key = streamKeyOf(b)
     const client = clientIdOf(b)
@@ -312,7 +151,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
 
   // on_play: allowed, unless PLAY_AUTH refuses it; a player's play also tells the on_connect
   // takeover that this client was no refused publisher.
-  hook('on_play', HookBodies.on_play, async (req: HookRequest<OnPlay>) => {
+  hook('on_play', HookBodies.on_play, async (req: FastifyRequest<{ Body: OnPlay }>) => {
     const b = req.body
     const client = clientIdOf(b)
     const seen = describe(b, streamKeyOf(b), client)
@@ -328,7 +167,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
   })
 
   for (const action of ['on_stop', 'on_hls'] as const) {
-    hook(action, HookBodies[action], async (req: HookRequest<OnPublish>) => {
+    hook(action, HookBodies[action], async (req: FastifyRequest<{ Body: OnPublish }>) => {
       const b = req.body
       req.hookLog = { ...describe(b, streamKeyOf(b), clientIdOf(b)), outcome: 'allowed', code: 0 }
       return ALLOW
@@ -336,31 +175,8 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
   }
 }
 
-/** The reply to a hook from a server none of SRS_API_URL's is: per FAIL_MODE; credentials still count. */
-function unknownServer (failMode: 'open' | 'closed', serverId: string | undefined, refused: { code: number, msg: string } | undefined): { outcome: string, reply: HookReply } {
-  if (refused !== undefined) return { outcome: 'refused-credentials', reply: { code: refused.code, msg: refused.msg } }
-  if (failMode === 'open') return { outcome: 'unknown-server-open', reply: ALLOW }
-  const msg = `the hook's server_id ${JSON.stringify(serverId ?? null)} is none of the SRS servers in SRS_API_URL; FAIL_MODE=closed refuses what it cannot check`
-  return { outcome: 'refused-unknown-server', reply: { code: Codes.SRS_API_UNAVAILABLE, msg } }
-}
-
-function replyOf (r: PublishResult): HookReply {
-  return r.allowed ? ALLOW : { code: r.refusal!.code, msg: r.refusal!.msg }
-}
-
-/** The log line of a publish or connect the core decided, on either media server. */
-export function publishLog (seen: HookLog, server: string, r: PublishResult): HookLog {
-  return { ...seen, server, outcome: r.outcome, code: r.allowed ? 0 : r.refusal!.code, reason: r.refusal?.msg, evicted: r.evicted, waitMs: r.release?.waitMs }
-}
-
 function describe (b: { ip?: string | undefined, param?: string | undefined }, stream: string | undefined, client: string): HookLog {
   return { stream, client, ip: b.ip, param: redactQuery(b.param), outcome: '', code: 0 }
-}
-
-/** The hook a request was routed to: the last segment of its route (only hook routes live here). */
-function actionOf (req: FastifyRequest): string {
-  const route = req.routeOptions.url!
-  return route.slice(route.lastIndexOf('/') + 1)
 }
 
 export default callbacks

@@ -9,8 +9,7 @@ import type { Config } from '../src/config.js'
 import { AppError, Codes } from '../src/errors.js'
 import { isLoopback } from '../src/operations/access.js'
 import liveEvents from '../src/operations/live-plugin.js'
-import { ADMIN_PREFIXES, operatorsOnly } from './admin.js'
-import events from './events.js'
+import { ADMIN_PREFIXES, operatorsOnly } from '../src/http/operators.js'
 
 /**
  * The operator console, under each prefix of the operator API: the page (GET console/, its
@@ -96,7 +95,7 @@ const page: FastifyPluginAsyncTypebox<ConsoleRoutesOptions & { files: Map<FileNa
   })
 }
 
-/** The console and the events stream, under each prefix of the operator API. */
+/** The console, under each prefix of the operator API; its live events for the events stream (routes/events.ts). */
 export default fp<ConsoleRoutesOptions>(async (app, { config, now }) => {
   await app.register(liveEvents, { config, now })
   const dir = consoleDir(config.CONSOLE_DIR)
@@ -108,7 +107,6 @@ export default fp<ConsoleRoutesOptions>(async (app, { config, now }) => {
     app.log.info({ dir: config.CONSOLE_DIR }, 'the console is not built (npm run build); its page answers 503')
   }
   for (const prefix of ADMIN_PREFIXES) {
-    await app.register(events, { prefix, config })
     await app.register(page, { prefix, config, now, files, dir: dir ?? String(config.CONSOLE_DIR) })
   }
 }, { name: 'console', dependencies: ['operations', 'recordings'] })

@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import type { Config } from '../src/config.js'
 import { AppError, Codes } from '../src/errors.js'
 import type { LiveEvent } from '../src/operations/live-events.js'
-import { operatorsOnly } from './admin.js'
+import { operatorsOnly } from '../src/http/operators.js'
 
 /**
  * GET events/stream: this replica's events as server-sent events (text/event-stream), for the

@@ -1,7 +1,7 @@
 import swagger, { type SwaggerOptions } from '@fastify/swagger'
 import type { FastifyPluginAsync } from 'fastify'
 import { version } from '../src/cli/version.js'
-import { ADMIN_PREFIXES } from './admin.js'
+import { ADMIN_PREFIXES } from '../src/http/operators.js'
 
 /**
  * The operator API described in OpenAPI 3, from the routes' own TypeBox schemas: GET

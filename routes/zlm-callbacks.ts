@@ -1,11 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyRequest, FastifySchema } from 'fastify'
 import { Type, type Static, type TSchema } from 'typebox'
-import { credentialsOf, type Verdict } from '../src/auth/service.js'
+import { credentialsOf } from '../src/auth/service.js'
 import type { Config } from '../src/config.js'
-import { AppError, Codes, type Code } from '../src/errors.js'
-import { hookJsonParser } from '../src/http/json-body.js'
-import type { PublishResult } from '../src/publishers/service.js'
+import { AppError, Codes } from '../src/errors.js'
+import { hookPipeline, indexRecording, publishLog, replyOf, unknownServer, type HookLog } from '../src/http/hooks.js'
 import { redactQuery } from '../src/srs/hooks.js'
 import { DEFAULT_VHOST, streamUrl } from '../src/streams.js'
 import { PUSH_ORIGINS } from '../src/zlm/adapter.js'
@@ -15,7 +14,6 @@ import {
   type OnPublish
 } from '../src/zlm/hooks.js'
 import { UNKNOWN, type ZlmNode } from '../src/zlm/servers.js'
-import { indexRecording, publishLog, type HookLog } from './callbacks.js'
 
 /**
  * What ZLMediaKit calls: POST <prefix>/zlm/on_<hook> (docs/zlm-protocol.md section 1). Every hook is
@@ -39,35 +37,12 @@ export interface ZlmCallbackRoutesOptions {
 }
 
 const zlmCallbacks: FastifyPluginAsyncTypebox<ZlmCallbackRoutesOptions> = async (app, { config }) => {
-  // ZLMediaKit sends application/json; parse every body as JSON, and an empty one is an error.
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'string' }, hookJsonParser(app.getDefaultJsonParser('error', 'error'), 'ZLMediaKit'))
+  hookPipeline(app as unknown as FastifyInstance, 'ZLMediaKit')
 
-  app.addHook('onResponse', async (req, res) => {
-    const route = req.routeOptions.url!
-    const named = route.slice(route.lastIndexOf('/') + 1)
-    const action = named === 'on_*' ? `on_${(req.params as Record<string, string>)['*']!}` : named
-    const index = (req.body as { hook_index?: unknown } | undefined)?.hook_index
-    // A refused or failed hook's line names its caller's address. Every answered hook has its
-    // hookLog (its handler, or the error handler for a 4xx/5xx); the ?? guards a plugin answering first.
-    /* c8 ignore next */
-    const refused = res.statusCode >= 400 || (req.hookLog?.code ?? 0) !== 0
-    const line = { kind: 'zlm', action, hookIndex: typeof index === 'number' ? index : undefined, ...req.hookLog, caller: refused ? req.ip : undefined, status: res.statusCode, ms: Math.round(res.elapsedTime * 10) / 10 }
-    if (res.statusCode >= 400) req.log.warn(line, 'hook not processed')
-    else if (QUIET.has(action)) req.log.debug(line, 'hook')
-    else req.log.info(line, 'hook')
-  })
-
-  // Only ZLMediaKit may call (HOOK_TOKEN, HOOK_ALLOW): checked before the body is read.
-  app.addHook('onRequest', async (req) => {
-    const refused = app.auth.checkCaller(req.ip, (req.query as Record<string, unknown>).token)
-    if (refused !== undefined) throw new AppError(refused.msg, refused.code as Code, 403)
-  })
-
-  const hook = <S extends TSchema>(action: string, body: S, response: Record<string, TSchema>, handler: (req: FastifyRequest<{ Body: Static<S> }>) => Promise<Record<string, unknown>>): void => {
+  const hook = <S extends TSchema>(action: string, body: S, response: Record<string, TSchema>, handler: (req: FastifyRequest<{ Body: Static<S> }>) => Promise<object>): void => {
     // Each hook answers its own shape, which its response schema checks and serialises.
     const untyped = app as unknown as FastifyInstance
-    untyped.post(`/${action}`, { schema: { body, response } as FastifySchema }, async (req) => await handler(req as FastifyRequest<{ Body: Static<S> }>))
+    untyped.post(`/${action}`, { schema: { body, response } as FastifySchema, config: { hook: { action, metric: `zlm/${action}`, zlm: true, quiet: QUIET.has(action) } } }, handler as never)
   }
 
   const nodeOf = (b: { mediaServerId: string }): ZlmNode | typeof UNKNOWN => app.zlmServers.lookup(b.mediaServerId)
@@ -87,7 +62,7 @@ const zlmCallbacks: FastifyPluginAsyncTypebox<ZlmCallbackRoutesOptions> = async 
     const verdict = await app.auth.checkPublish({ vhost: b.vhost, app: b.app, stream: b.stream, param: b.params, ip: b.ip })
     const node = await app.zlmServers.resolve(b.mediaServerId, Date.now() + RESOLVE_MS)
     if (node === UNKNOWN) {
-      const r = unknownServer(config.FAIL_MODE, b.mediaServerId, verdict)
+      const r = unknownServer(config.FAIL_MODE, verdict.ok ? undefined : verdict, `the hook's mediaServerId ${JSON.stringify(b.mediaServerId)} is none of the ZLMediaKit servers in ZLM_API_URL`)
       req.hookLog = { ...seen, outcome: r.outcome, code: r.reply.code, reason: r.reply.msg ?? undefined }
       return r.reply
     }
@@ -241,25 +216,13 @@ const zlmCallbacks: FastifyPluginAsyncTypebox<ZlmCallbackRoutesOptions> = async 
   }
 
   // A hook of a newer ZLMediaKit: noted and answered 0.
-  app.post('/on_*', { schema: { body: AnyHookBody, response: reply() } }, async (req) => {
+  app.post('/on_*', { schema: { body: AnyHookBody, response: reply() }, config: { hook: { action: undefined, metric: 'zlm/other', zlm: true } } }, async (req) => {
     if (!/^[a-z0-9_]{1,64}$/.test((req.params as Record<string, string>)['*']!)) {
       throw new AppError(`no route POST ${req.url.split('?')[0]!}`, Codes.NOT_FOUND, 404)
     }
     req.hookLog = { server: req.body.mediaServerId, outcome: 'unknown-hook', code: 0 }
     return ZLM_ALLOW
   })
-}
-
-/** The reply to on_publish from a server none of ZLM_API_URL's is: per FAIL_MODE; credentials still count. */
-function unknownServer (failMode: 'open' | 'closed', mediaServerId: string, verdict: Verdict): { outcome: string, reply: ZlmReply } {
-  if (!verdict.ok) return { outcome: 'refused-credentials', reply: { code: verdict.code, msg: verdict.msg } }
-  if (failMode === 'open') return { outcome: 'unknown-server-open', reply: ZLM_ALLOW }
-  const msg = `the hook's mediaServerId ${JSON.stringify(mediaServerId)} is none of the ZLMediaKit servers in ZLM_API_URL; FAIL_MODE=closed refuses what it cannot check`
-  return { outcome: 'refused-unknown-server', reply: { code: Codes.SRS_API_UNAVAILABLE, msg } }
-}
-
-function replyOf (r: PublishResult): ZlmReply {
-  return r.allowed ? ZLM_ALLOW : { code: r.refusal!.code, msg: r.refusal!.msg }
 }
 
 function noticed (b: { mediaServerId: string, vhost?: string | undefined, app?: string | undefined, stream?: string | undefined }): HookLog {

@@ -7,7 +7,7 @@ import { DEFAULT_VHOST, streamUrl } from '../src/streams.js'
 import type { ZlmApiError, ZlmMedia, ZlmRtpServer } from '../src/zlm/api.js'
 import { RtpOpenError, rtpKey, type KeptRtp } from '../src/zlm/rtp.js'
 import type { ZlmNode } from '../src/zlm/servers.js'
-import { operatorsOnly } from './admin.js'
+import { operatorsOnly } from '../src/http/operators.js'
 
 /**
  * RTP servers on ZLMediaKit, for GB28181 platforms (docs/zlm-protocol.md section 4), under

@@ -2,7 +2,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError } fro
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Logger } from 'pino'
 import type { Dispatcher } from 'undici'
-import admin, { ADMIN_PREFIXES } from '../routes/admin.js'
+import admin from '../routes/admin.js'
+import events from '../routes/events.js'
 import callbacks from '../routes/callbacks.js'
 import consoleRoutes from '../routes/console.js'
 import auth from './auth/plugin.js'
@@ -11,7 +12,7 @@ import health from '../routes/health.js'
 import type { Config } from './config.js'
 import { failureOf, Codes, type AppError } from './errors.js'
 import { capConnections, clientErrorHandler, serverOptionsOf, type EdgeCounters } from './http/edge.js'
-import { HookFront, type ServerTimeouts } from './http/front.js'
+import { ADMIN_PREFIXES } from './http/operators.js'
 import { backgroundStart } from './http/start.js'
 import { lazySerializerCompiler, validatorCompiler } from './http/validation.js'
 import { createLogger, LazyChildLogger } from './logger.js'
@@ -50,8 +51,6 @@ export interface AppDeps {
   srsStatsIntervalMs?: number
   /** The same for ZLMediaKit (1000 ms); for tests. */
   zlmStatsIntervalMs?: number
-  /** false: SRS's hooks go through Fastify's request path too, not the front (to compare the two). */
-  hookFront?: false
 }
 
 /** Where SRS's hooks arrive: directly, and through a gateway that strips `/admin-api`. */
@@ -62,9 +61,6 @@ const START_GRACE_MS = 100
 
 export async function buildApp (config: Config, deps: AppDeps = {}) {
   const now = deps.now ?? Date.now
-  const trustProxy = trustProxyOf(config.TRUST_PROXY)
-  // Behind a TRUST_PROXY, request.ip is Fastify's to work out: the hooks go through Fastify then.
-  const front = new HookFront(deps.hookFront !== false && trustProxy === false)
   const edge: EdgeCounters = { unknownCallbacks: 0, timedOut: 0, dropped: 0 }
   // Set once the instance exists; a client error can only come once it listens.
   let log: FastifyBaseLogger | undefined
@@ -80,14 +76,10 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     http: serverOptionsOf(config.REQUEST_TIMEOUT_MS),
     clientErrorHandler: clientErrorHandler(edge, config.REQUEST_TIMEOUT_MS, () => log!),
     // Whose X-Forwarded-For sets request.ip (HOOK_ALLOW checks it): TRUST_PROXY's proxies only.
-    trustProxy,
-    return503OnClosing: true,
-    // SRS's hooks are served in front of Fastify's request path (http/front.ts), with one sequence of request ids.
-    genReqId: front.requestId,
-    serverFactory: (handler, options) => front.server(handler, options as unknown as ServerTimeouts)
+    trustProxy: trustProxyOf(config.TRUST_PROXY),
+    return503OnClosing: true
   }).withTypeProvider<TypeBoxTypeProvider>()
   log = app.log
-  app.decorate('hookFront', front)
   app.decorate('edge', edge)
   capConnections(app, config.MAX_CONNECTIONS, now)
   app.setValidatorCompiler(validatorCompiler)
@@ -103,11 +95,9 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     else json(req, body as string, done)
   })
 
+  // A hook's failure is answered by its own pipeline (http/hooks.ts), and said in its line.
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
-    // A hook's own line says why it failed; any other request's failure is said here.
-    const hook = req.routeOptions.url?.includes('/callback/') === true
-    const failed = failureOf(err, req.log, hook ? undefined : { method: req.method, url: req.url.split('?')[0], caller: req.ip })
-    req.hookLog = failed.hookLog
+    const failed = failureOf(err, req.log, { method: req.method, url: req.url.split('?')[0], caller: req.ip })
     return reply.code(failed.status).send(failed.reply)
   })
   app.setNotFoundHandler((req, reply) => {
@@ -122,10 +112,11 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
 
   // While closing, answer what is in flight and close its connection, so a keep-alive client
   // (a gateway) does not hold the shutdown open.
-  app.addHook('preClose', async () => { front.close() })
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
   // Callback style, as the other hooks every request runs: no promise per request.
   app.addHook('onSend', (_req, reply, payload, done) => {
-    if (front.closing) reply.header('connection', 'close')
+    if (closing) reply.header('connection', 'close')
     done(null, payload)
   })
 
@@ -145,6 +136,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   for (const prefix of ADMIN_PREFIXES) await app.register(zlmRtp, { prefix, config })
   for (const prefix of ADMIN_PREFIXES) await app.register(openapi, { prefix })
   await app.register(consoleRoutes, { config, now })
+  for (const prefix of ADMIN_PREFIXES) await app.register(events, { prefix, config })
   await app.register(health, { config, now })
   return app
 }

@@ -138,8 +138,8 @@ export class SrsApiError extends Error {
 }
 
 /**
- * What a failed request is answered, logged and counted with (the app's error handler, and the hook
- * front's). A hook has a line of its own that gives the reason; any other request passes `unlined`
+ * What a failed request is answered, logged and counted with (the app's error handler, and the hooks'
+ * pipeline's, http/hooks.ts). A hook has a line of its own that gives the reason; any other request passes `unlined`
  * (what to say of it), and its expected failure is logged once with it.
  */
 export function failureOf (err: FastifyError | AppError, log: Log, unlined?: Record<string, unknown>): { status: number, reply: { code: number, msg: string }, hookLog: { outcome: string, code: number, reason: string } } {
@@ -166,6 +166,8 @@ function describeError (err: FastifyError | AppError): { status: number, code: n
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return { status: 400, code: Codes.INVALID_JSON, msg: `${err.message}; send the body as a JSON object` }
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { status: 415, code: Codes.INVALID_JSON, msg: 'the Content-Type is not a media type; send JSON with Content-Type: application/json' }
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { status: 413, code: Codes.BODY_TOO_LARGE, msg: `${err.message} (BODY_LIMIT)` }
   }

@@ -55,7 +55,7 @@ t.test('220 clients that send headers and part of a body are answered 408 and cl
   const timeoutMs = 4000
   const { sim, url, hookBase, app, logs } = await startWorld(t, { REQUEST_TIMEOUT_MS: String(timeoutMs) })
   const { port } = app.server.address() as { port: number }
-  // Half on the hook front's path (a sized body), half on Fastify's (chunked), and a few that send
+  // Half with a sized body, half chunked, and a few that send
   // only part of their headers or nothing at all.
   const opened = Date.now()
   const held = await Promise.all(Array.from({ length: 220 }, async (_, i) => {

@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events'
 import { Agent, request } from 'undici'
 import { SrsSimulator, SrsCode, atoi, hookErrorCode } from './fixtures/srs-sim.js'
 import type { HookCall, SimOptions } from './fixtures/srs-sim.js'
+import { waitFor } from './fixtures/wait.js'
 
 /** what the helpers need from a tap test */
 interface Test { teardown: (fn: () => unknown) => void }
@@ -121,15 +122,6 @@ function gate (): { promise: Promise<void>, open: () => void } {
   let open = (): void => {}
   const promise = new Promise<void>((resolve) => { open = resolve })
   return { promise, open }
-}
-
-/** Poll a condition until it holds or the deadline passes. */
-async function until (what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
 }
 
 const agent = new Agent({ keepAliveTimeout: 2_000 })
@@ -370,7 +362,7 @@ t.test('v4: a kicked publisher\'s stream is publishable once publish.active is f
   const next = await sim.publish({ app: 'live', stream: 'cam1' })
   t.ok(next.ok, 'SRS 4 made the stream publishable before publish.active=false')
   g.open()
-  await until('the kicked client left', async () => await clientGone(sim, first.clientId))
+  await waitFor(async () => await clientGone(sim, first.clientId), 10_000, 'the kicked client left')
 })
 
 t.test('5-pre55: SRS 4\'s hook and API shapes, a pending publisher unlisted, a refused one\'s on_unpublish; stream entries removed', async (t) => {
@@ -600,7 +592,7 @@ t.test('a kick answers at once and releases asynchronously: on_unpublish, on_clo
   await hooks.waitFor((r) => r.hook === 'on_close')
   t.match((await api(sim, `/api/v1/clients/${a.clientId}`)).json, { code: 0 }, 'still listed during on_close')
   closeGate.open()
-  await until('the kicked client is gone', async () => await clientGone(sim, a.clientId))
+  await waitFor(async () => await clientGone(sim, a.clientId), 10_000, 'the kicked client is gone')
   t.same(hooks.hooksOf(a.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_close'], 'one release only')
   t.same(sim.kicks, [a.clientId, a.clientId])
   stream = await streamByName(sim, 'cam1')
@@ -631,7 +623,7 @@ t.test('a stalled publisher is released by a kick the same way, and a newcomer t
   await hooks.waitFor((r) => r.hook === 'on_unpublish' && r.body.client_id === a.clientId)
   const b = await sim.publish({ app: 'live', stream: 'cam1' })
   t.match(b, { ok: true })
-  await until('the kicked client is gone', async () => await clientGone(sim, a.clientId))
+  await waitFor(async () => await clientGone(sim, a.clientId), 10_000, 'the kicked client is gone')
   t.same(hooks.hooksOf(a.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_close'])
 })
 
@@ -743,7 +735,7 @@ t.test('play: refusals and kicks', async (t) => {
 
   const p = await sim.play({ app: 'live', stream: 'cam1' })
   await api(sim, `/api/v1/clients/${p.clientId}`, { method: 'DELETE' })
-  await until('the kicked player is gone', async () => await clientGone(sim, p.clientId))
+  await waitFor(async () => await clientGone(sim, p.clientId), 10_000, 'the kicked player is gone')
   t.same(hooks.hooksOf(p.clientId), ['on_connect', 'on_play', 'on_stop', 'on_close'])
 
   const hanging = sim.play({ app: 'live', stream: 'cam1', param: '?hang' })
@@ -957,7 +949,7 @@ t.test('apiDelayMs delays every answer; close() drops answers still waiting', as
   t.ok(Date.now() - t0 >= 190)
   sim.setFault('slow', { slowMs: 60_000 })
   const hanging = api(sim, '/api/v1/versions')
-  await until('the slow request arrived', () => sim.apiRequests === 2)
+  await waitFor(() => sim.apiRequests === 2, 10_000, 'the slow request arrived')
   await sim.close()
   await t.rejects(hanging)
   await sim.close()
@@ -973,19 +965,19 @@ t.test('recv_bytes grows for a live publisher and stays frozen for a stalled one
   const read = async (id: string): Promise<number> => (await api(sim, `/api/v1/clients/${id}`)).json.client.recv_bytes as number
   const live0 = await read(live.clientId)
   const stalled0 = await read(stalled.clientId)
-  await until('the live publisher received more bytes', async () => (await read(live.clientId)) > live0)
+  await waitFor(async () => (await read(live.clientId)) > live0, 10_000, 'the live publisher received more bytes')
   t.equal(await read(stalled.clientId), stalled0, 'a stalled publisher receives nothing')
   const s0 = (await streamByName(sim, 'live1'))?.recv_bytes as number
-  await until('the live stream received more bytes', async () => ((await streamByName(sim, 'live1'))?.recv_bytes as number) > s0)
+  await waitFor(async () => ((await streamByName(sim, 'live1'))?.recv_bytes as number) > s0, 10_000, 'the live stream received more bytes')
 
   // stall() freezes a live one
   sim.stall(live.clientId)
   // The counters catch up at the next statistics tick (20 ms here), then stay put.
   const stalledAt = Date.now()
-  await until('a tick after the stall', () => Date.now() > stalledAt + 40)
+  await waitFor(() => Date.now() > stalledAt + 40, 10_000, 'a tick after the stall')
   const frozen = await read(live.clientId)
   const mark = Date.now()
-  await until('more ticks pass', () => Date.now() > mark + 60)
+  await waitFor(() => Date.now() > mark + 60, 10_000, 'more ticks pass')
   t.equal(await read(live.clientId), frozen)
   t.throws(() => sim.stall('nobody00'), /no active publisher/)
 })
@@ -1153,7 +1145,7 @@ t.test('7-token: an FMLE republish unpublishes, sends on_connect again with the 
     return {}
   })
   const again = sim.republish(a.clientId)
-  await until('the second on_connect arrived', () => hooks.hooksOf(a.clientId).filter((h) => h === 'on_connect').length === 2)
+  await waitFor(() => hooks.hooksOf(a.clientId).filter((h) => h === 'on_connect').length === 2, 10_000, 'the second on_connect arrived')
   t.same(hooks.hooksOf(a.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_connect'], 'its own client id, as a newcomer\'s would be')
   t.match((await api(sim, `/api/v1/clients/${a.clientId}`)).json, { code: 0, client: { id: a.clientId, type: 'fmle-publish' } }, 'the same connection stays listed')
   t.match((await streamByName(sim, 'cam1'))?.publish, { active: false, cid: a.clientId })
@@ -1178,7 +1170,7 @@ t.test('7-token: a newcomer that takes the token while the republishing holder i
     return {}
   })
   const again = sim.republish(a.clientId)
-  await until('the second on_connect arrived', () => hooks.hooksOf(a.clientId).filter((h) => h === 'on_connect').length === 2)
+  await waitFor(() => hooks.hooksOf(a.clientId).filter((h) => h === 'on_connect').length === 2, 10_000, 'the second on_connect arrived')
   const b = await sim.publish({ app: 'live', stream: 'cam1' })
   t.match(b, { ok: true }, 'the token was free')
   t.same(hooks.hooksOf(b.clientId), ['on_connect', 'on_publish'])
@@ -1188,7 +1180,7 @@ t.test('7-token: a newcomer that takes the token while the republishing holder i
   t.match(res.reason, `acquired by cid=${b.clientId}, current cid=${a.clientId}`)
   t.same(hooks.hooksOf(a.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_connect', 'on_close'])
   t.equal(sim.activePublisher('live', 'cam1'), b.clientId)
-  await until('the holder left', async () => await clientGone(sim, a.clientId))
+  await waitFor(async () => await clientGone(sim, a.clientId), 10_000, 'the holder left')
 })
 
 t.test('republish: SRS 4 sends no second on_connect; SRS 6 does; a refused second on_publish closes the connection', async (t) => {
@@ -1271,7 +1263,7 @@ t.test('7-token WebRTC: the token before on_publish, no on_connect or on_close; 
   const b = await sim.publish({ app: 'live', stream: 'cam1' })
   t.match(b, { ok: true }, 'and its token is free')
   g.open()
-  await until('the on_unpublish was answered', () => sim.hookCalls.some((c) => c.hook === 'on_unpublish'))
+  await waitFor(() => sim.hookCalls.some((c) => c.hook === 'on_unpublish'), 10_000, 'the on_unpublish was answered')
   t.same(hooks.hooksOf(x.clientId), ['on_publish', 'on_unpublish'])
   const bare = await sim.publish({ app: 'live', stream: 'cam2', protocol: 'rtc' })
   t.equal(sim.hookCalls.find((c) => c.clientId === bare.clientId)?.body.param, 'upstream=rtc')
@@ -1307,7 +1299,7 @@ t.test('v6 SRT: on_connect, on_publish, then acquire: 6007 against SRT, 1028 aga
   t.same(sim.clientIds().sort(), [x.clientId, sim.activePublisher('live', 'cam2') as string].sort())
 
   await api(sim, `/api/v1/clients/${x.clientId}`, { method: 'DELETE' })
-  await until('the kicked SRT publisher left', async () => await clientGone(sim, x.clientId))
+  await waitFor(async () => await clientGone(sim, x.clientId), 10_000, 'the kicked SRT publisher left')
   t.same(hooks.hooksOf(x.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_close'])
 })
 
@@ -1400,7 +1392,7 @@ t.test('restart during teardowns: releases waiting on a delay, a hook or the unp
   // c stops inside a long unpublish gap
   sim.setUnpublishGap(60_000)
   const stopC = sim.stop(c.clientId)
-  await until('c is inactive', async () => (await streamByName(sim, 'cam3'))?.publish.active === false)
+  await waitFor(async () => (await streamByName(sim, 'cam3'))?.publish.active === false, 10_000, 'c is inactive')
   const n = hooks.received.length
 
   await sim.restart()
@@ -1459,7 +1451,7 @@ t.test('v6: publish.active=false comes first and can_publish=true after the unpu
   const a = await sim.publish({ app: 'live', stream: 'cam1' })
   const started = Date.now()
   const stopping = sim.stop(a.clientId)
-  await until('the stream is inactive', async () => (await streamByName(sim, 'cam1'))?.publish.active === false)
+  await waitFor(async () => (await streamByName(sim, 'cam1'))?.publish.active === false, 10_000, 'the stream is inactive')
   t.equal(sim.activePublisher('live', 'cam1'), a.clientId, 'can_publish is still false')
   t.notOk(hooks.received.some((r) => r.hook === 'on_unpublish'), 'no on_unpublish yet')
   const b = await sim.publish({ app: 'live', stream: 'cam1' })
@@ -1538,7 +1530,7 @@ t.test('7-token: the token does not protect the source before 7.0.151; SRS\'s ow
   const pending = sim.publish({ app: 'live', stream: 'cam1' })
   const id = (await hooks.waitFor((r) => r.hook === 'on_publish')).body.client_id as string
   // the tick runs every 3 s; a new source is dead at once
-  await until('the timer removed the source', () => sim.orphaned(id), 8000)
+  await waitFor(() => sim.orphaned(id), 8000, 'the timer removed the source')
   g.open()
   t.match(await pending, { ok: true })
   t.equal(sim.playerGetsMedia('live', 'cam1'), false)
@@ -1559,7 +1551,7 @@ t.test('v6: the source an old publisher left is removed 3 s after it died, with 
   await sim.stop(x.clientId)
   t.same(sim.cleanupTick(), [], 'it died just now')
   t.equal(sim.orphaned(x.clientId), false)
-  await until('the source is dead long enough to go', () => sim.cleanupTick().length > 0)
+  await waitFor(() => sim.cleanupTick().length > 0, 10_000, 'the source is dead long enough to go')
   t.equal(sim.orphaned(id), true)
   g.open()
   t.match(await pending, { ok: true })
@@ -1638,7 +1630,7 @@ t.test('7-fixed (7.0.151): a new source has a grace period, and a held token kee
   const pending = sim.publish({ app: 'live', stream: 'cam1' })
   const id = (await hooks.waitFor((r) => r.hook === 'on_publish')).body.client_id as string
   const since = Date.now()
-  await until('the grace period is over', () => Date.now() > since + 200)
+  await waitFor(() => Date.now() > since + 200, 10_000, 'the grace period is over')
   t.same(sim.cleanupTick(), [], 'the pending publisher\'s token keeps its source (#4693)')
   g.open()
   const a = await pending
@@ -1646,5 +1638,5 @@ t.test('7-fixed (7.0.151): a new source has a grace period, and a held token kee
   t.equal(sim.orphaned(id), false)
   t.equal(sim.playerGetsMedia('live', 'cam1'), true)
   await sim.stop(a.clientId)
-  await until('the free, dead source is removed', () => sim.cleanupTick().length > 0)
+  await waitFor(() => sim.cleanupTick().length > 0, 10_000, 'the free, dead source is removed')
 })

@@ -42,12 +42,32 @@ t.test('without a request, background work starts once the grace after listening
   t.same(ran, ['probe'], 'run once')
 })
 
-t.test('an app that closes before its start never starts its background work, nor work asked for later', async (t) => {
-  const { f, ran } = await app(t, 60_000)
+/** Runs `during` with the timers of `ms` that it sets caught: each one's callback, to run by hand. */
+async function catchingTimers (ms: number, during: () => Promise<unknown>): Promise<Array<() => void>> {
+  const caught: Array<() => void> = []
+  const real = globalThis.setTimeout
+  globalThis.setTimeout = ((fn: () => void, delay?: number) => {
+    if (delay === ms) caught.push(fn)
+    return real(fn, delay)
+  }) as typeof setTimeout
+  try {
+    await during()
+  } finally {
+    globalThis.setTimeout = real
+  }
+  return caught
+}
+
+t.test('an app that closes before its start never starts its background work, nor work asked for later, even once its grace has passed', async (t) => {
+  const grace = 123_456
+  const { f, ran } = await app(t, grace)
   f.afterStart(() => ran.push('probe'))
-  await f.listen({ host: '127.0.0.1', port: 0 })
+  const graceTimers = await catchingTimers(grace, async () => await f.listen({ host: '127.0.0.1', port: 0 }))
+  t.equal(graceTimers.length, 1, 'listening set the grace\'s timer')
   await f.close()
   f.afterStart(() => ran.push('late'))
+  // The grace passes after the close (its timer run by hand: a closed app has nothing left to wait for).
+  graceTimers[0]!()
   t.same(ran, [])
 })
 

@@ -69,7 +69,7 @@ t.test('ADMIN_TOKEN shorter than 16 characters is refused at start, without echo
 t.test('refused hooks name the caller\'s address in their log line, on both request paths', async (t) => {
   const { hookBase, logs } = await startWorld(t, { HOOK_TOKEN: 'hook-token-123', PUBLISH_AUTH: 'signed', PUBLISH_SECRET: 'publish-secret-0123456789' })
   const publish = { action: 'on_publish', client_id: 'c1', ip: '203.0.113.9', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', param: '', server_id: 'vid-x' }
-  // No token: refused by the caller check (403), sized body (the hook front) and chunked (Fastify's path).
+  // No token: refused by the caller check (403), whether the body is sized or chunked.
   const sized = await postHook(hookBase, 'on_publish', publish)
   t.equal(sized.status, 403)
   const chunked = await fetch(`${hookBase}/on_publish`, {

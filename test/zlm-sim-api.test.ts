@@ -6,6 +6,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { ZlmSimulator, DEFAULT_VHOST, SERVER_NAME } from './fixtures/zlm-sim.js'
 import type { ZlmSimOptions } from './fixtures/zlm-sim.js'
+import { waitFor } from './fixtures/wait.js'
 
 interface Test { teardown: (fn: () => unknown) => void }
 
@@ -34,16 +35,6 @@ async function hooksServer (t: Test): Promise<HooksServer> {
     await new Promise((resolve) => server.close(resolve))
   })
   return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}/index/hook`, received }
-}
-
-async function until<T> (what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await probe()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
 }
 
 interface ApiAnswer { status: number, headers: IncomingHttpHeaders, text: string, json: Record<string, any>, socket: Socket, localPort: number }
@@ -102,7 +93,7 @@ t.test('every API needs the secret, even from 127.0.0.1; a -100 answer shuts the
   const b = await api(sim, 'getMediaList', {}, { agent })
   t.equal(a.socket, b.socket, 'a success keeps the connection')
   const refused = await api(sim, 'getMediaList', {}, { agent, secret: 'wrong' })
-  await until('the connection closed', () => refused.socket.destroyed)
+  await waitFor(() => refused.socket.destroyed, 5000, 'the connection closed')
   t.pass('closed after the answer (ApiRetException)')
 
   sim.setSecret('rotated')
@@ -173,7 +164,7 @@ t.test('getServerConfig returns every key, mediaServerId included; setServerConf
   t.equal(sim.config('ffmpeg.bin'), '/usr/bin/ffmpeg')
   t.equal(sim.mediaServerId, 'zlm-b')
   await sim.publish({ app: 'live', stream: 'cam1' })
-  const pub = await until('on_publish', () => hooks.received.find((r) => r.hook === 'on_publish'))
+  const pub = await waitFor(() => hooks.received.find((r) => r.hook === 'on_publish'), 5000, 'on_publish')
   t.equal(pub.body.mediaServerId, 'zlm-b', 'hooks carry the new id')
 })
 
@@ -218,7 +209,7 @@ t.test('kick_session answers before the close runs; the unregistration follows',
   t.equal(sim.owner('live', 'a'), pub.id, 'still publishing when the answer arrives')
   t.equal((await api(sim, 'getMediaList', { schema: 'rtmp' })).json.data.length, 1)
   t.equal(hooks.received.filter((r) => changed(r, false)).length, 0)
-  await until('4 unregistrations', () => hooks.received.filter((r) => changed(r, false)).length === 4)
+  await waitFor(() => hooks.received.filter((r) => changed(r, false)).length === 4, 5000, '4 unregistrations')
   t.same(sim.kicks, [pub.id])
   t.match(sim.session(pub.id), { kicked: true, state: 'ended' })
   t.same((await api(sim, 'getMediaList')).json, { code: 0 })
@@ -226,7 +217,7 @@ t.test('kick_session answers before the close runs; the unregistration follows',
   sim.setCloseDelay(0)
   const again = await sim.publish({ app: 'live', stream: 'b' })
   await api(sim, 'kick_session', { id: again.id })
-  await until('closed', () => sim.session(again.id)?.state === 'ended')
+  await waitFor(() => sim.session(again.id)?.state === 'ended', 5000, 'closed')
 })
 
 t.test('kick_session: -1 for an unknown id, -300 without one', async (t) => {
@@ -243,13 +234,13 @@ t.test('kick_sessions kicks by local_port and peer_ip, spares the caller, and an
   const one = await api(sim, 'kick_sessions', { peer_ip: '10.0.0.5' })
   t.same(one.json, { code: 0, count_hit: 1 })
   t.equal(sim.session(a.id)?.state, 'live', 'not closed yet')
-  await until('closed', () => sim.session(a.id)?.state === 'ended')
+  await waitFor(() => sim.session(a.id)?.state === 'ended', 5000, 'closed')
   t.equal(sim.session(b.id)?.state, 'live')
   const rtsp = await api(sim, 'kick_sessions', { local_port: 554 })
   t.same(rtsp.json, { code: 0, count_hit: 1 })
   const everyone = await api(sim, 'kick_sessions')
   t.same(everyone.json.count_hit, 2, 'b and the still-open player; never the caller')
-  await until('closed', () => sim.session(b.id)?.state === 'ended')
+  await waitFor(() => sim.session(b.id)?.state === 'ended', 5000, 'closed')
   t.same(sim.kicks.sort(), [a.id, p.id, b.id, p.id].sort())
   t.equal(sim.session(p.id)?.kicked, true)
 })
@@ -261,7 +252,7 @@ t.test('close_streams answers at once with count_hit per schema and closes later
   const res = await api(sim, 'close_streams', { stream: 'a', force: 1 })
   t.same(res.json, { code: 0, count_hit: 4, count_closed: 4 })
   t.equal(sim.owner('live', 'a'), a.id, 'not closed yet')
-  await until('4 unregistrations', () => hooks.received.filter((r) => changed(r, false)).length === 4)
+  await waitFor(() => hooks.received.filter((r) => changed(r, false)).length === 4, 5000, '4 unregistrations')
   t.equal(sim.schemas('live', 'b').length, 4, 'the other stream stays')
   t.match(sim.session(a.id), { state: 'ended', kicked: false, endReason: 'close media' })
 })

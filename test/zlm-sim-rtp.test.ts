@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { ZlmSimulator, DEFAULT_VHOST } from './fixtures/zlm-sim.js'
 import type { ZlmSimOptions } from './fixtures/zlm-sim.js'
+import { waitFor } from './fixtures/wait.js'
 
 interface Test { teardown: (fn: () => unknown) => void }
 
@@ -51,16 +52,6 @@ async function hooksServer (t: Test): Promise<HooksServer> {
     received,
     reply: (fn) => { replier = fn },
     of: (hook) => received.filter((r) => r.hook === hook)
-  }
-}
-
-async function until<T> (what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await probe()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
 
@@ -148,7 +139,7 @@ t.test('getRtpInfo looks at the media source: exist:false until RTP data arrived
   t.same(await api(sim, 'getRtpInfo', { stream_id: 'gb1' }), { code: 0, exist: false }, 'opened, no data yet')
   t.equal(sim.sendRtp(port, { ip: '10.1.1.1', peerPort: 5000 }), 'pending')
   t.equal(sim.sendRtp(port), 'pending')
-  const pub = await until('on_publish', () => hooks.of('on_publish')[0])
+  const pub = await waitFor(() => hooks.of('on_publish')[0], 5000, 'on_publish')
   t.same(pub.body, {
     app: 'rtp',
     hook_index: pub.body.hook_index,
@@ -166,7 +157,7 @@ t.test('getRtpInfo looks at the media source: exist:false until RTP data arrived
   })
   t.same(await api(sim, 'getRtpInfo', { stream_id: 'gb1' }), { code: 0, exist: false }, 'on_publish pending: still no source')
   release()
-  await until('registered', () => sim.schemas('rtp', 'gb1').length === 4)
+  await waitFor(() => sim.schemas('rtp', 'gb1').length === 4, 5000, 'registered')
   t.equal(sim.sendRtp(port), 'live')
   t.same(await api(sim, 'getRtpInfo', { stream_id: 'gb1' }), { code: 0, exist: true, identifier: 'gb1', local_ip: '::', local_port: port, peer_ip: '10.1.1.1', peer_port: 5000 })
   const list = await api(sim, 'getMediaList', { schema: 'rtsp', app: 'rtp' })
@@ -186,7 +177,7 @@ t.test('without data for timeoutSec the entry is erased first, then on_rtp_serve
   })
   const opened = Date.now()
   const { port } = await api(sim, 'openRtpServer', { port: 30020, stream_id: 'gb1', ssrc: 7, re_use_port: 1 })
-  const timeout = await until('on_rtp_server_timeout', () => hooks.of('on_rtp_server_timeout')[0], 3000)
+  const timeout = await waitFor(() => hooks.of('on_rtp_server_timeout')[0], 3000, 'on_rtp_server_timeout')
   t.ok(Date.now() - opened >= 400, 'not before timeoutSec')
   t.same(timeout.body, {
     app: 'rtp',
@@ -200,7 +191,7 @@ t.test('without data for timeoutSec the entry is erased first, then on_rtp_serve
     vhost: DEFAULT_VHOST
   })
   t.equal(timeout.headers['x-vhost'], DEFAULT_VHOST)
-  await until('the handler answered', () => reopened.length === 1)
+  await waitFor(() => reopened.length === 1, 5000, 'the handler answered')
   t.same(reopened[0], { code: 0, port: 30020 }, 'reopened on the same port from the hook handler')
   t.same(sim.listRtpServers().map((s) => s.streamId), ['gb1'])
 })
@@ -209,20 +200,20 @@ t.test('a stream whose RTP stops times out: entry erased, on_rtp_server_timeout,
   const { sim, hooks } = await setup(t, { rtpTimeoutSec: 0.3, rtpCheckMs: 50, flowThresholdKB: 0 })
   const { port } = await api(sim, 'openRtpServer', { port: 0, stream_id: 'gb1' })
   const sender = sim.startRtpSender(port, { intervalMs: 20 })
-  await until('registered', () => sim.schemas('rtp', 'gb1').length === 4)
+  await waitFor(() => sim.schemas('rtp', 'gb1').length === 4, 5000, 'registered')
   // a sentinel opened now without data times out after timeoutSec; the stream with data must outlive it
   await api(sim, 'openRtpServer', { port: 0, stream_id: 'sentinel' })
-  await until('the sentinel timed out', () => hooks.of('on_rtp_server_timeout').find((r) => r.body.stream_id === 'sentinel'), 3000)
+  await waitFor(() => hooks.of('on_rtp_server_timeout').find((r) => r.body.stream_id === 'sentinel'), 3000, 'the sentinel timed out')
   t.same(sim.listRtpServers().map((s) => s.streamId), ['gb1'], 'alive while data flows')
   sender.stop()
   t.equal(sender.last(), 'live')
   // the last packet, at a known time
   t.equal(sim.sendRtp(port), 'live')
   const stoppedAt = Date.now()
-  const timeout = await until('on_rtp_server_timeout', () => hooks.of('on_rtp_server_timeout').find((r) => r.body.stream_id === 'gb1'), 3000)
+  const timeout = await waitFor(() => hooks.of('on_rtp_server_timeout').find((r) => r.body.stream_id === 'gb1'), 3000, 'on_rtp_server_timeout')
   t.ok(Date.now() - stoppedAt >= 250, 'about timeoutSec after the last packet')
-  const offs = await until('4 unregistrations', () => hooks.received.filter((r) => changed(r, false)).length === 4 && hooks.received.filter((r) => changed(r, false)))
-  const flow = await until('on_flow_report', () => hooks.of('on_flow_report').find((r) => r.body.id === 'gb1'))
+  const offs = await waitFor(() => hooks.received.filter((r) => changed(r, false)).length === 4 && hooks.received.filter((r) => changed(r, false)), 5000, '4 unregistrations')
+  const flow = await waitFor(() => hooks.of('on_flow_report').find((r) => r.body.id === 'gb1'), 5000, 'on_flow_report')
   t.match(flow.body, { schema: 'rtp', protocol: 'udp', id: 'gb1', player: false, stream: 'gb1', ip: '127.0.0.1' })
   t.ok(timeout.body.hook_index < flow.body.hook_index, 'the timeout hook before the process goes')
   t.ok(offs.every((r) => r.body.hook_index > flow.body.hook_index), 'then the flow report, then the unregistrations')
@@ -235,7 +226,7 @@ t.test('frames count for the timeout only once on_publish accepted: a pending RT
   const { port } = await api(sim, 'openRtpServer', { port: 0, stream_id: 'gb1' })
   const sender = sim.startRtpSender(port, { intervalMs: 20 })
   t.teardown(sender.stop)
-  await until('on_rtp_server_timeout', () => hooks.of('on_rtp_server_timeout')[0], 3000)
+  await waitFor(() => hooks.of('on_rtp_server_timeout')[0], 3000, 'on_rtp_server_timeout')
   t.same(sim.listRtpServers(), [])
   t.same(sim.schemas('rtp', 'gb1'), [])
 })
@@ -245,14 +236,14 @@ t.test('the RTP server vanishes without any hook when another publisher owns rtp
   const rtmp = await sim.publish({ app: 'rtp', stream: 'gb1' })
   const { port } = await api(sim, 'openRtpServer', { port: 0, stream_id: 'gb1' })
   t.equal(sim.sendRtp(port), 'pending')
-  await until('the RTP on_publish', () => hooks.of('on_publish').find((r) => r.body.originTypeStr === 'rtp_push'))
-  await until('its answer', () => sim.calls('on_publish').length === 2)
+  await waitFor(() => hooks.of('on_publish').find((r) => r.body.originTypeStr === 'rtp_push'), 5000, 'the RTP on_publish')
+  await waitFor(() => sim.calls('on_publish').length === 2, 5000, 'its answer')
   t.same(await api(sim, 'getRtpInfo', { stream_id: 'gb1' }), { code: 0, exist: false }, 'the source is the RTMP one')
   t.equal(sim.sendRtp(port), 'detached', '"media source already existed": the process detaches')
   t.same(await api(sim, 'listRtpServer'), { code: 0 }, 'only listRtpServer shows it gone')
   // a sentinel opened now times out after timeoutSec; by then gb1's timeout would have come too
   await api(sim, 'openRtpServer', { port: 0, stream_id: 'sentinel' })
-  await until('the sentinel timed out', () => hooks.of('on_rtp_server_timeout').length > 0, 3000)
+  await waitFor(() => hooks.of('on_rtp_server_timeout').length > 0, 3000, 'the sentinel timed out')
   t.same(hooks.of('on_rtp_server_timeout').map((r) => r.body.stream_id), ['sentinel'], 'no on_rtp_server_timeout for gb1')
   t.equal(sim.owner('rtp', 'gb1'), rtmp.id)
   t.same(await api(sim, 'closeRtpServer', { stream_id: 'gb1' }), { code: 0, hit: 0 })
@@ -263,7 +254,7 @@ t.test('a refused RTP on_publish detaches the process at the next packet, silent
   hooks.reply((r) => r.hook === 'on_publish' ? { body: '{"code":403,"msg":"no"}' } : {})
   const { port } = await api(sim, 'openRtpServer', { port: 0, stream_id: 'gb1' })
   sim.sendRtp(port)
-  await until('refused', () => sim.calls('on_publish').length === 1)
+  await waitFor(() => sim.calls('on_publish').length === 1, 5000, 'refused')
   t.equal(sim.listRtpServers().length, 1)
   t.equal(sim.sendRtp(port), 'detached')
   t.same(sim.listRtpServers(), [])
@@ -275,12 +266,12 @@ t.test('closeRtpServer then openRtpServer on the same port while the sender keep
   const { port } = await api(sim, 'openRtpServer', { port: 30040, stream_id: 'gb1' })
   const sender = sim.startRtpSender(port)
   t.teardown(sender.stop)
-  await until('registered', () => sim.schemas('rtp', 'gb1').length === 4)
+  await waitFor(() => sim.schemas('rtp', 'gb1').length === 4, 5000, 'registered')
   t.same(await api(sim, 'closeRtpServer', { stream_id: 'gb1' }), { code: 0, hit: 1 })
   t.same(sim.schemas('rtp', 'gb1'), [], 'the process and its source go with the server')
-  await until('4 unregistrations', () => hooks.received.filter((r) => changed(r, false)).length === 4)
+  await waitFor(() => hooks.received.filter((r) => changed(r, false)).length === 4, 5000, '4 unregistrations')
   t.same(await api(sim, 'openRtpServer', { port: 30040, stream_id: 'gb1' }), { code: 0, port: 30040 })
-  await until('registered again', () => hooks.received.filter((r) => changed(r, true)).length === 8)
+  await waitFor(() => hooks.received.filter((r) => changed(r, true)).length === 8, 5000, 'registered again')
   t.equal(hooks.of('on_publish').length, 2, 'a new on_publish for the new process')
   t.equal(hooks.of('on_rtp_server_timeout').length, 0)
 })
@@ -291,7 +282,7 @@ t.test('an ssrc filter drops other packets; updateRtpServerSSRC changes it', asy
   t.equal(sim.sendRtp(port, { ssrc: 2000 }), 'ssrc-mismatch')
   t.same(await api(sim, 'updateRtpServerSSRC', { stream_id: 'gb1', ssrc: 2000 }), { code: 0 })
   t.equal(sim.sendRtp(port, { ssrc: 2000 }), 'pending')
-  await until('on_publish not configured: allowed', () => sim.sendRtp(port, { ssrc: 2000 }) === 'live')
+  await waitFor(() => sim.sendRtp(port, { ssrc: 2000 }) === 'live', 5000, 'on_publish not configured: allowed')
   t.same(await api(sim, 'updateRtpServerSSRC', { stream_id: 'nope', ssrc: 1 }), { code: -500, msg: 'RtpServer not found by stream_id' })
 })
 
@@ -300,11 +291,11 @@ t.test('close_stream and close_streams on an RTP stream remove the RTP server to
   for (const id of ['a', 'b']) {
     const { port } = await api(sim, 'openRtpServer', { port: 0, stream_id: id })
     sim.sendRtp(port)
-    await until('registered', () => sim.schemas('rtp', id).length === 4)
+    await waitFor(() => sim.schemas('rtp', id).length === 4, 5000, 'registered')
   }
   t.same(await api(sim, 'close_stream', { schema: 'rtmp', vhost: DEFAULT_VHOST, app: 'rtp', stream: 'a' }), { code: 0, msg: 'success', result: 0 })
   t.same(sim.listRtpServers().map((s) => s.streamId), ['b'])
   t.same(await api(sim, 'close_streams', { app: 'rtp', stream: 'b' }), { code: 0, count_hit: 4, count_closed: 4 })
-  await until('gone', () => sim.listRtpServers().length === 0)
+  await waitFor(() => sim.listRtpServers().length === 0, 5000, 'gone')
   t.equal(hooks.of('on_rtp_server_timeout').length, 0)
 })

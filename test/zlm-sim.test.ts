@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net'
 import { EventEmitter } from 'node:events'
 import { ZlmSimulator, ZLM_HOOKS, DEFAULT_VHOST, SERVER_NAME, styled, hookVerdict } from './fixtures/zlm-sim.js'
 import type { ZlmSimOptions } from './fixtures/zlm-sim.js'
+import { waitFor } from './fixtures/wait.js'
 
 interface Test { teardown: (fn: () => unknown) => void }
 
@@ -55,19 +56,8 @@ async function hooksServer (t: Test): Promise<HooksServer> {
     base: `http://127.0.0.1:${(server.address() as AddressInfo).port}/index/hook`,
     received,
     reply: (fn) => { replier = fn },
-    waitFor: async (pred, ms = 5000) => await until('a matching hook request', () => received.find(pred), ms),
+    waitFor: async (pred, ms = 5000) => await waitFor(() => received.find(pred), ms, 'a matching hook request'),
     of: (hook) => received.filter((r) => r.hook === hook)
-  }
-}
-
-/** Polls until `probe` gives something, or fails at the deadline. */
-async function until<T> (what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await probe()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
 
@@ -258,7 +248,7 @@ t.test('a failing notification is retried and changes nothing', async (t) => {
   hooks.reply((r) => r.hook === 'on_stream_changed' ? { status: 500 } : {})
   const res = await sim.publish({ app: 'live', stream: 'cam1' })
   t.equal(res.ok, true)
-  await until('4 failed retries', () => sim.calls('on_stream_changed').filter((c) => c.attempt === 1).length === 4)
+  await waitFor(() => sim.calls('on_stream_changed').filter((c) => c.attempt === 1).length === 4, 5000, '4 failed retries')
   t.equal(sim.calls('on_stream_changed').length, 8)
   t.equal(sim.owner('live', 'cam1'), res.id)
 })
@@ -267,7 +257,7 @@ t.test('hooks not given a URL are not sent: an unhooked publish is allowed', asy
   const { sim, hooks } = await setup(t, { hooks: ['on_stream_changed'] })
   const res = await sim.publish({ app: 'live', stream: 'cam1' })
   t.equal(res.ok, true)
-  await until('4 registrations', () => hooks.of('on_stream_changed').length === 4)
+  await waitFor(() => hooks.of('on_stream_changed').length === 4, 5000, '4 registrations')
   t.same(hooks.received.map((r) => r.hook), ['on_stream_changed', 'on_stream_changed', 'on_stream_changed', 'on_stream_changed'])
   t.equal(sim.config('hook.on_publish'), '')
   t.match(await sim.httpAccess('/x'), { ok: true, reason: '', second: 0 }, 'on_http_access not configured: allowed')
@@ -286,7 +276,7 @@ t.test('hooks not given a URL are not sent: an unhooked publish is allowed', asy
 t.test('a publish registers the stream once per schema, the session as originSock', async (t) => {
   const { sim, hooks } = await setup(t)
   const res = await sim.publish({ app: 'live', stream: 'cam1' })
-  const regs = await until('4 registrations', () => hooks.received.filter((r) => changed(r, true)).length === 4 && hooks.received.filter((r) => changed(r, true)))
+  const regs = await waitFor(() => hooks.received.filter((r) => changed(r, true)).length === 4 && hooks.received.filter((r) => changed(r, true)), 5000, '4 registrations')
   t.same(regs.map((r) => r.body.schema).sort(), ['fmp4', 'rtmp', 'rtsp', 'ts'])
   const pubIndex = hooks.of('on_publish')[0]?.body.hook_index as number
   for (const r of regs) {
@@ -316,7 +306,7 @@ t.test('a publish registers the stream once per schema, the session as originSoc
 
   const hls = await setup(t, { hls: true })
   await hls.sim.publish({ app: 'live', stream: 'cam2', schema: 'rtsp' })
-  const five = await until('5 registrations', () => hls.hooks.received.filter((r) => changed(r, true)).length === 5 && hls.hooks.received.filter((r) => changed(r, true)))
+  const five = await waitFor(() => hls.hooks.received.filter((r) => changed(r, true)).length === 5 && hls.hooks.received.filter((r) => changed(r, true)), 5000, '5 registrations')
   t.same(five.map((r) => r.body.schema).sort(), ['fmp4', 'hls', 'rtmp', 'rtsp', 'ts'], 'HLS on: 5 schemas')
   t.match(five.find((r) => r.body.schema === 'hls')?.body, { originTypeStr: 'rtsp_push', isRecordingHLS: true })
 })
@@ -326,18 +316,18 @@ t.test('the on_publish reply may turn schemas off and set continue_push_ms; stre
   hooks.reply((r) => r.hook === 'on_publish' ? { body: '{"code":0,"enable_ts":false,"enable_fmp4":0,"enable_rtsp":null,"continue_push_ms":0}' } : {})
   const res = await sim.publish({ app: 'live', stream: 'cam1' })
   t.same(sim.schemas('live', 'cam1'), ['rtmp', 'rtsp'])
-  await until('2 registrations', () => hooks.received.filter((r) => changed(r, true)).length === 2)
+  await waitFor(() => hooks.received.filter((r) => changed(r, true)).length === 2, 5000, '2 registrations')
   sim.crash(res.id)
   t.same(sim.schemas('live', 'cam1'), [], 'continue_push_ms 0: a crash unregisters at once')
-  await until('2 unregistrations', () => hooks.received.filter((r) => changed(r, false)).length === 2)
+  await waitFor(() => hooks.received.filter((r) => changed(r, false)).length === 2, 5000, '2 unregistrations')
 
   const all = await setup(t, { config: { 'hook.stream_changed_schemas': '' } })
   all.hooks.reply((r) => r.hook === 'on_publish' ? { body: '{"code":0,"continue_push_ms":"200"}' } : {})
   const res2 = await all.sim.publish({ app: 'live', stream: 'cam1' })
-  await until('4 registrations', () => all.hooks.received.filter((r) => changed(r, true)).length === 4)
+  await waitFor(() => all.hooks.received.filter((r) => changed(r, true)).length === 4, 5000, '4 registrations')
   all.sim.crash(res2.id, 'reset')
   t.same(all.sim.schemas('live', 'cam1').length, 4, 'continue_push_ms from a string: the source stays')
-  await until('unregistered after 200 ms', () => all.sim.schemas('live', 'cam1').length === 0)
+  await waitFor(() => all.sim.schemas('live', 'cam1').length === 0, 5000, 'unregistered after 200 ms')
 })
 
 t.test('a second publisher is refused while the first is live, after its on_publish; accepted once the first is kicked and gone', async (t) => {
@@ -351,7 +341,7 @@ t.test('a second publisher is refused while the first is live, after its on_publ
 
   const kick = await api(sim, 'kick_session', { id: first.id })
   t.same(kick.json, { code: 0 })
-  await until('4 unregistrations', () => hooks.received.filter((r) => changed(r, false)).length === 4)
+  await waitFor(() => hooks.received.filter((r) => changed(r, false)).length === 4, 5000, '4 unregistrations')
   const third = await sim.publish({ app: 'live', stream: 'cam1' })
   t.same([third.ok, third.continued], [true, false])
   t.equal(sim.owner('live', 'cam1'), third.id)
@@ -367,11 +357,11 @@ t.test('a frozen publisher keeps the stream until keepAliveSecond, then a newcom
   const frozenAt = Date.now()
   const first = await sim.publish({ app: 'live', stream: 'cam1', stalled: true })
   const attempts: boolean[] = []
-  const accepted = await until('a newcomer accepted', async () => {
+  const accepted = await waitFor(async () => {
     const r = await sim.publish({ app: 'live', stream: 'cam1' })
     attempts.push(r.ok)
     return r.ok && r
-  }, 5000)
+  }, 5000, 'a newcomer accepted')
   t.ok(Date.now() - frozenAt >= 600, 'not before keepAliveSecond')
   t.ok(attempts.length > 1 && attempts[0] === false, 'refused at first')
   t.equal(accepted.continued, true, 'the timed-out source is continued')
@@ -392,7 +382,7 @@ t.test('a publisher stalled while live is dropped keepAliveSecond later (SRT: sr
   const rtsp = await sim.publish({ app: 'live', stream: 'cam2', schema: 'rtsp', stalled: true })
   const srt = await sim.publish({ app: 'live', stream: 'cam3', schema: 'srt', stalled: true })
   const rtc = await sim.publish({ app: 'live', stream: 'cam4', schema: 'rtc', stalled: true })
-  await until('dropped', () => [res, rtsp, srt, rtc].every((r) => sim.session(r.id)?.state === 'ended'))
+  await waitFor(() => [res, rtsp, srt, rtc].every((r) => sim.session(r.id)?.state === 'ended'), 5000, 'dropped')
   t.same([res, rtsp, srt, rtc].map((r) => sim.session(r.id)?.endReason), ['recv data from rtmp pusher timeout', 'pusher session timeout', 'srt timeout', 'webrtc timeout'])
   t.equal(idle.destroyed, false, 'the idle HTTP connection stays')
   t.throws(() => sim.stall(res.id), /no live publisher/)
@@ -402,7 +392,7 @@ t.test('a publisher stalled while live is dropped keepAliveSecond later (SRT: sr
 t.test('a crashed publisher\'s source is kept for continue_push_ms and a reconnect continues it', async (t) => {
   const { sim, hooks } = await setup(t, { continuePushMs: 5000 })
   const first = await sim.publish({ app: 'live', stream: 'cam1' })
-  await until('4 registrations', () => hooks.received.filter((r) => changed(r, true)).length === 4)
+  await waitFor(() => hooks.received.filter((r) => changed(r, true)).length === 4, 5000, '4 registrations')
   const player = await sim.play({ app: 'live', stream: 'cam1' })
   t.equal(player.ok, true)
   sim.crash(first.id)
@@ -433,7 +423,7 @@ t.test('a crashed publisher\'s source unregisters after continue_push_ms and can
   t.equal(rtmp.ok, false, 'an RTMP publisher cannot take over an RTSP source')
   const gone = await hooks.waitFor((r) => changed(r, false), 3000)
   t.ok(gone)
-  await until('4 unregistrations', () => hooks.received.filter((r) => changed(r, false)).length === 4)
+  await waitFor(() => hooks.received.filter((r) => changed(r, false)).length === 4, 5000, '4 unregistrations')
   t.same(sim.schemas('live', 'cam1'), [])
 })
 
@@ -455,11 +445,11 @@ t.test('WebRTC continues an RTSP source; SRT never continues', async (t) => {
 t.test('a clean stop unregisters at once, once per schema, then on_flow_report', async (t) => {
   const { sim, hooks } = await setup(t, { flowThresholdKB: 1, bytesPerSecond: 1_000_000 })
   const res = await sim.publish({ app: 'live', stream: 'cam1', params: 'token=1' })
-  await until('4 registrations', () => hooks.received.filter((r) => changed(r, true)).length === 4)
-  await until('some bytes', () => Date.now() - (sim.calls('on_publish')[0]?.startedAt ?? 0) > 50)
+  await waitFor(() => hooks.received.filter((r) => changed(r, true)).length === 4, 5000, '4 registrations')
+  await waitFor(() => Date.now() - (sim.calls('on_publish')[0]?.startedAt ?? 0) > 50, 5000, 'some bytes')
   sim.stop(res.id)
   t.same(sim.schemas('live', 'cam1'), [], 'gone at once')
-  const offs = await until('4 unregistrations', () => hooks.received.filter((r) => changed(r, false)).length === 4 && hooks.received.filter((r) => changed(r, false)))
+  const offs = await waitFor(() => hooks.received.filter((r) => changed(r, false)).length === 4 && hooks.received.filter((r) => changed(r, false)), 5000, '4 unregistrations')
   for (const r of offs) {
     t.same(Object.keys(r.body).sort(), ['app', 'hook_index', 'mediaServerId', 'params', 'regist', 'schema', 'stream', 'vhost'], 'only the tuple')
     t.match(r.body, { regist: false, vhost: DEFAULT_VHOST, app: 'live', stream: 'cam1', params: 'token=1' })
@@ -478,7 +468,7 @@ t.test('notifications are concurrent: delayed delivery makes unregistrations arr
   const { sim, hooks } = await setup(t, { hookDelayMs: (hook, body) => hook === 'on_stream_changed' && body.regist === false ? delays[body.schema as string] as number : 0 })
   const res = await sim.publish({ app: 'live', stream: 'cam1' })
   sim.stop(res.id)
-  const offs = await until('4 unregistrations', () => hooks.received.filter((r) => changed(r, false)).length === 4 && hooks.received.filter((r) => changed(r, false)))
+  const offs = await waitFor(() => hooks.received.filter((r) => changed(r, false)).length === 4 && hooks.received.filter((r) => changed(r, false)), 5000, '4 unregistrations')
   const indexes = offs.map((r) => r.body.hook_index as number)
   t.same(indexes, [...indexes].sort((a, b) => b - a), 'arrival order is the reverse of hook_index order')
   t.same(offs.map((r) => r.body.schema), ['fmp4', 'ts', 'rtsp', 'rtmp'])
@@ -536,7 +526,7 @@ t.test('a publisher kicked while its on_publish is pending is not let in when th
   const sessions = await api(sim, 'getAllSession')
   t.ok(sessions.json.data.some((s: any) => s.id === pub.body.id && s.typeid === 'mediakit::RtmpSession'), 'listed while authorising')
   t.same((await api(sim, 'kick_session', { id: pub.body.id })).json, { code: 0 })
-  await until('closed', () => sim.session(pub.body.id)?.state === 'ended')
+  await waitFor(() => sim.session(pub.body.id)?.state === 'ended', 5000, 'closed')
   release()
   const res = await pending
   t.same([res.ok, res.reason], [false, 'kick_session'])
@@ -684,7 +674,7 @@ t.test('on_stream_none_reader after the last reader left; {close:true} closes th
   sim.stopPlayer(p.id)
   const second = await hooks.waitFor((r) => r.hook === 'on_stream_none_reader' && r.body.schema === 'fmp4')
   t.ok(second)
-  await until('closed', () => sim.schemas('live', 'cam1').length === 0)
+  await waitFor(() => sim.schemas('live', 'cam1').length === 0, 5000, 'closed')
 })
 
 // ------------------------------------------------------------------ other hooks
@@ -765,7 +755,7 @@ t.test('closing the simulator ends pending hooks, retries and player waits', asy
   const pub = sim.publish({ app: 'live', stream: 'a' })
   const play = sim.play({ app: 'live', stream: 'b' })
   await hooks.waitFor((r) => r.hook === 'on_play')
-  await until('the first on_play failed', () => sim.calls('on_play').length === 1)
+  await waitFor(() => sim.calls('on_play').length === 1, 5000, 'the first on_play failed')
   await sim.close()
   t.equal((await pub).ok, false)
   t.equal((await play).ok, false)

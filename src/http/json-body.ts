@@ -11,7 +11,7 @@ const TYPE_MAX = 100
  * A hook body parser: Fastify's JSON parser (bodies of any content type, since `curl -d` sends a
  * form type), whose refusal says what was received instead of Fastify's "content-type is set to
  * 'application/json'": the content type, and that the media server sends JSON. Synchronous, as
- * Fastify's parser is: the hook front reads its result at once.
+ * Fastify's parser is.
  */
 export function hookJsonParser (json: JsonParser, sender: string): (req: { headers: IncomingHttpHeaders }, body: string, done: Done) => void {
   return (req, body, done) => {

@@ -10,7 +10,7 @@ import { registerRecordingMetrics } from '../recordings/metrics.js'
  */
 export interface Metrics {
   registry: Registry
-  /** Counts a hook answered by the hook front (Fastify's are counted by an onResponse hook). */
+  /** Counts an answered hook, by its action label (on_publish, zlm/on_publish, zlm/other); the hooks' pipeline calls it (http/hooks.ts). */
   hookAnswered: (action: string, outcome: string, ms: number) => void
 }
 
@@ -34,28 +34,10 @@ export function createMetrics (app: FastifyInstance): Metrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30],
     registers
   })
-  // Each route's action label, found once per route (null: not a hook route).
-  const actions = new Map<string | undefined, string | null>()
-  const actionOf = (route: string | undefined): string | null => {
-    let action = actions.get(route)
-    if (action === undefined) {
-      // SRS's hooks by name (on_publish); ZLMediaKit's as zlm/on_publish (zlm/other for a hook it does not know).
-      action = route === undefined || !/\/callback\/(zlm\/)?on_/.test(route) ? null : route.slice(route.indexOf('/callback/') + 10).replace('on_*', 'other')
-      actions.set(route, action)
-    }
-    return action
-  }
   const hookAnswered = (action: string, outcome: string, ms: number): void => {
     hooks.inc({ action, outcome })
     latency.observe({ action }, ms / 1000)
   }
-  app.addHook('onResponse', (req, reply, done) => {
-    const action = actionOf(req.routeOptions.url)
-    // Every callback path sets hookLog (its handler, or the error handler); 'unknown' guards a plugin answering first.
-    /* c8 ignore next */
-    if (action !== null) hookAnswered(action, req.hookLog?.outcome ?? 'unknown', reply.elapsedTime)
-    done()
-  })
 
   const takeovers = new Counter({
     name: PREFIX + 'takeovers_total',
