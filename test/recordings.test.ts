@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process'
 import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import t from 'tap'
 import { pino } from 'pino'
@@ -226,6 +228,22 @@ t.test('a worker that dies fails the calls it held (never answered as stored); t
   await SqliteDatabase.stopWorker()
   await store.close()
   t.match(await store.readiness(1), { ok: false, msg: /closed/ })
+})
+
+t.test('a process that ends with a database still open ends: an idle database holds nothing, and the worker closes it first', async (t) => {
+  const dir = t.testdir()
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL('./fixtures/forgets-a-database.ts', import.meta.url)), dir], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let out = ''
+  let code: number | null | undefined
+  child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+  child.on('exit', (c) => { code = c })
+  await waitFor(() => code !== undefined, 30_000, 'the process to end on its own')
+  t.equal(out, 'stored\n')
+  t.equal(code, 0)
+  const store = await SqliteRecordingStore.open({ dir })
+  t.teardown(() => store.close())
+  t.same((await store.list({ limit: 10 })).items.map((r) => r.file), ['/forgotten.flv'], 'what was acknowledged is there')
 })
 
 t.test('a retention sweep the store fails is logged and counted; the next one tries again', async (t) => {

@@ -332,6 +332,25 @@ t.test('PostgreSQL failing for good in the middle of setting a refused row aside
   t.equal(store.counters.drainFailures, 1)
 })
 
+t.test('a store closed while its migration waits (another replica holds the migration lock) cuts that session: nothing is left holding the process', async (t) => {
+  const url = await cluster.database()
+  const locker = new pg.Client({ connectionString: url })
+  await locker.connect()
+  t.teardown(() => locker.end())
+  await locker.query('SELECT pg_advisory_lock(hashtext($1))', ['srs-hooks migrations srs_hooks'])
+  const store = new PgRecordingStore({ url, schema: 'srs_hooks', queryTimeoutMs: 2000, writeTimeoutMs: 1000, poolMax: 1, log: pino({ level: 'silent' }) })
+  let settled: unknown
+  store.migrate().then(() => { settled = 'migrated' }, (err: Error) => { settled = err })
+  await waitFor(async () => (await locker.query('SELECT count(*)::int AS n FROM pg_locks WHERE locktype = \'advisory\' AND NOT granted')).rows[0].n === 1, 5000, 'the migration to wait for the lock')
+  await store.close()
+  await waitFor(() => settled !== undefined, 5000, 'the migration to end')
+  t.match(settled, Error, 'failed, not migrated')
+  t.notOk(store.migrated)
+  // PostgreSQL notices the client is gone once the lock it waits for is granted, and ends the session.
+  await locker.query('SELECT pg_advisory_unlock(hashtext($1))', ['srs-hooks migrations srs_hooks'])
+  await waitFor(async () => (await locker.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = \'srs-hooks\' AND datname = current_database()')).rows[0].n === 0, 10_000, 'its session to end in PostgreSQL')
+})
+
 t.test('the spool file, directly: keyed rows in order, file information, removal of what another process drained, rows set aside', async (t) => {
   const file = new SpoolFile({ dir: t.testdir() })
   t.teardown(() => file.close())

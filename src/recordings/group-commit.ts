@@ -173,14 +173,14 @@ export type HostCall =
  * The main thread's side: one worker thread per process hosts every SQLite database the process
  * opens (a production process opens one: the index, or the spool), each with its own group
  * commit. Starting a thread costs more than a hook (over a second under the tests' TypeScript
- * loader), so it is started once and kept; it does not hold the process open while no database is.
+ * loader), so it is started once and kept. It holds the process open only while a call waits for
+ * its answer: an open database that is idle does not, so a process that forgot one still ends.
  */
 class SqliteHost {
   static #current: SqliteHost | null = null
   readonly #worker: Worker
   readonly #pending = new Map<number, { resolve: (v: unknown) => void, reject: (e: Error) => void }>()
   #next = 0
-  #open = 0
   #dead: Error | null = null
 
   private constructor () {
@@ -192,6 +192,7 @@ class SqliteHost {
       for (const r of replies) {
         const p = this.#pending.get(r.id)!
         this.#pending.delete(r.id)
+        if (this.#pending.size === 0) this.#worker.unref()
         if ('error' in r) p.reject(new SqliteWorkerError(r.error.message, r.error.code))
         else p.resolve(r.value)
       }
@@ -206,7 +207,7 @@ class SqliteHost {
   }
 
   /**
-   * When the process has nothing left to do (its databases closed), the thread is ended cleanly
+   * When the process has nothing left to do (no call waiting), the thread is ended cleanly
    * rather than cut off at exit: it leaves nothing behind, and a coverage run can record it.
    */
   readonly #retire = (): void => {
@@ -239,21 +240,11 @@ class SqliteHost {
   }
 
   async open (kind: DatabaseKind, options: unknown): Promise<{ db: number, info: unknown }> {
-    this.#hold(1)
-    try {
-      return await this.send<{ db: number, info: unknown }>({ id: 0, op: 'open', db: null, args: [kind, options] })
-    } catch (err) {
-      this.#hold(-1)
-      throw err
-    }
+    return await this.send<{ db: number, info: unknown }>({ id: 0, op: 'open', db: null, args: [kind, options] })
   }
 
   async closeDb (db: number): Promise<void> {
-    try {
-      await this.send({ id: 0, op: 'close', db, args: [] })
-    } finally {
-      this.#hold(-1)
-    }
+    await this.send({ id: 0, op: 'close', db, args: [] })
   }
 
   async send<T> (call: HostCall): Promise<T> {
@@ -263,15 +254,9 @@ class SqliteHost {
     const id = this.#next++
     return await new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
+      if (this.#pending.size === 1) this.#worker.ref()
       this.#worker.postMessage({ ...call, id })
     })
-  }
-
-  /** Keeps the process alive while a database is open, not otherwise. */
-  #hold (n: number): void {
-    this.#open += n
-    if (this.#open > 0) this.#worker.ref()
-    else this.#worker.unref()
   }
 
   #fail (err: Error): void {

@@ -1,3 +1,4 @@
+import { Socket } from 'node:net'
 import pg from 'pg'
 import type { Log } from '../logger.js'
 import { bounded, quoteSchema, redactUrl, SchemaTooNewError } from './database.js'
@@ -108,6 +109,8 @@ export class PgRecordingStore implements RecordingStore {
   /** Where, for messages: the URL without its password. */
   readonly where: string
   readonly #pool: pg.Pool
+  /** The sockets of migrations in progress (closed by close()). */
+  readonly #migrations = new Set<Socket>()
   readonly #opts: PgStoreOptions
   readonly #s: string
   #migrated = false
@@ -135,7 +138,11 @@ export class PgRecordingStore implements RecordingStore {
    * database is ahead of this build.
    */
   async migrate (): Promise<number[]> {
-    const client = new pg.Client({ ...connection(this.#opts), statement_timeout: MIGRATION_STATEMENT_TIMEOUT_MS, query_timeout: undefined, lock_timeout: MIGRATION_LOCK_TIMEOUT_MS })
+    // Its own socket, so that close() can cut a migration PostgreSQL stopped answering (a black
+    // hole answers neither the queries nor the session's end).
+    const socket = new Socket()
+    this.#migrations.add(socket)
+    const client = new pg.Client({ ...connection(this.#opts), stream: () => socket, statement_timeout: MIGRATION_STATEMENT_TIMEOUT_MS, query_timeout: undefined, lock_timeout: MIGRATION_LOCK_TIMEOUT_MS })
     client.on('error', () => {}) // a broken connection fails the query in progress, which reports it
     const applied: number[] = []
     try {
@@ -165,8 +172,10 @@ export class PgRecordingStore implements RecordingStore {
       this.#migrated = true
       return applied
     } finally {
-      // Ending the session releases the advisory lock.
-      await client.end().catch(() => {})
+      // Ending the session releases the advisory lock; a session that does not end is cut.
+      await bounded(client.end(), this.#opts.queryTimeoutMs, 'ending the migration session').catch(() => {})
+      socket.destroy()
+      this.#migrations.delete(socket)
     }
   }
 
@@ -264,6 +273,7 @@ export class PgRecordingStore implements RecordingStore {
   }
 
   async close (): Promise<void> {
+    for (const socket of this.#migrations) socket.destroy()
     await this.#pool.end()
   }
 

@@ -15,8 +15,14 @@ const open = new Map<number, { file: SqliteIndex | SpoolFile, group: GroupCommit
 let next = 0
 
 port.on('message', (m: HostCall | 'exit') => {
-  // The process is about to end with nothing open: end this thread cleanly first.
+  // The process is about to end with no call waiting: close what is still open (a process that
+  // forgot a database) and end this thread cleanly first.
   if (m === 'exit') {
+    for (const { file, group } of open.values()) {
+      group.flushAll()
+      file.close()
+    }
+    open.clear()
     port.close()
     return
   }
