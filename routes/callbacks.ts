@@ -7,6 +7,7 @@ import type { Config } from '../src/config.js'
 import { AppError, Codes, failureOf, type Code } from '../src/errors.js'
 import { lazySerializerCompiler, validatorCompiler } from '../src/http/validation.js'
 import { jsonString, LazyChildLogger, LineWriter, unredacted, type Log } from '../src/logger.js'
+import type { PlatformCheck } from '../src/publishers/media.js'
 import type { PublishResult } from '../src/publishers/service.js'
 import { UnindexableRecordingError, type DvrNotice, type RecordingService } from '../src/recordings/service.js'
 import { srsTopic, tokenKey } from '../src/srs/adapter.js'
@@ -41,6 +42,9 @@ export interface HookRequest<B> {
   body: B
   log: Log
   hookLog: HookLog | null
+  /** The body as it arrived, and the platform's verdict: set when hooks are forwarded (src/forward/). */
+  rawBody?: string | null
+  platform?: PlatformCheck | null
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8'
@@ -80,7 +84,13 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
   // SRS sends application/json; curl -d sends a form type. Parse every body as JSON, and an
   // empty one is an error: every hook has a body.
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
+  const forward = app.forward
+  const parse = app.getDefaultJsonParser('error', 'error')
+  // The body as it arrived is kept for the platform (forwarded unchanged).
+  app.addContentTypeParser('*', { parseAs: 'string' }, (req, body, done) => {
+    if (forward !== undefined) req.rawBody = body as string
+    parse(req, body as string, done)
+  })
 
   // The one line per hook, written by a child of the app's logger without redaction: its fields
   // are all known and none is a secret (param's credentials are masked by redactQuery), and
@@ -123,7 +133,9 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
   const serialize = lazySerializerCompiler()({ schema: HookReply, method: 'POST', url: '', httpStatus: '200' })
   const root = app.log as Logger
 
-  const hook = <S extends TSchema>(action: HookAction, body: S, handler: (req: HookRequest<Static<S>>) => Promise<HookReply>): void => {
+  const hook = <S extends TSchema>(action: HookAction, body: S, own: (req: HookRequest<Static<S>>) => Promise<HookReply>): void => {
+    // Forwarding to the platform (FORWARD_URL) wraps the handler; without it, the handler as it is.
+    const handler = forward === undefined ? own : forward.wrap('srs', action, own)
     const mismatch = (sent: string): AppError | undefined =>
       sent === action ? undefined : new AppError(`body.action is ${JSON.stringify(sent)} but this is the ${action} callback; check the hook URLs in srs.conf`, Codes.ACTION_MISMATCH, 400)
     app.post(`/${action}`, {
@@ -173,13 +185,15 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
         raw.removeListener('data', onData)
         raw.removeListener('error', onAbort)
         let parsed: { error: Error | null, body?: unknown } = { error: null }
-        json(raw as never, chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'), (error, value) => { parsed = { error, body: value } })
+        const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')
+        json(raw as never, text, (error, value) => { parsed = { error, body: value } })
         if (parsed.error !== null) return fail(parsed.error, true)
         const checked = validate(parsed.body)
         if (checked.error !== undefined) return fail({ validation: checked.error, validationContext: 'body' })
         const wrong = mismatch((parsed.body as { action: string }).action)
         if (wrong !== undefined) return fail(wrong)
         req.body = parsed.body as Static<S>
+        if (forward !== undefined) req.rawBody = text
         handler(req).then((reply) => { answer(200, reply) }, fail)
       }
       // The caller hung up before its body arrived: nobody to answer, and, as on Fastify's path, nothing logged or counted.
@@ -223,7 +237,8 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
       ref: { key, vhost: b.vhost, app: b.app, stream: b.stream, streamId: streamIdOf(b) },
       newcomer: { id: client, ip: b.ip },
       credentials: credentialsOf(verdict),
-      policy: app.policyFor(b.vhost, b.app)
+      policy: app.policyFor(b.vhost, b.app),
+      platform: req.platform
     }
     const r = node.strategy === 'connect'
       ? await app.publishers.publishHoldingToken(request, req.log)
@@ -251,7 +266,8 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
       ref: { key: key!, vhost: b.vhost, app: b.app, stream: stream.replace(/\.(flv|m3u8|mp4|ts)$/, '') },
       newcomer: { id: client, ip: b.ip },
       credentials: credentialsOf(app.auth.publishCredentials({ vhost: b.vhost, app: b.app, stream, param: b.param, ip: b.ip })),
-      policy: app.policyFor(b.vhost, b.app)
+      policy: app.policyFor(b.vhost, b.app),
+      platform: req.platform
     }, req.log)
     req.hookLog = publishLog(seen, node.server.id, r)
     return replyOf(r)

@@ -7,6 +7,7 @@ import callbacks from '../routes/callbacks.js'
 import auth from './auth/plugin.js'
 import { trustProxyOf } from './auth/settings.js'
 import health from '../routes/health.js'
+import forward from './forward/plugin.js'
 import type { Config } from './config.js'
 import { failureOf, Codes, type AppError } from './errors.js'
 import { HookFront } from './http/front.js'
@@ -116,6 +117,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(recordings, { config, store: deps.recordings, stat: deps.stat, now })
   await app.register(operations, { config, now, events: deps.events ?? shared?.events })
   await app.register(zlm, { config, now, statsIntervalMs: deps.zlmStatsIntervalMs })
+  await app.register(forward, { config, now })
   for (const prefix of CALLBACK_PREFIXES) await app.register(callbacks, { prefix, config })
   for (const prefix of CALLBACK_PREFIXES) await app.register(zlmCallbacks, { prefix: `${prefix}/zlm`, config })
   for (const prefix of ADMIN_PREFIXES) await app.register(admin, { prefix, config, now })
