@@ -8,6 +8,7 @@ import auth from './auth/plugin.js'
 import { trustProxyOf } from './auth/settings.js'
 import health from '../routes/health.js'
 import forward from './forward/plugin.js'
+import forwardRoutes from '../routes/forward.js'
 import type { Config } from './config.js'
 import { failureOf, Codes, type AppError } from './errors.js'
 import { HookFront } from './http/front.js'
@@ -122,6 +123,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   for (const prefix of CALLBACK_PREFIXES) await app.register(zlmCallbacks, { prefix: `${prefix}/zlm`, config })
   for (const prefix of ADMIN_PREFIXES) await app.register(admin, { prefix, config, now })
   for (const prefix of ADMIN_PREFIXES) await app.register(zlmRtp, { prefix, config })
+  for (const prefix of ADMIN_PREFIXES) await app.register(forwardRoutes, { prefix, config, now })
   await app.register(health, { config, now })
   return app
 }

@@ -168,8 +168,10 @@ export class Delivery {
         this.#inflight--
         this.#schedule(name, lane)
         this.#pump()
-        if (this.#inflight === 0) for (const wake of this.#idle) wake()
-        this.#idle.clear()
+        if (this.#inflight === 0) {
+          for (const wake of this.#idle) wake()
+          this.#idle.clear()
+        }
       })
     }
   }

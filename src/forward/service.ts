@@ -131,6 +131,23 @@ export class ForwardService {
     }
   }
 
+  /** Dead letters back to their lanes (an operator's retry): `seqs`, or all of them. Returns how many. */
+  async retry (seqs: number[] | 'all'): Promise<number> {
+    let wanted = seqs
+    if (wanted === 'all') {
+      wanted = []
+      for (let after = 0; ;) {
+        const page = await this.outbox.dead(after, 1000)
+        if (page.length === 0) break
+        wanted.push(...page.map((n) => n.seq))
+        after = page.at(-1)!.seq
+      }
+    }
+    const revived = await this.outbox.revive(wanted, this.#o.now())
+    for (const w of revived) this.delivery.added(w)
+    return revived.length
+  }
+
   /** A takeover is about to evict `holder` for `newcomer`: its own on_unpublish and on_close will not be forwarded. */
   evicting (holder: string, newcomer: string): void {
     this.#replaced.set(holder, newcomer)
