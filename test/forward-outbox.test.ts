@@ -47,8 +47,8 @@ t.test('an outage and a restart: every notification arrives, in order per stream
 
   platform.mode = { kind: 'ok' }
   const again = await startApp(t, { SRS_API_URL: sim.apiUrl, ...env })
-  t.ok(again.app.forward!.delivery.depth > 0, 'the outbox kept what was acknowledged')
-  await platform.waitFor(() => again.app.forward!.delivery.depth === 0, 10_000, 'the backlog to drain')
+  t.ok(again.app.forward!.outbox.counts.rows > 0, 'the outbox kept what was acknowledged')
+  await platform.waitFor(() => again.app.forward!.outbox.counts.rows === 0, 10_000, 'the backlog to drain')
   const after = platform.received.slice(before)
   for (const [stream, want] of expected) {
     const got = after.filter((r) => r.body.stream === stream && r.action === 'on_unpublish').map((r) => `${r.action}:${String(r.body.client_id)}`)

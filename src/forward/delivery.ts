@@ -67,8 +67,14 @@ export class Delivery {
   /** Takes in what the outbox holds (after a restart) and starts delivering. */
   async start (): Promise<void> {
     const rows = await this.#o.outbox.waiting()
+    // Notifications added meanwhile are in the file too: merged, each once, in the file's order.
+    const known = new Map<number, Waiting>()
+    for (const w of rows) known.set(w.seq, w)
+    for (const lane of this.#lanes.values()) for (const w of lane.waiting) known.set(w.seq, w)
+    this.#lanes.clear()
+    this.#waiting = 0
     this.#running = true
-    for (const w of rows) this.#push(w)
+    for (const w of [...known.values()].sort((x, y) => x.seq - y.seq)) this.#push(w)
     this.#pump()
   }
 

@@ -139,9 +139,16 @@ export default fp<ForwardPluginOptions>(async (app, { config, now }) => {
     })
   }
   app.decorate('forward', service)
-  await delivery.start()
-  log.info({ srs: clients.srs?.where, zlm: clients.zlm?.where, waiting: delivery.depth, dead: outbox.counts.dead, failMode: config.FORWARD_FAIL_MODE, timeoutMs: config.FORWARD_TIMEOUT_MS }, 'forwarding hooks to the platform')
+  log.info({ srs: clients.srs?.where, zlm: clients.zlm?.where, rows: outbox.counts.rows, dead: outbox.counts.dead, failMode: config.FORWARD_FAIL_MODE, timeoutMs: config.FORWARD_TIMEOUT_MS }, 'forwarding hooks to the platform')
+  // Once serving (the worker thread's start is no reason to hold up the first hooks): what waits in the outbox is delivered.
+  let started: Promise<void> | undefined
+  app.afterStart(() => {
+    started = delivery.start().catch((err: unknown) => {
+      log.error({ err: (err as Error).message }, 'forwarding: the outbox could not be read; notifications are kept and delivered after a restart')
+    })
+  })
   app.addHook('onClose', async () => {
+    await started
     await delivery.stop()
     await Promise.all([outbox.close(), clients.srs?.close(), clients.zlm?.close()])
   })
