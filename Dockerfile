@@ -1,19 +1,22 @@
 # srs-hooks: build with the toolchain, run with production dependencies only.
 
 # Builder: install everything (better-sqlite3 compiles from source here), build, then drop dev dependencies.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json build.mjs ./
-# The server only: the benchmarks (scripts/) and the simulators (test/fixtures/) stay out of the image.
+# The server and the operator console: the benchmarks (scripts/bench) and the simulators
+# (test/fixtures/) stay out of the image.
 COPY src ./src
 COPY routes ./routes
+COPY web ./web
+COPY scripts/build-console.mjs ./scripts/
 RUN npm run build && npm prune --omit=dev
 
 # Runtime: the compiled server and its production node_modules (with the compiled SQLite binding), as a non-root user.
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=6000 DATA_DIR=/data
 WORKDIR /app
 COPY --from=build /app/package.json ./

@@ -96,6 +96,8 @@ export function operatorsOnly (config: Config) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const access = checkAccess(config.ADMIN_TOKEN, req.headers.authorization, req.socket.remoteAddress)
     if (access.ok) return
+    // A failed login: who (the socket's address, and what it says it forwards for) and why; never the token.
+    req.log.warn({ caller: req.socket.remoteAddress, forwardedFor: req.headers['x-forwarded-for']?.slice(0, 256), reason: access.reason, method: req.method, url: req.url.split('?')[0] }, 'operator API: access refused')
     if (access.reason === 'not-loopback') {
       throw new AppError('the operator API answers loopback callers only while ADMIN_TOKEN is unset; set ADMIN_TOKEN and send it as a bearer token', Codes.ADMIN_FORBIDDEN, 403)
     }
@@ -147,7 +149,6 @@ const admin: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, { confi
       page = await app.recordings.list({ vhost: q.vhost, app: q.app, stream: q.stream, from, to, limit: q.limit ?? RECORDINGS_LIMIT.default, after })
     } catch (err) {
       const spooled = app.recordings.spool()?.depth ?? 0
-      req.log.warn({ err: (err as Error).message }, 'operator API: the recordings index did not answer')
       throw new AppError(`the recordings index did not answer: ${(err as Error).message}${spooled > 0 ? `; ${spooled} recordings wait in this replica's spool` : ''}`,
         Codes.RECORDINGS_UNAVAILABLE, 503, { cause: err })
     }

@@ -98,25 +98,28 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
   // the same line. A LineWriter builds it as one string, the same as pino's, for a fifth of its cost.
   const lines = unredacted(app.log)
   const writer = LineWriter.of(lines as Logger)
-  const logLine = (reqId: string, action: string, hookLog: HookLog | null, status: number, ms: number): void => {
+  // A refused or failed hook's line names its caller's address (the hook's `ip` is the client's, as the body says).
+  const logLine = (reqId: string, action: string, hookLog: HookLog | null, status: number, ms: number, caller: string | undefined): void => {
     const rounded = Math.round(ms * 10) / 10
     const warn = status >= 400
     const msg = warn ? 'hook not processed' : 'hook'
     if (writer?.enabled(warn ? 40 : 30) === false) return
+    const refused = warn || hookLog?.code !== 0 ? caller : undefined
     // Left to pino: a logger the writer does not write for, or a field that is an object.
     // Every callback path sets hookLog (its handler, or the error handler); {} guards a plugin answering first.
     /* c8 ignore next */
     const fields = writer?.fields(hookLog ?? {})
     if (fields !== undefined) {
-      writer!.write(warn ? 40 : 30, ',"reqId":' + jsonString(reqId) + ',"action":' + jsonString(action) + fields + ',"status":' + String(status) + ',"ms":' + String(rounded), msg)
+      writer!.write(warn ? 40 : 30, ',"reqId":' + jsonString(reqId) + ',"action":' + jsonString(action) + fields +
+        (refused === undefined ? '' : ',"caller":' + jsonString(refused)) + ',"status":' + String(status) + ',"ms":' + String(rounded), msg)
       return
     }
-    const line = { reqId, action, ...hookLog, status, ms: rounded }
+    const line = { reqId, action, ...hookLog, caller: refused, status, ms: rounded }
     if (warn) lines.warn(line, msg)
     else lines.info(line, msg)
   }
   app.addHook('onResponse', (req, reply, done) => {
-    logLine(req.id, actionOf(req), req.hookLog, reply.statusCode, reply.elapsedTime)
+    logLine(req.id, actionOf(req), req.hookLog, reply.statusCode, reply.elapsedTime, req.ip)
     done()
   })
 
@@ -166,7 +169,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
           : { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(payload) })
         res.end(payload)
         const ms = performance.now() - started
-        logLine(id, action, req.hookLog, status, ms)
+        logLine(id, action, req.hookLog, status, ms, raw.socket.remoteAddress)
         app.metrics.hookAnswered(action, req.hookLog!.outcome, ms)
       }
       const fail = (err: unknown, unparsed = false): void => {
@@ -223,21 +226,23 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
     const key = streamKeyOf(b)
     const client = clientIdOf(b)
     const seen = describe(b, key, client)
-    const verdict = await app.auth.checkPublish({ vhost: b.vhost, app: b.app, stream: b.stream, param: b.param, ip: b.ip })
     const node = await app.srsServers.resolve(b.server_id, Date.now() + RESOLVE_MS)
+    // Only an on_connect of the token strategy remembers clients (see on_connect); credentials it counted are not counted again.
+    const connected = node !== UNKNOWN && node.strategy !== 'publish' ? await app.publishers.progressed(node.server.id, client) : undefined
+    const verdict = await app.auth.checkPublish({ vhost: b.vhost, app: b.app, stream: b.stream, param: b.param, ip: b.ip }, connected?.credentials)
     if (node === UNKNOWN) {
       const r = unknownServer(config.FAIL_MODE, b.server_id, verdict.ok ? undefined : verdict)
       req.hookLog = { ...seen, outcome: r.outcome, code: r.reply.code, reason: r.reply.msg ?? undefined }
       return r.reply
     }
-    // Only an on_connect of the token strategy remembers clients (see on_connect).
-    if (node.strategy !== 'publish') await app.publishers.progressed(node.server.id, client)
     const request = {
       server: node.server,
       ref: { key, vhost: b.vhost, app: b.app, stream: b.stream, streamId: streamIdOf(b) },
       newcomer: { id: client, ip: b.ip },
       credentials: credentialsOf(verdict),
       policy: app.policyFor(b.vhost, b.app),
+      // Where SRS cannot list the newcomer yet (before 5.0.55), an authenticated hook vouches for it.
+      callerAuthenticated: app.auth.callersAuthenticated,
       platform: req.platform
     }
     const r = node.strategy === 'connect'
@@ -265,7 +270,7 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
       server: node.server,
       ref: { key: key!, vhost: b.vhost, app: b.app, stream: stream.replace(/\.(flv|m3u8|mp4|ts)$/, '') },
       newcomer: { id: client, ip: b.ip },
-      credentials: credentialsOf(app.auth.publishCredentials({ vhost: b.vhost, app: b.app, stream, param: b.param, ip: b.ip })),
+      credentials: credentialsOf(await app.auth.checkConnect({ vhost: b.vhost, app: b.app, stream, param: b.param, ip: b.ip })),
       policy: app.policyFor(b.vhost, b.app),
       platform: req.platform
     }, req.log)

@@ -17,7 +17,7 @@ import { UNKNOWN, type ZlmNode } from '../src/zlm/servers.js'
 import { indexRecording, publishLog, type HookLog } from './callbacks.js'
 
 /**
- * What ZLMediaKit calls: POST <prefix>/zlm/on_<hook> (zlm-protocol.md section 1). Every hook is
+ * What ZLMediaKit calls: POST <prefix>/zlm/on_<hook> (docs/zlm-protocol.md section 1). Every hook is
  * answered HTTP 200 with an integer `code`, validated and logged once. Only on_publish, on_play and
  * the authorising hooks ever refuse; on_publish may wait for a takeover, within its bound and
  * ZLMediaKit's hook.timeoutSec; every other hook answers at once, and what it prompts (a release
@@ -55,7 +55,11 @@ const zlmCallbacks: FastifyPluginAsyncTypebox<ZlmCallbackRoutesOptions> = async 
     const named = route.slice(route.lastIndexOf('/') + 1)
     const action = named === 'on_*' ? `on_${(req.params as Record<string, string>)['*']!}` : named
     const index = (req.body as { hook_index?: unknown } | undefined)?.hook_index
-    const line = { kind: 'zlm', action, hookIndex: typeof index === 'number' ? index : undefined, ...req.hookLog, status: res.statusCode, ms: Math.round(res.elapsedTime * 10) / 10 }
+    // A refused or failed hook's line names its caller's address. Every answered hook has its
+    // hookLog (its handler, or the error handler for a 4xx/5xx); the ?? guards a plugin answering first.
+    /* c8 ignore next */
+    const refused = res.statusCode >= 400 || (req.hookLog?.code ?? 0) !== 0
+    const line = { kind: 'zlm', action, hookIndex: typeof index === 'number' ? index : undefined, ...req.hookLog, caller: refused ? req.ip : undefined, status: res.statusCode, ms: Math.round(res.elapsedTime * 10) / 10 }
     if (res.statusCode >= 400) req.log.warn(line, 'hook not processed')
     else if (QUIET.has(action)) req.log.debug(line, 'hook')
     else req.log.info(line, 'hook')

@@ -10,7 +10,7 @@ import type { ZlmNode } from '../src/zlm/servers.js'
 import { operatorsOnly } from './admin.js'
 
 /**
- * RTP servers on ZLMediaKit, for GB28181 platforms (zlm-protocol.md section 4), under
+ * RTP servers on ZLMediaKit, for GB28181 platforms (docs/zlm-protocol.md section 4), under
  * /admin-api/video/camera/ (and /video/camera/): POST rtp-servers opens one and never fails with
  * "already exists", DELETE rtp-servers/{stream_id} closes one, GET rtp-servers lists them with
  * their state. The operator API's access rules: bearer ADMIN_TOKEN, or loopback callers only.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Before `npm test`: the servers the suite runs for real (Redis for shared state, PostgreSQL for
-# recordings). Each test file starts its own throwaway instance on a free loopback port and stops
+# recordings), and Debian's chromium, in which test/console-browser.test.ts drives the console. Each test file starts its own throwaway instance on a free loopback port and stops
 # it; this only makes sure the programs are there, installing Debian's packages when they are not
 # and this user may (root, or sudo without a password).
 set -euo pipefail
@@ -15,6 +15,7 @@ pg_bin () {
 missing=()
 command -v redis-server > /dev/null || missing+=(redis-server)
 [ -n "$(pg_bin)" ] || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -30,4 +31,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}" > /dev/null ||
   { "${as_root[@]}" apt-get update > /dev/null && "${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}" > /dev/null; }
 # The packages' own services are not used: the tests start their own instances.
-command -v redis-server > /dev/null && [ -n "$(pg_bin)" ]
+command -v redis-server > /dev/null && [ -n "$(pg_bin)" ] && [ -x /usr/bin/chromium ]

@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Dispatcher } from 'undici'
 import admin, { ADMIN_PREFIXES } from '../routes/admin.js'
 import callbacks from '../routes/callbacks.js'
+import consoleRoutes from '../routes/console.js'
 import auth from './auth/plugin.js'
 import { trustProxyOf } from './auth/settings.js'
 import health from '../routes/health.js'
@@ -11,7 +12,8 @@ import forward from './forward/plugin.js'
 import forwardRoutes from '../routes/forward.js'
 import type { Config } from './config.js'
 import { failureOf, Codes, type AppError } from './errors.js'
-import { HookFront } from './http/front.js'
+import { capConnections, clientErrorHandler, serverOptionsOf, type EdgeCounters } from './http/edge.js'
+import { HookFront, type ServerTimeouts } from './http/front.js'
 import { backgroundStart } from './http/start.js'
 import { lazySerializerCompiler, validatorCompiler } from './http/validation.js'
 import { createLogger, LazyChildLogger } from './logger.js'
@@ -64,6 +66,9 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   const trustProxy = trustProxyOf(config.TRUST_PROXY)
   // Behind a TRUST_PROXY, request.ip is Fastify's to work out: the hooks go through Fastify then.
   const front = new HookFront(deps.hookFront !== false && trustProxy === false)
+  const edge: EdgeCounters = { unknownCallbacks: 0, timedOut: 0, dropped: 0 }
+  // Set once the instance exists; a client error can only come once it listens.
+  let log: FastifyBaseLogger | undefined
   const app = Fastify({
     loggerInstance: (deps.logger ?? createLogger(config.LOG_LEVEL)) as FastifyBaseLogger,
     // One line per hook is written by the callbacks' onResponse hook instead.
@@ -71,14 +76,21 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     // A request's logger is made when it first logs (most never do).
     childLoggerFactory: (logger, bindings, options) => new LazyChildLogger(logger as unknown as Logger, bindings, options as Record<string, unknown>) as unknown as FastifyBaseLogger,
     bodyLimit: config.BODY_LIMIT,
+    // A request's headers and body within REQUEST_TIMEOUT_MS, or 408 and closed (http/edge.ts).
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
+    http: serverOptionsOf(config.REQUEST_TIMEOUT_MS),
+    clientErrorHandler: clientErrorHandler(edge, config.REQUEST_TIMEOUT_MS, () => log!),
     // Whose X-Forwarded-For sets request.ip (HOOK_ALLOW checks it): TRUST_PROXY's proxies only.
     trustProxy,
     return503OnClosing: true,
     // SRS's hooks are served in front of Fastify's request path (http/front.ts), with one sequence of request ids.
     genReqId: front.requestId,
-    serverFactory: (handler, options) => front.server(handler, options)
+    serverFactory: (handler, options) => front.server(handler, options as unknown as ServerTimeouts)
   }).withTypeProvider<TypeBoxTypeProvider>()
+  log = app.log
   app.decorate('hookFront', front)
+  app.decorate('edge', edge)
+  capConnections(app, config.MAX_CONNECTIONS, now)
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(lazySerializerCompiler())
   app.decorateRequest('hookLog', null)
@@ -93,11 +105,19 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   })
 
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
-    const failed = failureOf(err, req.log)
+    // A hook's own line says why it failed; any other request's failure is said here.
+    const hook = req.routeOptions.url?.includes('/callback/') === true
+    const failed = failureOf(err, req.log, hook ? undefined : { method: req.method, url: req.url.split('?')[0], caller: req.ip })
     req.hookLog = failed.hookLog
     return reply.code(failed.status).send(failed.reply)
   })
   app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0]!
+    if (CALLBACK_PREFIXES.some((p) => path.startsWith(p + '/'))) {
+      // A hook URL in srs.conf with a typo (on_pubish): SRS's every such hook fails, so say which.
+      edge.unknownCallbacks++
+      req.log.warn({ method: req.method, path: path.slice(0, 512), caller: req.ip }, 'request to an unknown callback path; check the hook URLs in srs.conf')
+    }
     return reply.code(404).send({ code: Codes.NOT_FOUND, msg: `no route ${req.method} ${req.url.split('?')[0]}` })
   })
 
@@ -124,6 +144,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   for (const prefix of ADMIN_PREFIXES) await app.register(admin, { prefix, config, now })
   for (const prefix of ADMIN_PREFIXES) await app.register(zlmRtp, { prefix, config })
   for (const prefix of ADMIN_PREFIXES) await app.register(forwardRoutes, { prefix, config, now })
+  await app.register(consoleRoutes, { config, now })
   await app.register(health, { config, now })
   return app
 }

@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 import { AuthSettings } from './auth/settings.js'
+import { EdgeSettings } from './http/edge.js'
 import { OperationsSettings } from './operations/settings.js'
 import { ForwardSettings } from './forward/settings.js'
 import { TakeoverSettings } from './publishers/settings.js'
@@ -10,7 +11,7 @@ import { apiEndpoints, SrsSettings, type SrsApiEndpoint } from './srs/settings.j
 import { ZlmSettings, zlmEndpoints } from './zlm/settings.js'
 
 /**
- * Every setting, read from the environment. README.md ("Configuration") documents each one with
+ * Every setting, read from the environment. docs/configuration.md documents each one with
  * its default; keep the two in step.
  */
 export const ConfigSchema = Type.Object({
@@ -21,6 +22,7 @@ export const ConfigSchema = Type.Object({
     { default: 'info' }
   ),
   BODY_LIMIT: Type.Integer({ default: 16_384, minimum: 1024, maximum: 10_485_760 }),
+  ...EdgeSettings,
   ...SrsSettings,
   ...ZlmSettings,
   ...TakeoverSettings,

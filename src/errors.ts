@@ -4,7 +4,7 @@ import type { Log } from './logger.js'
 /**
  * Coded errors. Every refusal or failure that reaches a caller carries a stable numeric `code`
  * (what SRS and operators see in the reply body) and a string `name` (what logs and metrics use).
- * The table in README.md ("Reply codes") is the contract; keep it in step with this file.
+ * The table in docs/operations.md ("Reply codes") is the contract; keep it in step with this file.
  */
 
 /** Reply codes in hook and API replies. 0 means allowed; anything else refuses. */
@@ -53,6 +53,8 @@ export const Codes = {
   INVALID_JSON: 4001,
   ACTION_MISMATCH: 4002,
   NOT_FOUND: 4004,
+  /** Any request: its headers and body did not arrive within REQUEST_TIMEOUT_MS (HTTP 408, connection closed). */
+  REQUEST_TIMEOUT: 4008,
   BODY_TOO_LARGE: 4013,
   /** on_dvr: the recording could not be written to the index (HTTP 503); SRS logs it and goes on. */
   RECORDING_NOT_STORED: 1101,
@@ -86,6 +88,10 @@ export const Codes = {
   RTP_OPEN_CONFLICT: 4121,
   /** Operator API, RTP servers: no ZLMediaKit server is configured, the one named is unknown, or several are and none is named (HTTP 400). */
   ZLM_SERVER_UNKNOWN: 4122,
+  /** Operator API, events stream: EVENTS_STREAM_CLIENTS streams are open already (HTTP 503); retry later. */
+  EVENTS_STREAM_FULL: 4130,
+  /** Operator console: its files are not built (npm run build) or CONSOLE_DIR holds none (HTTP 503). */
+  CONSOLE_NOT_BUILT: 4131,
   /** Anything unexpected inside this server. */
   INTERNAL: 5000
 } as const
@@ -136,10 +142,20 @@ export class SrsApiError extends Error {
   }
 }
 
-/** What a failed hook request is answered, logged and counted with (the app's error handler, and the hook front's). */
-export function failureOf (err: FastifyError | AppError, log: Log): { status: number, reply: { code: number, msg: string }, hookLog: { outcome: string, code: number, reason: string } } {
+/**
+ * What a failed request is answered, logged and counted with (the app's error handler, and the hook
+ * front's). A hook has a line of its own that gives the reason; any other request passes `unlined`
+ * (what to say of it), and its expected failure is logged once with it.
+ */
+export function failureOf (err: FastifyError | AppError, log: Log, unlined?: Record<string, unknown>): { status: number, reply: { code: number, msg: string }, hookLog: { outcome: string, code: number, reason: string } } {
   const { status, code, msg } = describeError(err)
-  if (status >= 500) log.error({ err }, 'unexpected error')
+  // A coded failure (SRS's API or the index out of reach) is expected: its reason in one line, no
+  // stack. Only what nobody foresaw is logged as an error with its stack and causes.
+  if (status >= 500) {
+    if (err instanceof AppError && err.code !== Codes.INTERNAL) {
+      if (unlined !== undefined) log.warn({ ...unlined, code, reason: msg }, 'request failed')
+    } else log.error({ err }, 'unexpected error')
+  }
   return { status, reply: { code, msg }, hookLog: { outcome: status >= 500 ? 'error' : status === 403 ? 'forbidden' : 'bad-request', code, reason: msg } }
 }
 

@@ -24,6 +24,13 @@ t.test('HOOK_ALLOW matches IPv4, IPv6 and IPv4-mapped IPv6 callers', async (t) =
 
 t.test('without HOOK_TOKEN or HOOK_ALLOW every caller may call', async (t) => {
   t.equal(service({}).checkCaller('8.8.8.8', 'anything'), undefined)
+  t.equal(service({}).callersAuthenticated, false, 'allowed is not authenticated')
+})
+
+t.test('callers are authenticated when HOOK_TOKEN or HOOK_ALLOW is set (checkCaller refuses the rest)', async (t) => {
+  t.equal(service({ HOOK_TOKEN: 'hook-token-0123' }).callersAuthenticated, true)
+  t.equal(service({ HOOK_ALLOW: 'loopback' }).callersAuthenticated, true)
+  t.equal(service({ HOOK_TOKEN: 'hook-token-0123', HOOK_ALLOW: '10.0.0.0/8' }).callersAuthenticated, true)
 })
 
 t.test('plainIp leaves IPv6 and plain IPv4 alone', async (t) => {

@@ -98,6 +98,10 @@ t.test('evict: bad usage and bad configuration exit 2 with the reason', async (t
   i.env = { TAKEOVER_TIMEOUT_MS: 'soon' }
   t.equal(await evict(['live/cam1'], i), 2)
   t.match(err.join(''), /TAKEOVER_TIMEOUT_MS/)
+  const none = io()
+  none.io.env = { SRS_API_URL: 'none' }
+  t.equal(await evict(['live/cam1'], none.io), 2, 'no server configured: a configuration error, not "nothing to evict"')
+  t.match(none.err.join(''), /^srs-hooks evict: no server to evict from: SRS_API_URL is none and ZLM_API_URL is unset/)
 })
 
 t.test('the srs-hooks bin lists doctor and evict and runs evict as a process', async (t) => {

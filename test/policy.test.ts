@@ -43,6 +43,17 @@ t.test('reject: the incumbent always keeps the stream, and the refusal says who 
   t.same(decide(input({ policy: 'reject', live: { active: false } })), { kind: 'allow', reason: 'free' }, 'a free stream is still allowed')
 })
 
+t.test('on evidence only (connectedAt), a stalled holder is evicted only if the server says it began before that connect', async (t) => {
+  const connectedAt = Date.UTC(2026, 0, 2, 12, 2, 0)
+  const stalled = { before: 5000, after: 5000, ms: 400 }
+  t.same(decide(input({ connectedAt })), { kind: 'probe', incumbent: 'a' }, 'probed whatever the policy')
+  t.same(decide(input({ connectedAt, incumbent, sample: stalled })), { kind: 'evict', incumbent: 'a' }, 'began 12:01:03, before the connect')
+  t.match(decide(input({ connectedAt, incumbent: { ip: '10.0.0.7', since: connectedAt + 1 }, sample: stalled })),
+    { kind: 'refuse', reason: 'incumbent-newer', code: Codes.INCUMBENT_KEPT, msg: /it began after this client connected at 12:02:00 UTC/ })
+  t.match(decide(input({ connectedAt, incumbent: { ip: '10.0.0.7' }, sample: stalled })),
+    { kind: 'refuse', reason: 'incumbent-newer', code: Codes.INCUMBENT_KEPT, msg: /the server did not say since when/ }, 'no start given: kept')
+})
+
 t.test('takeover-stale: asks for a probe, then evicts a silent incumbent and keeps a sending one', async (t) => {
   t.same(decide(input({ policy: 'takeover-stale' })), { kind: 'probe', incumbent: 'a' })
   t.same(decide(input({ policy: 'takeover-stale', sample: { before: 5000, after: 5000, ms: 400 } })), { kind: 'evict', incumbent: 'a' })

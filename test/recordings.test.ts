@@ -6,6 +6,7 @@ import { pino } from 'pino'
 import { postHook, startApp, waitFor } from './fixtures/app.js'
 import { diskFullStore, dvr, recordingsSuite } from './fixtures/recordings-suite.js'
 import { GroupCommit, SqliteDatabase, type Reply } from '../src/recordings/group-commit.js'
+import { SpoolFile } from '../src/recordings/spool.js'
 import { Retention } from '../src/recordings/retention.js'
 import { RecordingService, type StatFn } from '../src/recordings/service.js'
 import { SQLITE_SCHEMA_VERSION, SqliteIndex, SqliteRecordingStore } from '../src/recordings/sqlite.js'
@@ -246,7 +247,7 @@ t.test('examining files: bounded in flight and in waiting; late answers after cl
   const stat: StatFn = async () => await new Promise((resolve) => pending.push(() => resolve({ size: 1, mtimeMs: 1, isFile: () => true })))
   const warnings: unknown[] = []
   const log = pino({ level: 'silent' })
-  const service = new RecordingService({ store, now: () => 5, log: { ...log, warn: (o: unknown) => warnings.push(o) } as any, minBytes: 10, statTimeoutMs: 60_000, stat, maxStats: 1, maxQueued: 1 })
+  const service = new RecordingService({ roots: ['/'], store, now: () => 5, log: { ...log, warn: (o: unknown) => warnings.push(o) } as any, minBytes: 10, statTimeoutMs: 60_000, stat, maxStats: 1, maxQueued: 1 })
   const notice = (i: number) => ({ vhost: 'v', app: 'a', stream: 's', streamUrl: '/a/s', clientId: 'c', file: `/f${i}` })
   await service.index(notice(1))
   await service.index(notice(2))
@@ -270,7 +271,7 @@ t.test('a failure to record what stat() found is logged, not thrown', async (t) 
     setFileInfo: async () => { throw new Error('SQLITE_BUSY') }
   })
   const warnings: Array<Record<string, unknown>> = []
-  const service = new RecordingService({
+  const service = new RecordingService({ roots: ['/'],
     store: broken, now: () => 1, minBytes: 1, statTimeoutMs: 1000,
     stat: async () => ({ size: 5, mtimeMs: 1, isFile: () => true }),
     log: { debug () {}, info () {}, error () {}, warn: (o: Record<string, unknown>) => warnings.push(o) } as any
@@ -278,10 +279,44 @@ t.test('a failure to record what stat() found is logged, not thrown', async (t) 
   await service.index({ vhost: 'v', app: 'a', stream: 's', streamUrl: '/a/s', clientId: 'c', file: '/f' })
   await service.idle()
   t.match(warnings, [{ err: 'SQLITE_BUSY', file: '/f' }])
-  const real = new RecordingService({ store, now: () => 1, minBytes: 1, statTimeoutMs: 1000, stat: async () => { throw new Error('odd failure') }, log: pino({ level: 'silent' }) })
+  const real = new RecordingService({ roots: ['/'], store, now: () => 1, minBytes: 1, statTimeoutMs: 1000, stat: async () => { throw new Error('odd failure') }, log: pino({ level: 'silent' }) })
   const odd = await real.index({ vhost: 'v', app: 'a', stream: 's', streamUrl: '/a/s', clientId: 'c', file: '/odd' })
   await real.idle()
   t.match((await store.list({ limit: 5 })).items.find((r) => r.id === odd.id), { fileError: 'cannot stat: odd failure' }, 'an error without a code')
   t.equal(real.spool(), null)
   t.equal(real.spoolAgeMs(), null)
+  // Past what any hook's schema lets through: a caller of the service itself.
+  await t.rejects(real.index({ vhost: 'v', app: 'a', stream: 's', streamUrl: '/a/s', serverId: 'é'.repeat(600), clientId: 'c', file: '/ids' }), /server_id and client_id take more than 1024 bytes together/)
+})
+
+t.test('the spool counts a recording only once its commit succeeded: a failed commit leaves its depth, and room, as they were', async (t) => {
+  const file = new SpoolFile({ dir: t.testdir() })
+  t.teardown(() => file.close())
+  let failCommit = false
+  const replies: Reply[] = []
+  // A commit that fails as one does on a full disk or an I/O error: SQLite has rolled the group back.
+  const ops = { ...file.ops, breakCommit: { write: true, run: () => { if (failCommit) file.db.exec('ROLLBACK') } } }
+  const group = new GroupCommit(file.db, ops, (r) => replies.push(...r), (committed) => { file.settle(committed) })
+  group.push({ id: 1, op: 'add', args: [rec(1), 2] })
+  group.flush()
+  t.match(replies, [{ id: 1, value: { created: true, depth: 1 } }])
+  failCommit = true
+  group.push({ id: 2, op: 'add', args: [rec(2), 2] })
+  group.push({ id: 3, op: 'breakCommit', args: [] })
+  group.flush()
+  t.match(replies.slice(1), [{ id: 2, error: {} }, { id: 3, error: {} }], 'not answered as spooled')
+  t.equal(file.db.prepare('SELECT count(*) FROM spool').pluck().get(), 1, 'nor stored')
+  t.equal(file.state().depth, 1, 'nor counted')
+  failCommit = false
+  group.push({ id: 4, op: 'add', args: [rec(3), 2] })
+  group.flush()
+  t.match(replies.slice(3), [{ id: 4, value: { created: true, depth: 2 } }], 'the room it did not take is still there (SPOOL_MAX_ROWS=2)')
+  group.push({ id: 5, op: 'add', args: [rec(4), 2] })
+  group.flush()
+  t.match(replies.slice(4), [{ id: 5, error: { code: 'SPOOL_FULL' } }])
+  group.push({ id: 6, op: 'remove', args: [[1, 2, 3]] })
+  group.push({ id: 7, op: 'breakCommit', args: [] })
+  failCommit = true
+  group.flush()
+  t.equal(file.state().depth, 2, 'a removal rolled back leaves the rows counted')
 })

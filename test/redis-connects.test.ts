@@ -1,7 +1,7 @@
 import t from 'tap'
 import { MemoryPendingConnects, type PendingConnect, type PendingConnects } from '../src/publishers/connects.js'
 import { RedisPendingConnects } from '../src/redis/connects.js'
-import { RedisServer, openLink, restoreAtEnd } from './fixtures/redis.js'
+import { RedisServer, openLink, restoreAtEnd, waitFor } from './fixtures/redis.js'
 
 /**
  * Clients between on_connect and on_close, shared: SRS's on_connect of a client may reach one
@@ -35,7 +35,7 @@ t.test('what one replica\'s on_connect remembered, another replica\'s on_close t
   t.equal(await one.take('vid-s', 'c2'), undefined, 'and it is gone for the first replica too')
 })
 
-t.test('with Redis down, each replica remembers what it saw; a broken entry falls back to it too', async (t) => {
+t.test('with Redis down, a close is judged on nothing; a broken entry falls back to the local twin', async (t) => {
   restoreAtEnd(t, redis)
   const { link } = await openLink(t, redis, { prefix: redis.prefix() })
   const s = new RedisPendingConnects({ link })
@@ -45,5 +45,36 @@ t.test('with Redis down, each replica remembers what it saw; a broken entry fall
   await redis.stop()
   await s.add(pending('c4'))
   await s.decide('vid-s', 'c4')
-  t.match(await s.take('vid-s', 'c4'), { clientId: 'c4', decided: true }, 'from the local twin')
+  // Another replica may have seen it play: a close judged while Redis is down takes nothing.
+  t.equal(await s.take('vid-s', 'c4'), undefined, 'cannot tell: nothing, so nobody is evicted')
+})
+
+t.test('a player seen while Redis failed is never taken for a refused publisher after Redis returns, on either replica', async (t) => {
+  restoreAtEnd(t, redis)
+  const prefix = redis.prefix()
+  const a = await openLink(t, redis, { prefix })
+  const b = await openLink(t, redis, { prefix })
+  const one = new RedisPendingConnects({ link: a.link })
+  const two = new RedisPendingConnects({ link: b.link })
+  await one.add(pending('p1'))
+  await one.add(pending('p2'))
+  await one.add(pending('p4'))
+  t.match(await one.progressed('vid-s', 'p2'), { clientId: 'p2' }, 'what its connect said')
+  t.equal(await one.progressed('vid-s', 'nobody'), undefined)
+  await a.link.client.set(a.link.key('pending', 'vid-s', 'p3'), 'not json')
+  t.equal(await one.progressed('vid-s', 'p3'), undefined, 'an unreadable record: the local twin\'s (none)')
+  // Hung (its data kept): the on_play's delete gets no answer.
+  redis.pause()
+  t.match(await one.progressed('vid-s', 'p1'), { clientId: 'p1' }, 'its on_play while Redis hangs: the local twin\'s')
+  await waitFor(() => !a.link.up, 5000, 'the outage')
+  // Its delete not even sent: the record stays in Redis.
+  t.match(await one.progressed('vid-s', 'p4'), { clientId: 'p4' })
+  redis.resume()
+  await waitFor(() => a.link.up && b.link.up, 10_000, 'Redis back')
+  // The record left in Redis is deleted on the return.
+  await waitFor(async () => await b.link.client.exists(b.link.key('pending', 'vid-s', 'p4')) === 0, 5000, 'the stale record deleted')
+  for (const id of ['p1', 'p4']) {
+    t.equal(await two.take('vid-s', id), undefined, `${id}: the other replica finds nothing`)
+    t.equal(await one.take('vid-s', id), undefined, `${id}: nor this one`)
+  }
 })

@@ -55,6 +55,19 @@ const flapScenarios: Record<string, (t: Test, s: FlapStore) => Promise<void>> = 
 
 /* What every FailureCounts does. */
 const countScenarios: Record<string, (t: Test, c: FailureCounts) => Promise<void>> = {
+  'remove takes back one count, never below zero, and leaves other IPs alone': async (t, c) => {
+    await c.add('10.0.0.7', MINUTE)
+    await c.add('10.0.0.7', MINUTE)
+    await c.add('10.0.0.8', MINUTE)
+    await c.remove('10.0.0.7')
+    t.equal(await c.get('10.0.0.7'), 1)
+    await c.remove('10.0.0.7')
+    await c.remove('10.0.0.7')
+    t.equal(await c.get('10.0.0.7'), 0, 'not below zero')
+    await c.remove('10.0.0.9')
+    t.equal(await c.get('10.0.0.9'), 0, 'an IP never counted stays at zero')
+    t.equal(await c.get('10.0.0.8'), 1, 'another IP keeps its count')
+  },
   'failures of an IP are counted in a window from its first': async (t, c) => {
     t.equal(await c.add('10.0.0.1', MINUTE), 1)
     t.equal(await c.add('10.0.0.1', MINUTE), 2)

@@ -1,8 +1,9 @@
 import t, { type Test } from 'tap'
+import { pino } from 'pino'
 import { MemoryLocks, type Locks } from '../src/publishers/lock.js'
 import type { RedisLink } from '../src/redis/link.js'
 import { RedisLocks, type RedisLocksOptions } from '../src/redis/locks.js'
-import { BOUND, RedisServer, commandCounter, openLink, restoreAtEnd, timed, waitFor } from './fixtures/redis.js'
+import { BOUND, LogCapture, RedisServer, commandCounter, openLink, restoreAtEnd, timed, waitFor } from './fixtures/redis.js'
 
 const redis = await RedisServer.start(t)
 
@@ -143,7 +144,8 @@ t.test('an uncontended lock is one round trip to take and one to let go', async 
 t.test('Redis stopped: each replica goes on with its local lock at once; within a replica the lock still holds', async (t) => {
   restoreAtEnd(t, redis)
   const prefix = redis.prefix()
-  const a = await replica(t, prefix)
+  const logs = new LogCapture()
+  const a = await replica(t, prefix, { log: pino({ level: 'warn' }, logs.stream) })
   const b = await replica(t, prefix)
   await redis.stop()
   await waitFor(() => !a.link.up && !b.link.up, 2000, 'the outage')
@@ -156,6 +158,8 @@ t.test('Redis stopped: each replica goes on with its local lock at once; within 
   ua!()
   ub!()
   t.equal(a.link.failures['lock.acquire'], 1, 'counted (the waiter never got past the local lock)')
+  t.same(a.link.degraded, { lock: 1 }, 'the degraded mode counted at each use')
+  t.equal(logs.lines.filter((l) => /shared locks degrade/.test(l.msg)).length, 1, 'logged once for the outage')
 })
 
 t.test('Redis stops while a replica waits for another\'s lock: the waiter goes on with its local lock', async (t) => {
@@ -175,22 +179,24 @@ t.test('Redis stops while a replica waits for another\'s lock: the waiter goes o
   held!()
 })
 
-t.test('Redis hung: taking a lock returns within the bound with the local lock; the Redis lock it may have taken is released when Redis returns', async (t) => {
+t.test('Redis hung: a lock try that times out does not hold the lock (null within the bound); the Redis lock it may have taken is released when Redis returns', async (t) => {
   restoreAtEnd(t, redis)
   const prefix = redis.prefix()
-  const a = await replica(t, prefix)
+  const logs = new LogCapture()
+  const a = await replica(t, prefix, { log: pino({ level: 'warn' }, logs.stream) })
   const b = await replica(t, prefix)
   redis.pause()
   const [ua, ms] = await timed(a.locks.acquire('k', 1000, 10_000))
-  t.ok(ua)
+  t.equal(ua, null, 'not held: nothing is done under it')
   t.ok(ms < BOUND, `within the bound (${ms.toFixed(0)} ms)`)
+  t.ok(logs.find('a shared lock could not be taken').length >= 1, 'logged')
+  await waitFor(() => !a.link.up, BOUND, 'the link down (its PING unanswered)')
   const [again, ms2] = await timed(a.locks.acquire('other', 1000, 10_000))
-  t.ok(again)
-  t.ok(ms2 < 20, `later ones at once while Redis is down (${ms2.toFixed(1)} ms)`)
-  again!()
-  ua!() // Redis is still down: the release waits for its return
+  t.equal(again, null, 'a hung Redis is no degraded mode: still not held')
+  t.ok(ms2 < 20, `at once while Redis is down (${ms2.toFixed(1)} ms)`)
+  t.same(a.link.degraded, {}, 'no degraded use counted')
   redis.resume()
-  // Resumed, Redis runs A's SET (A holds the Redis lock, though A let go), then A's release.
+  // Resumed, Redis runs A's SET (A holds the Redis lock, though it gave up), then A's release.
   await waitFor(() => a.link.up, 5000, 'A to see Redis back')
   const [ub, ms3] = await timed(b.locks.acquire('k', 5000, 5000))
   t.ok(ub)

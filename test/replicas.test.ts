@@ -159,6 +159,7 @@ t.test('while Redis hangs, /readyz names it without failing, and hooks are answe
   const r = await sim.publish({ app: 'live', stream: 'cam1' })
   t.ok(r.ok)
   t.ok(onPublishOf(sim, r.clientId).ms < 1500, 'answered within REDIS_TIMEOUT_MS and a margin')
+  await waitFor(() => !a.app.redis!.up, 2000, 'the link down (a PING unanswered after the timeout)')
   const ready = await fetch(`${a.url}/readyz`)
   t.equal(ready.status, 200)
   t.match(await ready.json(), { ready: true, degraded: ['redis'], checks: { redis: { ok: false, msg: /uses its local state/ } } })
@@ -167,6 +168,14 @@ t.test('while Redis hangs, /readyz names it without failing, and hooks are answe
   redis.resume()
   await waitFor(() => a.app.redis!.up, 10_000, 'Redis back')
   t.match(await (await fetch(`${a.url}/metrics`)).text(), /srs_hooks_redis_failures_total\{op="[^"]+"\} [1-9]/)
+})
+
+t.test('each use of a degraded mode is exported by operation in /metrics', async (t) => {
+  const { a } = await twoReplicas(t)
+  t.notMatch(await (await fetch(`${a.url}/metrics`)).text(), /srs_hooks_redis_degraded_total\{/, 'none before')
+  a.app.redis!.degrade('lock')
+  a.app.redis!.degrade('lock')
+  t.match(await (await fetch(`${a.url}/metrics`)).text(), /srs_hooks_redis_degraded_total\{op="lock"\} 2/)
 })
 
 t.test('a lock whose owner replica died expires within its lease, and the next takeover proceeds', async (t) => {

@@ -1,6 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { ConfigSchema } from '../src/config.js'
+import { bindFailure } from '../src/server.js'
 import { postHook, waitFor } from './fixtures/app.js'
 import { json, StubServer } from './fixtures/stub-server.js'
 
@@ -69,13 +73,45 @@ t.test('a bad setting stops the process at start with a message naming it', asyn
   t.match(q.err.join(''), /PUBLISH_SECRET/)
 })
 
+t.test('a busy PORT or a HOST the machine lacks: one line naming the setting and why, exit 1', async (t) => {
+  const busy = createServer()
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => busy.close())
+  const port = (busy.address() as AddressInfo).port
+  const p = run({ PORT: String(port) })
+  t.equal(await p.exited, 1)
+  t.match(p.err.join('').split('\n')[0], `srs-hooks: cannot listen on 127.0.0.1:${port}: PORT=${port} is in use by another process (EADDRINUSE); stop it or set another PORT`)
+  t.notMatch(p.out.join('\n'), /closing/, 'no shutdown warning')
+  const q = run({ HOST: '192.0.2.1' }) // TEST-NET-1: no host has it
+  t.equal(await q.exited, 1)
+  t.match(q.err.join('').split('\n')[0], /^srs-hooks: cannot listen on 192\.0\.2\.1:0: HOST=192\.0\.2\.1 is not an address of this host \(EADDRNOTAVAIL\)/)
+})
+
+t.test('the reasons a bind fails, each naming the setting to change', async (t) => {
+  const e = (code: string) => Object.assign(new Error(`listen ${code}`), { code })
+  t.match(bindFailure(e('EACCES'), '0.0.0.0', 80), /^PORT=80 needs privileges/)
+  t.match(bindFailure(e('ENOTFOUND'), 'nohost.invalid', 6000), /^HOST=nohost\.invalid does not resolve \(ENOTFOUND\)/)
+  t.equal(bindFailure(e('EOTHER'), '0.0.0.0', 6000), 'listen EOTHER')
+})
+
 t.test('the CLI lists its commands, explains one, and rejects an unknown one', async (t) => {
   const help = run({}, ['help'])
   t.equal(await help.exited, 0)
   t.match(help.out.join('\n'), /serve\s+serve SRS hooks/)
+  t.match(help.out.join('\n'), /srs-hooks --version/)
   const usage = run({}, ['serve', '--help'])
   t.equal(await usage.exited, 0)
-  t.match(usage.out.join('\n'), /usage: srs-hooks \[serve\]/)
+  const serveHelp = usage.out.join('\n')
+  t.match(serveHelp, /usage: srs-hooks \[serve\]/)
+  // Every variable, with the values an enum takes and its default.
+  for (const name of Object.keys(ConfigSchema.properties)) t.match(serveHelp, new RegExp(`^  ${name} `, 'm'), name)
+  t.match(serveHelp, /^ {2}FAIL_MODE +one of open, closed; default open$/m)
+  t.match(serveHelp, /^ {2}PORT +default 6000$/m)
+  t.match(serveHelp, /^ {2}REDIS_URL +unset by default$/m)
+  t.match(serveHelp, /exit codes:\n {2}0 {2}stopped by SIGTERM.*\n {2}1 {2}could not start/)
+  const version = run({}, ['--version'])
+  t.equal(await version.exited, 0)
+  t.same(version.out, [`srs-hooks ${JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string}`])
   const unknown = run({}, ['frobnicate'])
   t.equal(await unknown.exited, 2)
   t.match(unknown.err.join(''), /unknown command "frobnicate"/)

@@ -192,12 +192,17 @@ t.test('srs-hooks evict finds the server that publishes the stream, or takes --s
   t.same(a.kicks, [pa.clientId])
   const bad = await run(['--server', 'vid-nope', 'live/cam2'])
   t.equal(bad.code, 2)
-  t.match(bad.err, /no server "vid-nope" in SRS_API_URL/)
+  t.match(bad.err, /no server "vid-nope" in SRS_API_URL or ZLM_API_URL; name one by its id or API URL: /)
+  t.match(bad.err, `vid-origin-a = ${a.apiUrl}, vid-origin-b = ${b.apiUrl}`, 'the known servers, by id and URL')
   const badOption = await run(['--nope', 'live/cam2'])
   t.equal(badOption.code, 2)
   const nothing = await run(['live/nobody'])
   t.equal(nothing.code, 3)
   t.match(nothing.err, /no SRS server lists an active publisher of \/live\/nobody/)
+  b.setFault('down')
+  const downNamed = await run(['--server', 'vid-nope', 'live/cam2'])
+  t.equal(downNamed.code, 2)
+  t.match(downNamed.err, `vid-origin-a = ${a.apiUrl}, ${b.apiUrl} (its API did not answer: id unknown)`, 'a server that does not answer is named by its URL')
 })
 
 t.test('an SRS upgraded across a restart: its version is read again and takeovers move to on_connect', async (t) => {

@@ -77,6 +77,17 @@ t.test('bad usage exits 2 with a reason and the usage, printing nothing to stdou
   }
 })
 
+t.test('an expiry already past is signed as asked, with a warning that the server refuses it', async (t) => {
+  const now = () => 1_700_000_100_000
+  const past = io()
+  t.equal(await run(['live/cam1', '--expires', '1700000000'], past.io, now), 0)
+  t.match(past.out, [/^\?expires=1700000000&sign=[0-9a-f]{64}$/])
+  t.same(past.err, ['srs-hooks sign: warning: this URL expired 100 s ago (--expires 1700000000); the server refuses it'])
+  const future = io()
+  t.equal(await run(['live/cam1', '--expires', '1700000101'], future.io, now), 0)
+  t.same(future.err, [], 'no warning for an expiry to come')
+})
+
 t.test('`srs-hooks sign` runs from the entry point', async (t) => {
   const entry = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
   const child = spawn(process.execPath, [...process.execArgv, entry, 'sign', 'live/cam1', '--expires', '1700003600'], {

@@ -341,6 +341,64 @@ t.test('5-early: the publisher refused with 1028 also sends on_unpublish with it
   t.equal(sim.version, '5.0.213')
 })
 
+t.test('v4: a refused publisher\'s on_unpublish names only itself; the holder keeps the stream, active, as its cid', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '4' })
+  const first = await sim.publish({ app: 'live', stream: 'cam1' })
+  const second = await sim.publish({ app: 'live', stream: 'cam1', ip: '10.0.0.2' })
+  t.match(second, { ok: false, code: SrsCode.StreamBusy })
+  const stray = hooks.received.find((r) => r.hook === 'on_unpublish')!
+  t.match(stray.body, { client_id: second.clientId, ip: '10.0.0.2', stream: 'cam1' })
+  t.notOk('stream_id' in stray.body, 'nothing but the client id tells it from the holder\'s')
+  t.equal(sim.activePublisher('live', 'cam1'), first.clientId)
+  t.match(await streamByName(sim, 'cam1'), { clients: 1, publish: { active: true, cid: first.clientId } })
+  t.same(sim.clientIds(), [first.clientId], 'the refused client was never listed')
+})
+
+t.test('v4: a kicked publisher\'s stream is publishable once publish.active is false, before its on_unpublish is answered', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '4' })
+  const first = await sim.publish({ app: 'live', stream: 'cam1' })
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_unpublish') await g.promise
+    return {}
+  })
+  t.same((await api(sim, `/api/v1/clients/${first.clientId}`, { method: 'DELETE' })).json, { code: 0, server: sim.serverId })
+  await hooks.waitFor((r) => r.hook === 'on_unpublish' && r.body.client_id === first.clientId)
+  t.match(await streamByName(sim, 'cam1'), { publish: { active: false, cid: first.clientId } })
+  t.equal((await api(sim, `/api/v1/clients/${first.clientId}`)).json.client?.id, first.clientId, 'still listed')
+  hooks.reply(() => ({}))
+  const next = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.ok(next.ok, 'SRS 4 made the stream publishable before publish.active=false')
+  g.open()
+  await until('the kicked client left', async () => await clientGone(sim, first.clientId))
+})
+
+t.test('5-pre55: SRS 4\'s hook and API shapes, a pending publisher unlisted, a refused one\'s on_unpublish; stream entries removed', async (t) => {
+  const { sim, hooks } = await setup(t, { version: '5-pre55', auth: { username: 'u', password: 'p' } })
+  const g = gate()
+  hooks.reply(async (r) => {
+    if (r.hook === 'on_publish') await g.promise
+    return {}
+  })
+  const pending = sim.publish({ app: 'live', stream: 'cam1' })
+  const onPublish = await hooks.waitFor((r) => r.hook === 'on_publish')
+  const id = onPublish.body.client_id as string
+  t.same(Object.keys(onPublish.body), ['server_id', 'action', 'client_id', 'ip', 'vhost', 'app', 'tcUrl', 'stream', 'param'])
+  t.equal(onPublish.headers['user-agent'], 'SRS/5.0.54(Bee)')
+  t.same((await api(sim, `/api/v1/clients/${id}`)).json, { code: 2049 }, 'not registered before acquire')
+  g.open()
+  t.match(await pending, { ok: true })
+  const versions = await api(sim, '/api/v1/versions')
+  t.equal(versions.status, 200, 'no API auth before 5.0.152')
+  t.same(versions.json.data, { major: 5, minor: 0, revision: 54, version: '5.0.54' })
+  const stream = await streamByName(sim, 'cam1')
+  t.notOk('url' in stream!)
+  const second = await sim.publish({ app: 'live', stream: 'cam1' })
+  t.same(hooks.hooksOf(second.clientId), ['on_connect', 'on_publish', 'on_unpublish', 'on_close'])
+  await sim.stop(id)
+  t.equal(await streamByName(sim, 'cam1'), undefined, 'the entry goes with its last client (5.0.42+)')
+})
+
 t.test('v5: a publisher refused with 1028 sends no on_unpublish', async (t) => {
   const { sim, hooks } = await setup(t, { version: '5' })
   await sim.publish({ app: 'live', stream: 'cam1' })

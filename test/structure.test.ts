@@ -66,12 +66,13 @@ t.test('the takeover core imports no media server, store or HTTP code; nothing i
   t.same(intoCli, [])
 })
 
-t.test('the production build holds the server only: no benchmark, no simulator', async (t) => {
+t.test('the production build holds the server and the console only: no benchmark, no simulator', async (t) => {
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
   const { stdout } = await promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--listFilesOnly'], { cwd: root })
   const ours = stdout.split('\n').filter((f) => f.startsWith(root) && !f.includes('node_modules')).map((f) => relative(root, f))
   t.ok(ours.includes('src/server.ts') && ours.includes('routes/callbacks.ts'))
   t.same(ours.filter((f) => !/^(src|routes)\//.test(f)), [], 'nothing but src/ and routes/')
   const dockerfile = await readFile(join(root, 'Dockerfile'), 'utf8')
-  t.notMatch(dockerfile, /COPY (scripts|test)/, 'the image copies no benchmark or fixture')
+  t.notMatch(dockerfile, /COPY (scripts\/(?!build-console\.mjs )|test)/, 'the image copies no benchmark or fixture (of scripts/, only the console\'s build)')
+  t.match(dockerfile, /COPY web /, 'the console\'s sources, which npm run build bundles')
 })

@@ -78,7 +78,7 @@ t.test('five publishers race for one stream: one ends active, all answered withi
 })
 
 t.test('a forged on_publish for a live stream evicts nobody', async (t) => {
-  const { sim, hookBase } = await world(t)
+  const { sim, hookBase, app } = await world(t)
   const a = await sim.publish({ app: 'live', stream: 'cam1' })
   const streamId = onPublishOf(sim, a.clientId)!.body.stream_id
   const forged = { action: 'on_publish', client_id: 'f0rged01', ip: '6.6.6.6', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', stream_url: '/live/cam1', stream_id: streamId }
@@ -93,7 +93,9 @@ t.test('a forged on_publish for a live stream evicts nobody', async (t) => {
   const r3 = await postHook(hookBase, 'on_publish', { ...forged, client_id: other.clientId, stream_id: streamId })
   t.equal(r3.reply.code, Codes.PUBLISHER_NOT_VERIFIED)
   const r4 = await postHook(hookBase, 'on_publish', { ...forged, client_id: other.clientId, stream: 'cam2', stream_url: '/live/cam2' })
-  t.equal(r4.reply.code, Codes.PUBLISHER_NOT_VERIFIED, 'nor with the url of its own stream and the id of this one')
+  // The id of another stream is looked past, to the stream its url names: cam2, which it holds itself.
+  t.equal(r4.reply.code, 0, 'with the url of its own stream and the id of this one, it is judged on its own stream')
+  t.equal((await app.publishers.store.get(sim.serverId, '/live/cam2'))?.streamId, onPublishOf(sim, other.clientId)!.body.stream_id, 'filed under its own stream\'s id')
   t.same(sim.kicks, [], 'nobody was kicked')
   t.equal(sim.activePublisher('live', 'cam1'), a.clientId)
   t.equal(sim.activePublisher('live', 'cam2'), other.clientId)

@@ -6,7 +6,7 @@ import { startWorld, waitFor } from './fixtures/app.js'
 import type { HookCall, SimOptions, SrsSimulator } from './fixtures/srs-sim.js'
 
 /**
- * SRS >= 7.0.62 takes a per-stream publish token right after on_connect (srs-protocol.md 4b): the
+ * SRS >= 7.0.62 takes a per-stream publish token right after on_connect (docs/srs-protocol.md 4b): the
  * takeover happens inside on_connect for a publisher with valid credentials, and a client refused
  * by the token (on_connect, then on_close, never on_publish) starts a deferred takeover so that
  * its retry gets in. Against the simulator's token habit, over real HTTP.

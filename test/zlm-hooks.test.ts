@@ -5,7 +5,7 @@ import { startZlmWorld, ZLM_TEST_SECRET } from './fixtures/zlm-app.js'
 import { ZLM_HOOKS } from './fixtures/zlm-sim.js'
 
 /**
- * ZLMediaKit's reply contract for every hook (zlm-protocol.md section 1): HTTP 200 and an integer
+ * ZLMediaKit's reply contract for every hook (docs/zlm-protocol.md section 1): HTTP 200 and an integer
  * code; refusals only for on_publish, on_play and the authorising hooks; unknown hooks get 0. The
  * simulator judges each answer as ZLMediaKit does (hookVerdict).
  */

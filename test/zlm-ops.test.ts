@@ -269,7 +269,7 @@ t.test('evict finds the publisher in ZLMediaKit, kicks it and waits for the rele
   sim.sendRtp(30040)
   await waitFor(() => sim.owner('rtp', 'gb1'), 5000, 'the RTP stream')
   t.match(await run(evict, ['--server', 'zlm-test-1', 'rtp/gb1']), { code: 1, err: /^\/rtp\/gb1 is not evicted: it is fed by an RTP server/ })
-  t.match(await run(evict, ['--server', 'nosuch', 'rtp/gb1']), { code: 2, err: /no server "nosuch" in SRS_API_URL or ZLM_API_URL \(zlm-test-1 = http/ })
+  t.match(await run(evict, ['--server', 'nosuch', 'rtp/gb1']), { code: 2, err: /no server "nosuch" in SRS_API_URL or ZLM_API_URL; name one by its id or API URL: zlm-test-1 = http/ })
   t.match(await run(evict, ['live/cam1'], { ZLM_SECRET: 'wrong-secret-0123456789' }), { code: 1, err: /cannot evict the publisher of \/live\/cam1: ZLMediaKit's API failed \(unauthorized\)/ })
 })
 

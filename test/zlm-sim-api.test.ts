@@ -1,4 +1,4 @@
-// Tests of the ZLMediaKit simulator's HTTP API (/index/api/*, zlm-protocol.md section 3).
+// Tests of the ZLMediaKit simulator's HTTP API (/index/api/*, docs/zlm-protocol.md section 3).
 
 import t from 'tap'
 import http from 'node:http'

@@ -1,4 +1,4 @@
-// Tests of the ZLMediaKit simulator's RTP server lifecycle (zlm-protocol.md section 4): openRtpServer,
+// Tests of the ZLMediaKit simulator's RTP server lifecycle (docs/zlm-protocol.md section 4): openRtpServer,
 // closeRtpServer, listRtpServer, getRtpInfo, the timeout and the silent detach.
 
 import t from 'tap'

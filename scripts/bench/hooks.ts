@@ -15,7 +15,7 @@ const HLS = {
   m3u8: './objs/nginx/html/live/cam.m3u8', m3u8_url: 'live/cam.m3u8', seq_no: 7
 }
 const CLOSE = { send_bytes: 3877, recv_bytes: 125_000 }
-/** What each hook carries besides the common and stream fields (srs-protocol.md section 2). */
+/** What each hook carries besides the common and stream fields (docs/srs-protocol.md section 2). */
 const EXTRA: Record<HookAction, object> = {
   on_connect: { pageUrl: '' },
   on_close: CLOSE,

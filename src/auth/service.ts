@@ -128,20 +128,38 @@ export class AuthService {
     return undefined
   }
 
-  /** A publish attempt: its credentials, with failures counted against its IP (AUTH_FAIL_MAX). */
-  async checkPublish (a: ClientAttempt): Promise<Verdict> {
+  /**
+   * Whether every hook that reaches a handler has proved it comes from SRS: HOOK_TOKEN or
+   * HOOK_ALLOW is set, and checkCaller refuses any caller that fails either. With neither set,
+   * anyone who can reach the hook URL may post one, and nobody is authenticated.
+   */
+  get callersAuthenticated (): boolean {
+    return this.config.hookToken !== undefined || this.config.hookAllow !== undefined
+  }
+
+  /**
+   * A publish attempt: its credentials, with failures counted against its IP (AUTH_FAIL_MAX).
+   * `atConnect`: what its on_connect concluded (checkConnect); credentials counted there are not
+   * counted again, only a blocked IP refused.
+   */
+  async checkPublish (a: ClientAttempt, atConnect?: Credentials): Promise<Verdict> {
     if (this.config.publishAuth === 'off') return { ok: true, via: 'off' }
+    if (atConnect !== undefined && countedAtConnect(atConnect)) {
+      // Its own attempt is among the counts: past the allowance only if others came after it.
+      const ip = ipOf(a)
+      if (this.limiter.over(await this.limiter.failures(ip))) return this.#rateLimited(ip)
+      return this.publishCredentials(a)
+    }
     return await this.#limited(a, () => this.publishCredentials(a))
   }
 
   /**
-   * Whether the client's param carries valid publish credentials, counting nothing: at SRS's
-   * on_connect every player is asked too, and a player carries no publish key.
+   * Whether the client's param carries valid publish credentials (PUBLISH_AUTH keys or signed;
+   * its callers answer `off` themselves), counting nothing: at SRS's on_connect every player is
+   * asked too, and a player carries no publish key.
    */
   publishCredentials (a: ClientAttempt): Verdict {
-    const mode = this.config.publishAuth
-    if (mode === 'off') return { ok: true, via: 'off' }
-    if (mode === 'signed') return this.#signed(a, this.config.publishSecret!, 'publish')
+    if (this.config.publishAuth === 'signed') return this.#signed(a, this.config.publishSecret!, 'publish')
     return this.#key(a)
   }
 
@@ -150,18 +168,42 @@ export class AuthService {
     return await this.#limited(a, () => this.#signed(a, this.config.playSecret!, 'play'))
   }
 
+  /**
+   * SRS >= 7.0.62's on_connect: whether the param carries valid publish credentials. Credentials
+   * that are present (a ?key=, a sign=) and wrong count against the IP as at on_publish (SRS's
+   * token refuses a second publisher before on_publish, where they would be counted), and a
+   * blocked IP is refused unchecked, so it takes nothing over. A player carries none, or its play
+   * signature: not counted.
+   */
+  async checkConnect (a: ClientAttempt): Promise<Verdict> {
+    const mode = this.config.publishAuth
+    if (mode === 'off') return { ok: true, via: 'off' }
+    const params = paramsOf(a.param)
+    const present = mode === 'keys' ? params.has('key') : params.has('sign')
+    if (!present || (this.config.playAuth === 'signed' && this.#signed(a, this.config.playSecret!, 'play').ok)) return this.publishCredentials(a)
+    return await this.#limited(a, () => this.publishCredentials(a))
+  }
+
   async #limited (a: ClientAttempt, check: () => Verdict): Promise<Verdict> {
-    const ip = a.ip ?? 'unknown'
-    if (await this.limiter.blocked(ip)) {
-      return refuse(Codes.AUTH_RATE_LIMITED, `too many failed attempts from ${ip}; refused without checking for up to ${Math.round(this.config.failWindowMs / 1000)} s (AUTH_FAIL_MAX)`)
-    }
+    const ip = ipOf(a)
+    // Counted before it is checked: simultaneous attempts cannot all pass the limit.
+    const n = await this.limiter.attempt(ip)
+    if (this.limiter.over(n)) return this.#rateLimited(ip)
     const verdict = check()
     // A key file that cannot be read is our problem, not the client's: not counted.
-    if (!verdict.ok && verdict.code !== Codes.PUBLISH_KEYS_UNAVAILABLE && await this.limiter.fail(ip)) {
+    if (verdict.ok || verdict.code === Codes.PUBLISH_KEYS_UNAVAILABLE) {
+      await this.limiter.forgive(ip)
+      return verdict
+    }
+    if (n === this.config.failMax) {
       this.#log.warn({ ip, failures: this.config.failMax, windowMs: this.config.failWindowMs },
         'too many failed publish/play authorisations from one IP; refusing it for the rest of the window')
     }
     return verdict
+  }
+
+  #rateLimited (ip: string): Refusal {
+    return refuse(Codes.AUTH_RATE_LIMITED, `too many failed attempts from ${ip}; refused without checking for up to ${Math.round(this.config.failWindowMs / 1000)} s (AUTH_FAIL_MAX)`)
   }
 
   #signed (a: ClientAttempt, secret: string, what: 'publish' | 'play'): Verdict {
@@ -193,6 +235,16 @@ export class AuthService {
     if (!secretsEqual(given, expected)) return refuse(Codes.PUBLISH_KEY_WRONG, `publish ${name}: wrong key`)
     return { ok: true, via: 'key' }
   }
+}
+
+/** The address an attempt is counted against. */
+function ipOf (a: ClientAttempt): string {
+  return a.ip ?? 'unknown'
+}
+
+/** Whether checkConnect counted the credentials it concluded this about (they were present). */
+function countedAtConnect (c: Credentials): boolean {
+  return c.kind === 'valid' || (c.kind === 'invalid' && c.code !== Codes.PUBLISH_KEY_MISSING && c.code !== Codes.SIGNATURE_MISSING)
 }
 
 /** The policy's view of a publish verdict. */

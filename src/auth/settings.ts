@@ -4,7 +4,7 @@ import { Millis, splitList } from '../settings.js'
 
 /**
  * Settings for who may call the hooks and who may publish or play, merged into ConfigSchema.
- * README.md ("Configuration") documents each one; keep the two in step. Cross-field rules
+ * docs/configuration.md documents each one; keep the two in step. Cross-field rules
  * (a mode that needs a secret or a file) are checked by checkAuthConfig() when the app is built.
  */
 

@@ -9,6 +9,8 @@ export interface Io {
 export interface Command {
   summary: string
   usage: string
+  /** Its exit codes and what each means, printed by `--help`. */
+  exits: Array<[code: number, meaning: string]>
   /** Resolves with the exit code. */
   run: (args: string[], io: Io) => Promise<number>
 }

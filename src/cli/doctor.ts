@@ -212,7 +212,7 @@ async function probeHook (url: string, say: Say): Promise<void> {
   }
   const what = `a test on_publish to ${redactUrl(url)} got HTTP ${res.status}, code ${String(reply.code)}: ${typeof reply.msg === 'string' ? reply.msg : text.slice(0, 200)}`
   if (res.status === 404) say.fail(what, 'the path is not an srs-hooks callback: use .../admin-api/video/camera/callback/on_publish')
-  else if (res.status === 401 || res.status === 403) say.fail(what, 'the hook URL needs the right ?token= (see the authentication section of the README)')
+  else if (res.status === 401 || res.status === 403) say.fail(what, 'the hook URL needs the right ?token= (see docs/security.md)')
   else say.fail(what, 'read msg above; SRS refuses every publisher while on_publish does not answer code 0')
 }
 
@@ -244,5 +244,10 @@ function redactUrl (url: string): string {
 export const command: Command = {
   summary: 'diagnose why publishing fails: SRS API and RTMP port, the hooks in srs.conf, ZLMediaKit\'s API and [hook] section, this server at the hook URL',
   usage,
+  exits: [
+    [0, 'every check passed (WARN lines do not fail)'],
+    [1, 'a check failed: its FAIL line names the fix'],
+    [2, 'bad usage or a bad setting']
+  ],
   run: doctor
 }

@@ -53,6 +53,10 @@ export async function evict (args: string[], io: Io): Promise<number> {
     io.err(`srs-hooks evict: ${(e as Error).message}`)
     return 2
   }
+  if (config.srsApis.length === 0 && config.zlmApis.length === 0) {
+    io.err('srs-hooks evict: no server to evict from: SRS_API_URL is none and ZLM_API_URL is unset; set one of them')
+    return 2
+  }
   const key = streamUrl(vhost, app, stream)
   const log = pino({ level: 'silent' })
   const servers = new SrsServers({
@@ -92,7 +96,8 @@ export async function evict (args: string[], io: Io): Promise<number> {
       const named = values.server.replace(/\/+$/, '')
       const n = targets.find((x) => x.server.id === named || x.url === named)
       if (n === undefined) {
-        io.err(`srs-hooks evict: no server ${JSON.stringify(values.server)} in SRS_API_URL or ZLM_API_URL (${targets.map((x) => `${x.server.id} = ${x.url}`).join(', ')})`)
+        const known = targets.map((x) => x.server.id === x.url ? `${x.url} (its API did not answer: id unknown)` : `${x.server.id} = ${x.url}`)
+        io.err(`srs-hooks evict: no server ${JSON.stringify(values.server)} in SRS_API_URL or ZLM_API_URL; name one by its id or API URL: ${known.join(', ')}`)
         return 2
       }
       candidates = [n]
@@ -151,5 +156,11 @@ export async function evict (args: string[], io: Io): Promise<number> {
 export const command: Command = {
   summary: 'kick the publisher of a stream in SRS or ZLMediaKit and wait until the server releases it',
   usage,
+  exits: [
+    [0, 'evicted, and the server released the stream'],
+    [1, 'failed: the server\'s API, no release within TAKEOVER_TIMEOUT_MS, or a stream an RTP server feeds'],
+    [2, 'bad usage or configuration (no server configured, an unknown --server), or a stream several servers publish without --server'],
+    [3, 'nothing to evict: no server lists an active publisher of the stream']
+  ],
   run: evict
 }

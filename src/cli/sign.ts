@@ -46,6 +46,8 @@ export async function run (args: string[], io: Io, now: () => number = Date.now)
     if (!/^\d{1,9}$/.test(ttl) || Number(ttl) < 1) return usage(io, '--ttl takes a positive number of seconds')
     expires = Math.floor(now() / 1000) + Number(ttl)
   }
+  const late = Math.floor(now() / 1000) - expires
+  if (late >= 0) io.err(`srs-hooks sign: warning: this URL expired ${late} s ago (--expires ${expires}); the server refuses it`)
   const query = signedQuery(secret, streamName(vhost, app, stream), expires)
   io.out(query)
   const vhostParam = vhost === DEFAULT_VHOST ? '' : `&vhost=${encodeURIComponent(vhost)}`
@@ -61,5 +63,9 @@ function usage (io: Io, why: string): number {
 export const sign: Command = {
   summary: 'print an expiring signed publish (or play) URL',
   usage: USAGE,
+  exits: [
+    [0, 'printed (a warning on stderr when the expiry is already past)'],
+    [2, 'bad usage, or the secret is not set']
+  ],
   run: async (args, io) => await run(args, io)
 }

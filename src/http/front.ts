@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -15,6 +15,8 @@ export type FrontRoute = (req: IncomingMessage, res: ServerResponse) => boolean
 
 /** The server options Fastify applies to a server it makes itself (fastify/lib/server.js; buildApp sets no maxRequestsPerSocket). */
 export interface ServerTimeouts {
+  /** Fastify's `http` option: what Node's createServer is given (buildApp always sets it: the request bounds). */
+  http: ServerOptions
   keepAliveTimeout?: number
   requestTimeout?: number
   connectionTimeout?: number
@@ -56,7 +58,7 @@ export class HookFront {
 
   /** A server for Fastify's `serverFactory`: this front, then Fastify's handler; set up as Fastify sets up its own. */
   server (fastify: RequestListener, options: ServerTimeouts): Server {
-    const server = createServer((req, res) => {
+    const server = createServer(options.http, (req, res) => {
       const route = req.method === 'POST' && !this.#closing ? this.#routes.get(req.url!) : undefined
       if (route === undefined || !route(req, res)) fastify(req, res)
     })

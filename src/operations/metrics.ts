@@ -144,6 +144,16 @@ export function createMetrics (app: FastifyInstance): Metrics {
         for (const [op, n] of Object.entries(redis.failures)) this.inc({ op }, n)
       }
     })
+    new Counter({ // eslint-disable-line no-new
+      name: PREFIX + 'redis_degraded_total',
+      help: 'Uses of a degraded mode while Redis could not be reached, by operation (lock: a shared lock taken as this replica\'s own).',
+      labelNames: ['op'] as const,
+      registers,
+      collect () {
+        this.reset()
+        for (const [op, n] of Object.entries(redis.degraded)) this.inc({ op }, n)
+      }
+    })
   }
   new Counter({ // eslint-disable-line no-new
     name: PREFIX + 'unknown_server_hooks_total',
@@ -154,6 +164,23 @@ export function createMetrics (app: FastifyInstance): Metrics {
       this.inc(app.srsServers.unknownHooks + app.zlmServers.unknownHooks)
     }
   })
+
+  const edge = app.edge
+  for (const [name, help, count] of [
+    ['unknown_callbacks_total', 'Requests to a callback path no hook has (a typo in srs.conf\'s hook URLs such as on_pubish); each is logged with its path.', () => edge.unknownCallbacks],
+    ['request_timeouts_total', 'Requests whose headers and body did not arrive within REQUEST_TIMEOUT_MS: answered 408 and closed.', () => edge.timedOut],
+    ['connections_dropped_total', 'Connections closed at once because MAX_CONNECTIONS were held.', () => edge.dropped]
+  ] as const) {
+    new Counter({ // eslint-disable-line no-new
+      name: PREFIX + name,
+      help,
+      registers,
+      collect () {
+        this.reset()
+        this.inc(count())
+      }
+    })
+  }
 
   new Counter({ // eslint-disable-line no-new
     name: PREFIX + 'reconcile_failures_total',

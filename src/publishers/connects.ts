@@ -25,8 +25,10 @@ export interface PendingConnects {
   add: (p: PendingConnect) => Promise<void>
   /** Marks a pending client as decided at its on_connect. */
   decide: (server: string, clientId: string) => Promise<void>
-  /** Forgets a client and returns what was pending for it. */
+  /** Forgets a client at its close and returns what was pending for it (undefined: nothing, or it cannot be told). */
   take: (server: string, clientId: string) => Promise<PendingConnect | undefined>
+  /** The client played or published: it is never taken for a refused publisher. Returns what its connect said. */
+  progressed: (server: string, clientId: string) => Promise<PendingConnect | undefined>
 }
 
 /** How long a connection may stay between on_connect and on_play/on_publish/on_close and still be judged. */
@@ -42,6 +44,10 @@ export class MemoryPendingConnects implements PendingConnects {
   async decide (server: string, clientId: string): Promise<void> {
     const p = this.#entries().get(`${server}\n${clientId}`)
     if (p !== undefined) p.decided = true
+  }
+
+  async progressed (server: string, clientId: string): Promise<PendingConnect | undefined> {
+    return await this.take(server, clientId)
   }
 
   async take (server: string, clientId: string): Promise<PendingConnect | undefined> {

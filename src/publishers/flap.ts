@@ -25,12 +25,16 @@ export interface FlapStore {
 
 interface Entry { times: number[], coolingUntil: number }
 
+/** The in-process flap history's bound in bytes. */
+export const FLAP_MAX_BYTES = 16 * 1024 * 1024
+
 /** The in-process history, bounded: the least recently used streams are forgotten first. */
 export class MemoryFlapStore implements FlapStore {
   readonly #streams: () => LRUCache<string, Entry>
 
-  constructor (maxStreams = 10_000) {
-    this.#streams = lazy(() => new LRUCache({ max: maxStreams }))
+  constructor (maxStreams = 10_000, maxBytes = FLAP_MAX_BYTES) {
+    // Counted by the stream's name (up to 1.5 KB from a hook) and room for its takeovers' times.
+    this.#streams = lazy(() => new LRUCache({ max: maxStreams, maxSize: maxBytes, sizeCalculation: (_e: Entry, key: string) => 2 * key.length + 8 * 64 + 200 }))
   }
 
   async read (key: string, since: number): Promise<{ recent: number, coolingUntil: number }> {

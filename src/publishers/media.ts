@@ -84,6 +84,12 @@ export interface MediaServer {
    * hook.timeoutSec, less a margin); a takeover never takes longer. None: no limit (SRS waits 30 s).
    */
   readonly hookBudgetMs?: number | undefined
+  /**
+   * False when the server lists a publishing newcomer only after its own busy check (SRS before
+   * 5.0.55), so that verify() cannot confirm the newcomer of a conflict: the hook's own evidence
+   * (an authenticated caller, valid publish credentials) must stand in. Undefined: it lists it.
+   */
+  readonly listsNewcomer?: boolean | undefined
   /** The stream's state as the server reports it now. */
   live: (ref: StreamRef, deadline: number) => Promise<LiveStream>
   /**

@@ -42,7 +42,7 @@ export interface PublishersPluginOptions {
 /** The publisher table, the takeover service, its events, and reconciliation with the servers. */
 export default fp<PublishersPluginOptions>(async (app, { config, state = {}, now }) => {
   const log = app.log.child({ component: 'publishers' })
-  const table = state.store ?? new MemoryPublisherStore(config.MAX_PUBLISHERS)
+  const table = state.store ?? new MemoryPublisherStore(config.MAX_PUBLISHERS, config.MAX_PUBLISHERS_BYTES)
   const events = new PublisherEvents()
   events.on(narrate)
   app.decorate('publisherEvents', events)

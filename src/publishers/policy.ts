@@ -60,7 +60,7 @@ export interface FlapState {
   max: number
 }
 
-export type RefusalReason = 'credentials' | 'policy-reject' | 'incumbent-sending' | 'flapping' | 'not-evictable'
+export type RefusalReason = 'credentials' | 'policy-reject' | 'incumbent-sending' | 'incumbent-newer' | 'flapping' | 'not-evictable'
 
 export type Decision =
   /** Nobody else holds the stream: let the server go ahead. */
@@ -85,6 +85,12 @@ export interface DecisionInput {
   incumbent?: IncumbentInfo
   sample?: StaleSample
   flap?: FlapState
+  /**
+   * Set for a deferred takeover without valid publish credentials (epoch ms of the client's
+   * connect): the holder is evicted only on evidence, whatever the policy says: stalled (probed as
+   * under takeover-stale) and publishing since before that connect.
+   */
+  connectedAt?: number | undefined
   now: number
 }
 
@@ -105,14 +111,23 @@ export function decide (input: DecisionInput): Decision {
     return refuse('flapping', Codes.TAKEOVER_FLAPPING,
       `${held(input)}; it changed hands more than ${flap.max} times recently, so takeovers are paused until ${clock(flap.coolingUntil)} (flap guard)`)
   }
-  if (policy === 'takeover-stale') {
+  const evidence = input.connectedAt !== undefined
+  if (policy === 'takeover-stale' || evidence) {
     const sample = input.sample
     if (sample === undefined) return { kind: 'probe', incumbent }
     if (sample.gone !== true) {
       const { before, after } = sample
+      const why = evidence ? 'without publish credentials only a stalled holder is evicted' : 'policy takeover-stale'
       if (before === undefined || after === undefined || after > before) {
         const how = before === undefined || after === undefined ? 'may be sending (the server did not report its bytes)' : `is sending (${after - before} bytes in ${sample.ms} ms)`
-        return refuse('incumbent-sending', Codes.INCUMBENT_SENDING, `${held(input)} and ${how}; policy takeover-stale`)
+        return refuse('incumbent-sending', Codes.INCUMBENT_SENDING, `${held(input)} and ${how}; ${why}`)
+      }
+      // The holder the client was refused for began before it: a later one (the camera's own
+      // retry that got in meanwhile) is no evidence, nor one the server gives no start for.
+      const since = input.incumbent?.since
+      if (evidence && (since === undefined || since > input.connectedAt!)) {
+        const when = since === undefined ? 'the server did not say since when' : `it began after this client connected at ${clock(input.connectedAt!)}`
+        return refuse('incumbent-newer', Codes.INCUMBENT_KEPT, `${held(input)} and ${when}; without publish credentials only a holder publishing before the client connected is evicted`)
       }
     }
   }

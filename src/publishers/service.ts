@@ -1,6 +1,6 @@
 import { Codes } from '../errors.js'
 import type { Log } from '../logger.js'
-import type { PendingConnects } from './connects.js'
+import type { PendingConnect, PendingConnects } from './connects.js'
 import { MemoryPendingConnects } from './connects.js'
 import type { PublisherEvent, PublisherEvents, TakeoverPath } from './events.js'
 import type { FlapGuard } from './flap.js'
@@ -28,6 +28,13 @@ export interface PublishRequest {
   policy?: Policy
   /** The platform's verdict (hooks forwarded to it): asked after the own checks, before anyone is evicted. */
   platform?: PlatformCheck | null | undefined
+  /** The hook's caller proved it is the media server (HOOK_TOKEN, HOOK_ALLOW): the client it names is real. */
+  callerAuthenticated?: boolean
+  /**
+   * A deferred takeover without valid credentials: when the client connected. The holder is then
+   * evicted only if it is stalled and was publishing before (policy.ts, connectedAt).
+   */
+  connectedAt?: number
 }
 
 export type PublishOutcome =
@@ -201,7 +208,8 @@ export class PublisherService {
    */
   async publishHoldingToken (req: PublishRequest, log: Log = this.#log): Promise<PublishResult> {
     return await this.#serially(req, 'publish', log, async (deadline, policy) => {
-      return await this.#allow(req, { active: false, id: req.ref.streamId }, policy, deadline, 'publish', log, true)
+      // The hook's stream_id is its sender's word: the table keeps none until the server names it.
+      return await this.#allow(req, { active: false }, policy, deadline, 'publish', log, true)
     })
   }
 
@@ -229,9 +237,9 @@ export class PublisherService {
     return result
   }
 
-  /** on_play (or on_publish) of a client: it was no publisher refused at its connect. */
-  async progressed (server: string, clientId: string): Promise<void> {
-    await this.pending.take(server, clientId)
+  /** on_play (or on_publish) of a client: it was no publisher refused at its connect. Returns what its connect said. */
+  async progressed (server: string, clientId: string): Promise<PendingConnect | undefined> {
+    return await this.pending.progressed(server, clientId)
   }
 
   /** A release hook: wakes the takeovers waiting for `topics`, on every replica. */
@@ -254,6 +262,8 @@ export class PublisherService {
     const p = await this.pending.take(server.id, clientId)
     if (p === undefined || p.decided === true) return { removed, deferred: false }
     const req: PublishRequest = { server, ref: p.ref, newcomer: { id: clientId, ip: p.ip }, credentials: p.credentials, policy: p.policy }
+    // Without valid credentials its close is hearsay: only evidence on the holder may evict it.
+    if (p.credentials.kind !== 'valid') req.connectedAt = p.at
     req.platform = this.deferredPlatform?.(req)
     const run = this.#deferred(req, p.policy, log).catch((err: unknown) => {
       /* c8 ignore next 2 */
@@ -376,7 +386,7 @@ export class PublisherService {
     const refused = await req.platform?.ask()
     if (refused !== undefined) return this.#platformRefused(req, refused, path, log)
     // At on_connect the client may still be a player: its on_publish records it.
-    if (path !== 'connect') await this.#record(req, 0, carry)
+    if (path !== 'connect') await this.#record(req, live.id, 0, carry)
     return { allowed: true, outcome: 'allowed' }
   }
 
@@ -412,7 +422,16 @@ export class PublisherService {
       return this.#apiFailed(err, 'verify the newcomer', req, path, log)
     }
     if (ok) return undefined
-    const msg = `client ${req.newcomer.id} is not publishing ${req.ref.key} on server ${req.server.id}; nobody was evicted`
+    const unlisted = req.server.listsNewcomer === false
+    if (unlisted) {
+      // The server cannot list the newcomer yet: the hook itself is the evidence, or nothing is.
+      const vouched = req.credentials?.kind === 'valid' ? 'credentials' : req.callerAuthenticated === true ? 'caller' : undefined
+      if (vouched !== undefined) {
+        log.debug({ server: req.server.id, stream: req.ref.key, client: req.newcomer.id, vouched }, 'the server lists no newcomer before its busy check; the hook vouches for it')
+        return undefined
+      }
+    }
+    const msg = `client ${req.newcomer.id} is not publishing ${req.ref.key} on server ${req.server.id}; nobody was evicted` + (unlisted ? UNLISTED_HINT : '')
     this.#emit({ type: 'refusal', path, server: req.server.id, stream: req.ref.key, client: req.newcomer.id, ip: req.newcomer.ip, code: Codes.PUBLISHER_NOT_VERIFIED, reason: 'unverified', msg }, log)
     return { allowed: false, outcome: 'refused-unverified', refusal: { code: Codes.PUBLISHER_NOT_VERIFIED, msg } }
   }
@@ -464,7 +483,7 @@ export class PublisherService {
     }
     await this.#flap?.record(req.ref.key)
     // A deferred takeover's newcomer has gone: its retry will be recorded when it publishes.
-    if (path !== 'deferred') await this.#record(req, 1)
+    if (path !== 'deferred') await this.#record(req, crossServer ? undefined : live.id, 1)
     const event = {
       server: req.server.id, stream: req.ref.key, path, incumbent: holder, newcomer: req.newcomer.id, ip: req.newcomer.ip,
       waitMs: release.waitMs, via: release.via, from: crossServer ? holderServer.id : undefined
@@ -484,7 +503,8 @@ export class PublisherService {
    */
   async #deferred (req: PublishRequest, policy: Policy, log: Log): Promise<void> {
     if (policy === 'reject' || req.credentials?.kind === 'invalid') return
-    const budget = this.budget(policy, req.server)
+    // On evidence only (connectedAt), the holder is probed whatever the policy: its bound too.
+    const budget = this.budget(req.connectedAt === undefined ? policy : 'takeover-stale', req.server)
     const deadline = this.#now() + budget
     const unlock = await this.#lockBoth(this.#lockKey(req.server.id, req.ref.key), budget)
     if (unlock === null) return
@@ -519,9 +539,10 @@ export class PublisherService {
 
   /**
    * Records the newcomer as the stream's publisher. The takeover count is carried from the entry
-   * it replaces when it took the stream over, or (`carry`) when its connect may have.
+   * it replaces when it took the stream over, or (`carry`) when its connect may have. The stream's
+   * id is the one the server named (`streamId`), never the hook's.
    */
-  async #record (req: PublishRequest, tookOver: number, carry = false): Promise<void> {
+  async #record (req: PublishRequest, streamId: string | undefined, tookOver: number, carry = false): Promise<void> {
     const previous = tookOver > 0 || carry ? await this.store.get(req.server.id, req.ref.key) : undefined
     await this.store.set({
       server: req.server.id,
@@ -530,7 +551,7 @@ export class PublisherService {
       app: req.ref.app,
       stream: req.ref.stream,
       clientId: req.newcomer.id,
-      streamId: req.ref.streamId,
+      streamId,
       ip: req.newcomer.ip,
       since: this.#now(),
       state: 'publishing',
@@ -572,7 +593,7 @@ export class PublisherService {
   }
 
   #input (req: PublishRequest, policy: Policy): DecisionInput {
-    return { policy, stream: req.ref.key.replace(/^\//, ''), newcomer: req.newcomer.id, credentials: req.credentials, now: this.#now() }
+    return { policy, stream: req.ref.key.replace(/^\//, ''), newcomer: req.newcomer.id, credentials: req.credentials, connectedAt: req.connectedAt, now: this.#now() }
   }
 
   #lockKey (server: string, key: string): string {
@@ -611,6 +632,10 @@ export class PublisherService {
 type Unstamped = PublisherEvent extends infer E ? E extends PublisherEvent ? Omit<E, 'at'> : never : never
 
 const NO_UNLOCK: Unlock = () => {}
+
+/** Why a newcomer the server cannot list yet was refused, and how to let it take over. */
+const UNLISTED_HINT = ' (this server lists a publisher only after its busy check, as SRS before 5.0.55 does: to take over there,' +
+  ' authenticate the hooks with HOOK_TOKEN or HOOK_ALLOW, or require publish credentials with PUBLISH_AUTH=keys or signed)'
 
 function conflict (live: LiveStream, newcomer: string): boolean {
   return live.active && live.holder !== undefined && live.holder !== newcomer

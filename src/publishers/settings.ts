@@ -2,10 +2,11 @@ import { Type } from 'typebox'
 import { errorOf, Millis } from '../settings.js'
 import { appName } from '../streams.js'
 import { POLICIES, type Policy } from './policy.js'
+import { PUBLISHERS_MAX_BYTES } from './store.js'
 
 /**
- * Settings of the takeover and the publisher table, merged into ConfigSchema. README.md
- * ("Configuration") documents each one with its default; keep the two in step.
+ * Settings of the takeover and the publisher table, merged into ConfigSchema. docs/configuration.md
+ * documents each one with its default; keep the two in step.
  */
 
 /** `live=takeover, studio.example.com/live=reject` -> { live: 'takeover', ... }; throws on a bad entry. */
@@ -42,5 +43,7 @@ export const TakeoverSettings = {
   CROSS_SERVER: Type.Union([Type.Literal('takeover'), Type.Literal('ignore')], { default: 'takeover' }),
   RECONCILE_INTERVAL_MS: Millis(30_000, 0),
   FAIL_MODE: Type.Union([Type.Literal('open'), Type.Literal('closed')], { default: 'open' }),
-  MAX_PUBLISHERS: Type.Integer({ default: 200_000, minimum: 1 })
+  MAX_PUBLISHERS: Type.Integer({ default: 200_000, minimum: 1 }),
+  /** The in-process publisher table's bound in bytes (each entry is counted by its names' lengths); the least recently used entries go first. */
+  MAX_PUBLISHERS_BYTES: Type.Integer({ default: PUBLISHERS_MAX_BYTES, minimum: 1_048_576, maximum: 68_719_476_736 })
 }

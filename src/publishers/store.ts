@@ -55,7 +55,23 @@ export interface PublisherStore {
 
 const join = (server: string, id: string): string => `${server}\n${id}`
 
-/** In-process store, bounded by an LRU so a flood of stream names cannot exhaust memory. */
+/** MAX_PUBLISHERS_BYTES' default: MAX_PUBLISHERS entries of usual names (about 700 bytes each), about 20,000 of the longest a hook may carry. */
+export const PUBLISHERS_MAX_BYTES = 256 * 1024 * 1024
+
+/**
+ * What an entry costs, in bytes, at most: its strings (two bytes a character), held by the entry
+ * and by the two indexes, and the objects around them.
+ */
+export function publisherBytes (p: Publisher): number {
+  const chars = 3 * (p.key.length + p.server.length) + 2 * p.clientId.length + p.vhost.length + p.app.length + p.stream.length +
+    (p.streamId?.length ?? 0) + (p.ip?.length ?? 0)
+  return 2 * chars + 400
+}
+
+/**
+ * In-process store, bounded by an LRU in entries and in bytes (a forged hook's names may be long),
+ * so a flood of stream names cannot exhaust memory: the least recently used entries go first.
+ */
 export class MemoryPublisherStore implements PublisherStore {
   readonly #entries: () => LRUCache<string, Publisher>
   /** server + client id -> server + key */
@@ -63,9 +79,11 @@ export class MemoryPublisherStore implements PublisherStore {
   /** key -> the server that has an entry for it, or the servers when several do (a Set only then) */
   readonly #byKey = new Map<string, string | Set<string>>()
 
-  constructor (max: number) {
+  constructor (max: number, maxBytes = PUBLISHERS_MAX_BYTES) {
     this.#entries = lazy(() => new LRUCache({
       max,
+      maxSize: maxBytes,
+      sizeCalculation: publisherBytes,
       dispose: (value, id) => {
         const client = join(value.server, value.clientId)
         if (this.#byClient.get(client) === id) this.#byClient.delete(client)

@@ -72,12 +72,15 @@ export class GroupCommit {
   readonly #db: Database.Database
   readonly #ops: Map<string, { write: boolean, run: (...args: unknown[]) => unknown }>
   readonly #send: (replies: Reply[]) => void
+  readonly #settled: ((committed: boolean) => void) | undefined
   readonly #queue: Call[] = []
   #scheduled = false
 
-  constructor (db: Database.Database, ops: Ops, send: (replies: Reply[]) => void) {
+  /** `settled` is told whether each group's writes were committed or rolled back, before its replies go out. */
+  constructor (db: Database.Database, ops: Ops, send: (replies: Reply[]) => void, settled?: (committed: boolean) => void) {
     this.#db = db
     this.#send = send
+    this.#settled = settled
     // Each call in its own savepoint (better-sqlite3 nests transactions so), so a call that
     // fails leaves nothing half-done in the group's transaction.
     this.#ops = new Map(Object.entries(ops).map(([name, op]) => [name, { write: op.write, run: op.write ? db.transaction(op.run) : op.run }]))
@@ -132,9 +135,11 @@ export class GroupCommit {
         this.stats.commits++
       } catch (err) {
         if (this.#db.inTransaction) this.#db.exec('ROLLBACK')
+        this.#settled?.(false)
         this.#send(group.map((c) => failure(c.id, err)))
         return
       }
+      this.#settled?.(true)
     }
     this.#send(replies)
   }

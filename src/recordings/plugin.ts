@@ -3,7 +3,11 @@ import type { Config } from '../config.js'
 import { openStore } from './open.js'
 import { Retention } from './retention.js'
 import { RecordingService, type StatFn } from './service.js'
+import { recordingRootsOf } from './settings.js'
 import type { RecordingStore } from './store.js'
+
+/** How often the index's rows are counted again for RECORDINGS_MAX_ROWS. */
+const ROW_COUNT_MS = 60_000
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -31,7 +35,16 @@ export default fp<RecordingsPluginOptions>(async (app, { config, store, stat, no
     log,
     minBytes: config.DVR_MIN_BYTES,
     statTimeoutMs: config.DVR_STAT_TIMEOUT_MS,
-    stat
+    stat,
+    roots: recordingRootsOf(config.RECORDINGS_ROOTS),
+    maxRows: config.RECORDINGS_MAX_ROWS
+  })
+  // RECORDINGS_MAX_ROWS is checked against a count made at start and every minute, never on a hook's path.
+  let counter: NodeJS.Timeout | undefined
+  app.afterStart(() => {
+    void service.countRows()
+    counter = setInterval(() => { void service.countRows() }, ROW_COUNT_MS)
+    counter.unref()
   })
   if (config.RECORDINGS_RETENTION_DAYS !== undefined) {
     const retention = service.retention = new Retention({ store: opened, days: config.RECORDINGS_RETENTION_DAYS, everyMs: config.RECORDINGS_RETENTION_SWEEP_MS, now, log })
@@ -47,6 +60,7 @@ export default fp<RecordingsPluginOptions>(async (app, { config, store, stat, no
     })
   }
   app.addHook('onClose', async () => {
+    clearInterval(counter)
     await service.retention?.stop()
     // Give the files being examined their bound, then close; later answers are dropped.
     let timer: NodeJS.Timeout | undefined

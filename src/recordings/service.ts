@@ -1,4 +1,5 @@
-import { stat as fsStat } from 'node:fs/promises'
+import { realpath as fsRealpath, stat as fsStat } from 'node:fs/promises'
+import { posix } from 'node:path'
 import type { Log } from '../logger.js'
 import type { Retention } from './retention.js'
 import {
@@ -9,8 +10,15 @@ import {
 
 export type { DvrNotice }
 
-/** The only thing ever done with a reported path. Injected for tests. */
+/** The only thing ever done with a reported path, once it is known to lie under RECORDINGS_ROOTS. Injected for tests. */
 export type StatFn = (path: string) => Promise<{ size: number, mtimeMs: number, isFile: () => boolean }>
+/** Where a path under a root really is (symbolic links followed). */
+export type RealpathFn = (path: string) => Promise<string>
+
+/** Whether `path` (absolute, normalized) is `root` or lies under it. */
+export function isUnder (path: string, root: string): boolean {
+  return path === root || path.startsWith(root === '/' ? '/' : root + '/')
+}
 
 export interface RecordingServiceOptions {
   store: RecordingStore
@@ -19,6 +27,12 @@ export interface RecordingServiceOptions {
   minBytes: number
   statTimeoutMs: number
   stat?: StatFn
+  /** By default fs.promises.realpath (with an injected stat: the path as it is). */
+  realpath?: RealpathFn
+  /** RECORDINGS_ROOTS: only files under these folders are examined. */
+  roots: string[]
+  /** RECORDINGS_MAX_ROWS; unbounded by default. */
+  maxRows?: number
   /** stat() calls in flight at most; a hung mount can hold no more of libuv's threads. Default 2. */
   maxStats?: number
   /** Files waiting for a stat at most; beyond, a file is indexed without size. Default 1000. */
@@ -51,6 +65,19 @@ function checkIndexable (n: DvrNotice): void {
   if (bytes(n.serverId, n.clientId) > MAX_IDS_BYTES) throw new UnindexableRecordingError(`server_id and client_id take more than ${MAX_IDS_BYTES} bytes together`)
 }
 
+/** Thrown by index() while the index holds RECORDINGS_MAX_ROWS rows. */
+export class RecordingsFullError extends Error {
+  readonly code = 'RECORDINGS_FULL'
+
+  constructor (max: number) {
+    super(`the recordings index holds RECORDINGS_MAX_ROWS=${max} rows; set RECORDINGS_RETENTION_DAYS or raise RECORDINGS_MAX_ROWS`)
+    this.name = 'RecordingsFullError'
+  }
+}
+
+/** How often, at most, a full index is logged. */
+const FULL_LOG_MS = 60_000
+
 export interface RecordingCounters {
   /** Stored in the index. */
   stored: number
@@ -77,6 +104,12 @@ export class RecordingService {
   readonly #now: () => number
   readonly #log: Log
   readonly #stat: StatFn
+  readonly #realpath: RealpathFn
+  readonly #roots: string[]
+  readonly #maxRows: number
+  /** Rows in the index as last counted (countRows) plus those added since; null until counted. */
+  #rows: number | null = null
+  #fullLoggedAt = -Infinity
   readonly #timeoutMs: number
   readonly #maxStats: number
   readonly #maxQueued: number
@@ -93,6 +126,10 @@ export class RecordingService {
     this.#now = opts.now
     this.#log = opts.log
     this.#stat = opts.stat ?? fsStat
+    // An injected stat is a pretend file system, with no links to follow.
+    this.#realpath = opts.realpath ?? (opts.stat === undefined ? fsRealpath : async (p) => p)
+    this.#roots = opts.roots
+    this.#maxRows = opts.maxRows ?? Infinity
     this.#timeoutMs = opts.statTimeoutMs
     this.#maxStats = opts.maxStats ?? 2
     this.#maxQueued = opts.maxQueued ?? 1000
@@ -105,17 +142,29 @@ export class RecordingService {
   async index (n: DvrNotice): Promise<Added> {
     try {
       checkIndexable(n)
+      if (this.#rows !== null && this.#rows >= this.#maxRows) throw new RecordingsFullError(this.#maxRows)
     } catch (err) {
       this.counters.failed++
+      if (err instanceof RecordingsFullError && this.#now() - this.#fullLoggedAt >= FULL_LOG_MS) {
+        this.#fullLoggedAt = this.#now()
+        this.#log.warn({ rows: this.#rows, maxRows: this.#maxRows }, 'the recordings index is full: on_dvr refused until rows are deleted (RECORDINGS_RETENTION_DAYS) or RECORDINGS_MAX_ROWS is raised')
+      }
       throw err
     }
-    const path = resolveRecordingPath(n.file, n.cwd)
+    const resolved = resolveRecordingPath(n.file, n.cwd)
+    // A path outside the operator's recording folders is never looked at: the recording is indexed, unexamined, with why.
+    const outside = resolved !== null && !this.#roots.some((r) => isUnder(resolved, r))
+    const path = outside ? null : resolved
+    const fileError = resolved === null
+      ? 'relative path without an absolute cwd: not examined'
+      : outside ? 'outside RECORDINGS_ROOTS: not examined' : null
+    if (outside) this.#log.warn({ file: n.file, cwd: n.cwd, roots: this.#roots }, 'on_dvr names a file outside RECORDINGS_ROOTS: indexed, not examined')
     const recording = {
       ...n,
       path,
       startedAt: n.startedAt ?? timestampOf(n.file),
       receivedAt: this.#now(),
-      fileError: path === null ? 'relative path without an absolute cwd: not examined' : null
+      fileError
     }
     let result
     try {
@@ -130,6 +179,7 @@ export class RecordingService {
     }
     if (result.spooled) this.counters.spooled++
     else this.counters.stored++
+    if (this.#rows !== null) this.#rows++
     if (path !== null) {
       const key = keyOf(recording)
       if (this.#queue.length >= this.#maxQueued) {
@@ -152,6 +202,24 @@ export class RecordingService {
 
   async count (): Promise<number> {
     return await this.store.count()
+  }
+
+  /** Rows as last counted plus those added since (RECORDINGS_MAX_ROWS is checked against it); null before the first count. */
+  get rows (): number | null {
+    return this.#rows
+  }
+
+  /**
+   * Counts the index's rows, off the hooks' path (at start, then now and then: retention and other
+   * replicas change it). A count that fails leaves the last one.
+   */
+  async countRows (): Promise<void> {
+    try {
+      this.#rows = await this.store.count()
+    } catch (err) {
+      // The index being out of reach is said by /readyz and the on_dvr that fail; the last count stands.
+      this.#log.debug({ err: (err as Error).message }, 'could not count the recordings index\'s rows')
+    }
   }
 
   async readiness (): Promise<Readiness> {
@@ -209,10 +277,25 @@ export class RecordingService {
     this.#idle.clear()
   }
 
+  /**
+   * The file's real place, stat()ed only if it is still under a root once its links are followed
+   * (a link under a root to /etc/shadow is refused, and never stat()ed).
+   */
+  async #statUnderRoots (path: string): Promise<FileInfo> {
+    const real = await this.#realpath(path)
+    const roots = await Promise.all(this.#roots.map(async (r) => await this.#realpath(r).catch(() => r)))
+    if (!roots.some((r) => isUnder(posix.normalize(real), r))) {
+      this.#log.warn({ path, real }, 'a recorded file\'s links lead outside RECORDINGS_ROOTS: not examined')
+      return { error: 'links outside RECORDINGS_ROOTS: not examined' }
+    }
+    const s = await this.#stat(real)
+    return s.isFile() ? { size: s.size, mtime: Math.round(s.mtimeMs) } : { error: 'not a regular file' }
+  }
+
   async #examine (key: RecordingKey, path: string): Promise<void> {
     let timer: NodeJS.Timeout | undefined
-    const stat = this.#stat(path).then(
-      (s): FileInfo => s.isFile() ? { size: s.size, mtime: Math.round(s.mtimeMs) } : { error: 'not a regular file' },
+    const stat = this.#statUnderRoots(path).then(
+      (info) => info,
       (err: NodeJS.ErrnoException): FileInfo => ({ error: `cannot stat: ${err.code ?? err.message}` })
     )
     const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), this.#timeoutMs) })

@@ -1,11 +1,27 @@
+import { posix } from 'node:path'
 import { Type } from 'typebox'
+import { splitList } from '../settings.js'
+
+/** SRS's own recordings folder in its official image (cwd /usr/local/srs, default dvr_path ./objs/nginx/html/...). */
+export const DEFAULT_RECORDINGS_ROOTS = '/usr/local/srs/objs/nginx/html'
+
+/** RECORDINGS_ROOTS as normalized absolute folders. */
+export function recordingRootsOf (value: string): string[] {
+  return splitList(value).map((r) => posix.resolve(r))
+}
+
+const notAbsolute = (v: string): string[] => splitList(v).filter((r) => !posix.isAbsolute(r))
 
 /**
  * Settings of the recordings index: where it lives (SQLite in DATA_DIR, or PostgreSQL), its bounds,
- * the spool in front of PostgreSQL, and retention. Merged into ConfigSchema; README.md
- * ("Configuration") documents each one with its default.
+ * the spool in front of PostgreSQL, and retention. Merged into ConfigSchema; docs/configuration.md
+ * documents each one with its default.
  */
 export const RecordingsSettings = {
+  /** The folders whose recorded files srs-hooks may examine (stat); any other path an on_dvr names is indexed unexamined. */
+  RECORDINGS_ROOTS: Type.Refine(Type.String({ default: DEFAULT_RECORDINGS_ROOTS, maxLength: 16_384 }),
+    (v: string) => notAbsolute(v).length === 0 && splitList(v).length > 0,
+    (v: string) => splitList(v).length === 0 ? 'name at least one absolute folder' : `not an absolute folder: ${notAbsolute(v).join(', ')}`),
   /** postgres://user:password@host:5432/db: the index in PostgreSQL. Unset: SQLite in DATA_DIR. Never logged with its password. */
   // No length or pattern here: loadConfig quotes a value it refuses, and this one holds a password.
   // checkDatabaseUrl() checks it at start and masks the password in its message.
@@ -22,6 +38,8 @@ export const RecordingsSettings = {
   SPOOL_MAX_ROWS: Type.Integer({ default: 1_000_000, minimum: 1, maximum: 1_000_000_000 }),
   /** How long to wait before draining the spool again after PostgreSQL failed. */
   SPOOL_RETRY_MS: Type.Integer({ default: 2000, minimum: 10, maximum: 600_000 }),
+  /** Rows the index holds at most; past it on_dvr is refused (code 1101) until retention or an operator makes room. */
+  RECORDINGS_MAX_ROWS: Type.Integer({ default: 50_000_000, minimum: 1, maximum: 1_000_000_000_000 }),
   /** Delete index rows received more than this many days ago. Unset: keep forever. Files are never touched. */
   RECORDINGS_RETENTION_DAYS: Type.Optional(Type.Integer({ minimum: 1, maximum: 36_500 })),
   /** How often retention runs (each run deletes in batches of 1000 rows). */

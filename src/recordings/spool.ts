@@ -83,7 +83,10 @@ interface Row {
 export class SpoolFile {
   readonly file: string
   readonly db: Database.Database
+  /** Rows committed. */
   #depth: number
+  /** Rows added (less those removed) by the group's transaction not yet committed: counted once it is (settle). */
+  #uncommitted = 0
   readonly #insert: Database.Statement
   readonly #setInfo: Database.Statement
   readonly #peek: Database.Statement
@@ -131,16 +134,26 @@ export class SpoolFile {
     return { file: this.file, ...this.state() }
   }
 
+  /** The state as it is once the group in progress is committed (its callers are answered only then). */
   state (): SpoolState {
-    return { depth: this.#depth, oldestAt: (this.#oldest.get() as number | undefined) ?? null }
+    return { depth: Math.max(0, this.#depth + this.#uncommitted), oldestAt: (this.#oldest.get() as number | undefined) ?? null }
+  }
+
+  /**
+   * The end of a group's transaction (GroupCommit's `settled`): its rows count once committed; a
+   * group rolled back (a failed COMMIT: a full disk, an I/O error) leaves the depth as it was.
+   */
+  settle (committed: boolean): void {
+    if (committed) this.#depth = Math.max(0, this.#depth + this.#uncommitted)
+    this.#uncommitted = 0
   }
 
   /** Spools a recording unless it already is; throws SpoolFullError at `max` rows. */
   add (r: NewRecording, max: number): SpoolState & { created: boolean } {
-    if (this.#depth >= max) throw new SpoolFullError(max)
+    if (this.#depth + this.#uncommitted >= max) throw new SpoolFullError(max)
     const key = keyOf(r)
     const { changes } = this.#insert.run(key.serverId, key.clientId, key.fileKey, JSON.stringify(r), r.receivedAt, r.fileError)
-    this.#depth += changes
+    this.#uncommitted += changes
     return { created: changes === 1, ...this.state() }
   }
 
@@ -156,7 +169,10 @@ export class SpoolFile {
       seq: r.seq, recording: JSON.parse(r.recording) as NewRecording, size: r.size, mtime: r.mtime, fileError: r.file_error, checkedAt: r.checked_at
     }))
     // Another process sharing DATA_DIR may have drained it: trust what is there.
-    if (rows.length === 0) this.#depth = 0
+    if (rows.length === 0) {
+      this.#depth = 0
+      this.#uncommitted = 0
+    }
     return rows
   }
 
@@ -169,7 +185,7 @@ export class SpoolFile {
       this.#delete.run(seq)
       removed.push({ seq, size: r.size, mtime: r.mtime, fileError: r.file_error, checkedAt: r.checked_at })
     }
-    this.#depth = Math.max(0, this.#depth - removed.length)
+    this.#uncommitted -= removed.length
     return { removed, ...this.state() }
   }
 

@@ -26,7 +26,7 @@ port.on('message', (m: HostCall | 'exit') => {
       const [kind, options] = m.args as [DatabaseKind, any]
       const file = kind === 'index' ? new SqliteIndex(options) : kind === 'outbox' ? new OutboxFile(options) : new SpoolFile(options)
       const db = next++
-      open.set(db, { file, group: new GroupCommit(file.db, file.ops, send) })
+      open.set(db, { file, group: new GroupCommit(file.db, file.ops, send, file instanceof SpoolFile ? (committed) => { file.settle(committed) } : undefined) })
       send([{ id: m.id, value: { db, info: file.info() } }])
     } catch (err) {
       send([failure(m.id, err)])

@@ -1,3 +1,5 @@
+import { LRUCache } from 'lru-cache'
+import { lazy } from '../lazy.js'
 import { MemoryPendingConnects, PENDING_CONNECT_TTL_MS, type PendingConnect, type PendingConnects } from '../publishers/connects.js'
 import type { RedisLink } from './link.js'
 
@@ -8,8 +10,14 @@ import type { RedisLink } from './link.js'
  *
  *   {prefix}pending:SERVER:CLIENT   JSON   PX 60 s (a client is judged within a minute of its connect)
  *
- * add() is one SET; decide() one script (rewrite with decided, keeping the TTL); take() one GETDEL.
- * When Redis cannot answer, the local twin has what this replica saw.
+ * add() is one SET; decide() one script (rewrite with decided, keeping the TTL); take() and
+ * progressed() one GETDEL each.
+ *
+ * A client seen playing or publishing must never be taken for a refused publisher, and when that
+ * cannot be told nobody is evicted: a take() that Redis cannot answer returns nothing (the local
+ * twin is not trusted for it, since another replica may have seen the client play); a
+ * progressed() that Redis cannot answer is remembered here, so that this replica never judges the
+ * client, and its record is deleted when Redis returns.
  */
 
 export interface RedisPendingConnectsOptions {
@@ -33,12 +41,19 @@ export class RedisPendingConnects implements PendingConnects {
   readonly #local: PendingConnects
   readonly #ttlMs: number
   readonly #decide
+  /** Clients seen playing or publishing whose record Redis could not delete then. */
+  readonly #played = lazy(() => new LRUCache<string, true>({ max: 50_000, ttl: PENDING_CONNECT_TTL_MS }))
 
   constructor (opts: RedisPendingConnectsOptions) {
     this.#link = opts.link
     this.#local = opts.local ?? new MemoryPendingConnects()
     this.#ttlMs = opts.ttlMs ?? PENDING_CONNECT_TTL_MS
     this.#decide = opts.link.script('pendingDecide', 1, DECIDE)
+    // Records of clients seen playing while Redis failed: deleted once it answers again.
+    opts.link.onRecovered(async () => {
+      const keys = [...this.#played().keys()]
+      if (keys.length > 0) await this.#link.call('pending.progressed', async (redis) => await redis.del(...keys))
+    })
   }
 
   async add (p: PendingConnect): Promise<void> {
@@ -53,8 +68,26 @@ export class RedisPendingConnects implements PendingConnects {
 
   async take (server: string, clientId: string): Promise<PendingConnect | undefined> {
     const local = await this.#local.take(server, clientId)
+    const played = this.#played().has(this.#key(server, clientId))
     const r = await this.#link.call('pending.take', async (redis) => await redis.getdel(this.#key(server, clientId)))
-    if (!r.ok || r.value === null) return r.ok ? undefined : local
+    // Redis cannot say whether another replica saw it play: nobody is evicted.
+    if (!r.ok || r.value === null || played) return undefined
+    try {
+      return JSON.parse(r.value) as PendingConnect
+    } catch {
+      return local
+    }
+  }
+
+  async progressed (server: string, clientId: string): Promise<PendingConnect | undefined> {
+    const local = await this.#local.take(server, clientId)
+    const key = this.#key(server, clientId)
+    const r = await this.#link.call('pending.progressed', async (redis) => await redis.getdel(key))
+    if (!r.ok) {
+      this.#played().set(key, true)
+      return local
+    }
+    if (r.value === null) return local
     try {
       return JSON.parse(r.value) as PendingConnect
     } catch {

@@ -27,15 +27,23 @@ if n == 1 or redis.call('pttl', KEYS[1]) < 0 then redis.call('pexpire', KEYS[1],
 return n
 `
 
+/** KEYS: count. One count less, never below 0 nor for a window that ended. */
+const REMOVE = `
+if (tonumber(redis.call('get', KEYS[1]) or '0') > 0) then redis.call('decr', KEYS[1]) end
+return 0
+`
+
 export class RedisFailureCounts implements FailureCounts {
   readonly #link: RedisLink
   readonly #local: FailureCounts
   readonly #add
+  readonly #remove
 
   constructor (opts: RedisFailureCountsOptions) {
     this.#link = opts.link
     this.#local = opts.local ?? new MemoryFailureCounts({ now: opts.now ?? Date.now })
     this.#add = opts.link.script('authFailAdd', 1, ADD)
+    this.#remove = opts.link.script('authFailRemove', 1, REMOVE)
   }
 
   async get (id: string): Promise<number> {
@@ -48,6 +56,11 @@ export class RedisFailureCounts implements FailureCounts {
     const r = await this.#link.call('failures.add', async (redis) =>
       await this.#add(redis, [this.#key(id)], [Math.max(1, Math.ceil(windowMs))]) as number)
     return r.ok ? r.value : local
+  }
+
+  async remove (id: string): Promise<void> {
+    await this.#local.remove(id)
+    await this.#link.call('failures.remove', async (redis) => await this.#remove(redis, [this.#key(id)], []))
   }
 
   #key (id: string): string {

@@ -125,6 +125,9 @@ export class RedisLink {
   #subscribed = false
   #probe: NodeJS.Timeout | undefined
   readonly #failures = new Map<string, number>()
+  readonly #degraded = new Map<string, number>()
+  /** A PING is out to tell a slow reply from a hung Redis. */
+  #suspect = false
   /** Operations whose (non-outage) error has been logged since they last succeeded. */
   readonly #erring = new Set<string>()
   readonly #channels = new Map<string, (message: string) => void>()
@@ -214,7 +217,8 @@ export class RedisLink {
       if (limit < this.timeoutMs) return { ok: false, error: new RedisLinkError('deadline', `no reply within the caller's ${limit} ms`) }
       this.#count(op)
       const error = new RedisLinkError('timeout', `no reply within REDIS_TIMEOUT_MS=${this.timeoutMs}`)
-      this.#toDown(error.message, op)
+      // One slow reply does not make Redis down for every operation: a PING decides.
+      this.#check(error.message, op)
       return { ok: false, error }
     }
     if ('value' in r) {
@@ -232,6 +236,24 @@ export class RedisLink {
       this.#log.error({ redis: this.url, op, err: r.err.message }, 'a Redis operation failed; it uses this replica\'s local state instead')
     }
     return { ok: false, error }
+  }
+
+  /**
+   * Whether the connection to Redis is lost (refused, closed), as opposed to open but not
+   * answering in time: the only case in which shared locks may degrade to local ones.
+   */
+  get unreachable (): boolean {
+    return this.client.status !== 'ready'
+  }
+
+  /** Counts a use of a degraded mode of `op` (a shared lock taken as a local one), for /metrics. */
+  degrade (op: string): void {
+    this.#degraded.set(op, (this.#degraded.get(op) ?? 0) + 1)
+  }
+
+  /** Degraded uses by operation, since start. */
+  get degraded (): Record<string, number> {
+    return Object.fromEntries(this.#degraded)
   }
 
   /** Listens on channel `name` (under the prefix), now and after every reconnection. */
@@ -323,6 +345,21 @@ export class RedisLink {
     this.#scheduleProbe(0)
   }
 
+  /** After a call timed out: down only if a PING gets no answer within the bound either. */
+  #check (reason: string, op: string): void {
+    if (this.#suspect || this.#state !== 'up') return
+    this.#suspect = true
+    let timer: NodeJS.Timeout | undefined
+    void Promise.race([
+      this.client.ping().then(() => true, () => false),
+      new Promise<false>((resolve) => { timer = setTimeout(resolve, this.timeoutMs, false) })
+    ]).then((answered) => {
+      clearTimeout(timer)
+      this.#suspect = false
+      if (!answered) this.#toDown(reason, op)
+    })
+  }
+
   /** On 'ready' (after connecting, or reconnecting after a close) or a probe's answer: never up or closed. */
   #toUp (): void {
     const wasDown = this.#state === 'down'
@@ -363,7 +400,9 @@ export class RedisLink {
         new Promise<false>((resolve) => { timer = setTimeout(resolve, this.timeoutMs, false) })
       ])
       clearTimeout(timer)
-      // Closed, or back through a reconnection, while the PING was out.
+      // Closed, or back through a reconnection, while the PING was out: a race between the PING's
+      // answer and ioredis' own events that no test can order.
+      /* c8 ignore next */
       if (this.#state !== 'down') return
       if (answered) {
         this.#toUp()

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { MemoryLocks, type Locks, type Unlock } from '../publishers/lock.js'
+import type { Log } from '../logger.js'
 import type { RedisLink } from './link.js'
 
 /**
@@ -18,11 +19,13 @@ import type { RedisLink } from './link.js'
  * still holds this holder's token, so one replica can never release another's lock, and publishes
  * the notice only if someone waits. A holder that died never lets go: its lease does.
  *
- * When Redis fails (down, past REDIS_TIMEOUT_MS), the caller proceeds with the local lock alone
- * (counted as a failure of lock.acquire): the replicas degrade to one lock each, today's
- * single-process behaviour, never to a deadlock. A try whose answer never came may have taken the
- * Redis lock: its release is sent on unlock, or, if Redis is down then, when it returns (unless
- * the lease has lapsed by then).
+ * When Redis cannot be reached at all (its connection refused or closed), the caller proceeds
+ * with the local lock alone: the degraded mode, logged once per outage and counted at every use
+ * (redis_degraded_total{op="lock"}); the replicas degrade to one lock each, never to a deadlock.
+ * A try that timed out or failed while the connection is open (a slow or hung Redis) does not
+ * hold the lock: acquire() resolves with null, and nothing is done under it. Such a try may have
+ * taken the Redis lock: its release is sent at once, or, if Redis is down then, when it returns
+ * (unless the lease has lapsed by then).
  */
 
 export interface RedisLocksOptions {
@@ -33,6 +36,7 @@ export interface RedisLocksOptions {
   pollMs?: number
   /** Longest pause between two tries (ms). */
   maxPollMs?: number
+  log?: Log
 }
 
 /** KEYS: lock, waiting flag. ARGV: token, lease ms, wait left ms. -1: taken; else the holder's time left. */
@@ -66,6 +70,8 @@ export class RedisLocks implements Locks {
   readonly #waiters = new Map<string, Set<() => void>>()
   /** Releases that could not be sent (Redis down): sent when it returns, if their lease is still on. */
   readonly #unsent = new Map<string, Hold>()
+  readonly #log: Log | undefined
+  #degradedLogged = false
 
   constructor (opts: RedisLocksOptions) {
     this.#link = opts.link
@@ -78,7 +84,9 @@ export class RedisLocks implements Locks {
     opts.link.subscribe('locks', (lockKey) => {
       for (const wake of this.#waiters.get(lockKey) ?? []) wake()
     })
+    this.#log = opts.log
     opts.link.onRecovered(() => {
+      this.#degradedLogged = false
       const unsent = [...this.#unsent.values()]
       this.#unsent.clear()
       for (const hold of unsent) if (hold.until > performance.now()) void this.#letGo(hold)
@@ -90,7 +98,7 @@ export class RedisLocks implements Locks {
     const local = await this.#local.acquire(key, waitMs, leaseMs)
     if (local === null) return null
     const lease = Math.max(1, Math.ceil(leaseMs))
-    const hold: Hold = { lockKey: this.#link.key('lock', key), waitKey: this.#link.key('lock-wait', key), token: randomUUID(), until: 0 }
+    let hold: Hold = { lockKey: this.#link.key('lock', key), waitKey: this.#link.key('lock-wait', key), token: randomUUID(), until: 0 }
     let pause = this.#pollMs
     for (let first = true; ; first = false) {
       const left = deadline - performance.now()
@@ -99,10 +107,17 @@ export class RedisLocks implements Locks {
       const r = await this.#link.call('lock.acquire', async (redis) =>
         await this.#acquire(redis, [hold.lockKey, hold.waitKey], [hold.token, lease, Math.max(1, Math.ceil(left))]) as number, Math.max(0, left))
       if (!r.ok) {
-        // Not sent at all: the local lock alone. Sent, with no answer: it may hold the Redis lock.
-        const sent = r.error.kind !== 'unavailable'
-        if (r.error.kind !== 'deadline') return this.#unlock(local, sent ? hold : undefined)
-        void this.#letGo(hold)
+        // Redis cannot be reached at all (refused, closed): the degraded mode, the local lock alone.
+        if (r.error.kind === 'unavailable' && this.#link.unreachable) return this.#degrade(key, local)
+        // Sent with no answer, an error, or a Redis that answers too slowly: it may hold the Redis
+        // lock, or another replica may. Not held: let go of what it may hold, and try again while
+        // the wait allows; else nothing is done under it.
+        if (r.error.kind !== 'unavailable') await this.#letGo(hold)
+        if (r.error.kind === 'timeout' || r.error.kind === 'error') {
+          hold = { ...hold, token: randomUUID() }
+          continue
+        }
+        this.#log?.warn({ key, err: r.error.message }, 'a shared lock could not be taken (Redis answered too slowly or failed): nobody is evicted under it')
         break
       }
       if (r.value === -1) return this.#unlock(local, hold)
@@ -112,6 +127,16 @@ export class RedisLocks implements Locks {
     }
     local()
     return null
+  }
+
+  /** The degraded mode: logged once per outage, counted at every use (redis_degraded_total{op="lock"}). */
+  #degrade (key: string, local: Unlock): Unlock {
+    this.#link.degrade('lock')
+    if (!this.#degradedLogged) {
+      this.#degradedLogged = true
+      this.#log?.warn({ key }, 'Redis cannot be reached: shared locks degrade to this replica\'s own until it returns (two replicas may then take over one stream at once)')
+    }
+    return this.#unlock(local, undefined)
   }
 
   /** Replicas' locks this one waits for, for tests and diagnostics. */

@@ -46,7 +46,7 @@ export default fp<RedisPluginOptions>(async (app, { config, now }) => {
   app.decorate('sharedState', {
     publishers: {
       store: new RedisPublisherStore({ link, localMax: config.MAX_PUBLISHERS }),
-      locks: new RedisLocks({ link }),
+      locks: new RedisLocks({ link, log: app.log.child({ component: 'redis' }) }),
       signals: new RedisSignals({ link }),
       flap: new RedisFlapStore({ link, now }),
       pending: new RedisPendingConnects({ link })

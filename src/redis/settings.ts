@@ -1,8 +1,8 @@
 import { Type } from 'typebox'
 
 /**
- * Settings for the state several replicas share in Redis, merged into ConfigSchema. README.md
- * ("Configuration") documents each one with its default; keep the two in step.
+ * Settings for the state several replicas share in Redis, merged into ConfigSchema. docs/configuration.md
+ * documents each one with its default; keep the two in step.
  */
 export const RedisSettings = {
   /**

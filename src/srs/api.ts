@@ -3,7 +3,7 @@ import { ApiDispatcher } from '../http/dispatcher.js'
 import { SrsApiError } from '../errors.js'
 
 /**
- * SRS's HTTP API (srs-protocol.md section 5): the only code that talks to SRS.
+ * SRS's HTTP API (docs/srs-protocol.md section 5): the only code that talks to SRS.
  *
  * Every call is bounded by SRS_API_TIMEOUT_MS and, when the caller passes one, by its deadline.
  * Reads are retried with exponential backoff and full jitter while the deadline allows; the kick

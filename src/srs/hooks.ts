@@ -2,7 +2,7 @@ import { Type, type Static, type TSchema } from 'typebox'
 import { DEFAULT_VHOST, streamUrl } from '../streams.js'
 
 /**
- * What SRS POSTs to each hook (srs-protocol.md section 2) and what we answer (section 3).
+ * What SRS POSTs to each hook (docs/srs-protocol.md section 2) and what we answer (section 3).
  * Fields that differ across SRS 4 to 7 are optional; extra fields are allowed because SRS adds
  * some in new versions; present fields must have the right type.
  */
@@ -12,9 +12,19 @@ export const HOOK_ACTIONS = [
 ] as const
 export type HookAction = typeof HOOK_ACTIONS[number]
 
+/**
+ * How long a hook field may be, in characters: what SRS and ZLMediaKit really send, with room to
+ * spare. Names are short (a vhost is a host name; apps and streams are path segments), ids are a
+ * dozen characters, a query or URL is a few KB at most and a file path at most PATH_MAX. Every
+ * table entry is built from these fields, so they bound its size too (docs/limits.md).
+ */
+export const FieldBounds = { host: 255, name: 512, id: 128, streamUrl: 1536, url: 4096, path: 4096 } as const
+
 /** A field SRS always fills but that a hand-written test request may leave short. */
-const Name = Type.String({ maxLength: 1024 })
-const Free = Type.String({ maxLength: 8192 })
+const Name = Type.String({ maxLength: FieldBounds.name })
+const Id = Type.String({ maxLength: FieldBounds.id })
+const Url = Type.String({ maxLength: FieldBounds.url })
+const Path = Type.String({ maxLength: FieldBounds.path })
 
 /** SRS >= 4.0.34 sends an 8-character string; SRS <= 3 sent an integer. */
 export const ClientId = Type.Union([
@@ -25,40 +35,40 @@ export const ClientId = Type.Union([
 const Common = {
   action: Type.String({ maxLength: 32 }),
   client_id: ClientId,
-  server_id: Type.Optional(Name),
-  service_id: Type.Optional(Name),
+  server_id: Type.Optional(Id),
+  service_id: Type.Optional(Id),
   ip: Type.Optional(Type.String({ maxLength: 64 })),
-  vhost: Type.String({ minLength: 1, maxLength: 1024 }),
-  app: Type.String({ minLength: 1, maxLength: 1024 })
+  vhost: Type.String({ minLength: 1, maxLength: FieldBounds.host }),
+  app: Type.String({ minLength: 1, maxLength: FieldBounds.name })
 }
 
 const StreamFields = {
-  stream: Type.String({ minLength: 1, maxLength: 1024 }),
-  param: Type.Optional(Free),
-  tcUrl: Type.Optional(Free),
-  stream_url: Type.Optional(Free),
-  stream_id: Type.Optional(Name)
+  stream: Type.String({ minLength: 1, maxLength: FieldBounds.name }),
+  param: Type.Optional(Url),
+  tcUrl: Type.Optional(Url),
+  stream_url: Type.Optional(Type.String({ maxLength: FieldBounds.streamUrl })),
+  stream_id: Type.Optional(Id)
 }
 
 const hookBody = <P extends Record<string, TSchema>>(props: P) =>
   Type.Object({ ...Common, ...props }, { additionalProperties: true })
 
-export const OnConnectBody = hookBody({ ...StreamFields, stream: Type.Optional(Name), pageUrl: Type.Optional(Free) })
+export const OnConnectBody = hookBody({ ...StreamFields, stream: Type.Optional(Name), pageUrl: Type.Optional(Url) })
 export const OnCloseBody = hookBody({
   send_bytes: Type.Optional(Type.Integer({ minimum: 0 })),
   recv_bytes: Type.Optional(Type.Integer({ minimum: 0 }))
 })
 export const OnPublishBody = hookBody(StreamFields)
-export const OnPlayBody = hookBody({ ...StreamFields, pageUrl: Type.Optional(Free) })
-export const OnDvrBody = hookBody({ ...StreamFields, cwd: Type.Optional(Free), file: Type.String({ minLength: 1, maxLength: 8192 }) })
+export const OnPlayBody = hookBody({ ...StreamFields, pageUrl: Type.Optional(Url) })
+export const OnDvrBody = hookBody({ ...StreamFields, cwd: Type.Optional(Path), file: Type.String({ minLength: 1, maxLength: FieldBounds.path }) })
 export const OnHlsBody = hookBody({
   ...StreamFields,
   duration: Type.Optional(Type.Number({ minimum: 0 })),
-  cwd: Type.Optional(Free),
-  file: Type.Optional(Free),
-  url: Type.Optional(Free),
-  m3u8: Type.Optional(Free),
-  m3u8_url: Type.Optional(Free),
+  cwd: Type.Optional(Path),
+  file: Type.Optional(Path),
+  url: Type.Optional(Url),
+  m3u8: Type.Optional(Path),
+  m3u8_url: Type.Optional(Url),
   seq_no: Type.Optional(Type.Integer())
 })
 

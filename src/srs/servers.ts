@@ -12,7 +12,7 @@ import { SrsApi, type SrsApiOptions, type SrsVersion } from './api.js'
 
 /**
  * Where a takeover happens on a server: inside on_publish (SRS before 7.0.62), or inside
- * on_connect, where SRS >= 7.0.62 decides its publish token (srs-protocol.md section 4b).
+ * on_connect, where SRS >= 7.0.62 decides its publish token (docs/srs-protocol.md section 4b).
  * 'both' while the version is not known yet: each hook does what is safe on either.
  */
 export type Strategy = 'publish' | 'connect' | 'both'
@@ -115,6 +115,7 @@ export class SrsServers {
         const v = await n.api.versions({ deadline })
         const before = n.strategy
         n.version = v
+        n.server.version = v
         if (this.#opts.takeoverAt === 'auto') n.strategy = takesToken(v) ? 'connect' : 'publish'
         if (n.strategy !== before) {
           this.#opts.log.info({ srsApi: n.url, server: n.server.id, version: v.version, strategy: n.strategy },

@@ -6,7 +6,7 @@ import { streamUrl } from '../streams.js'
 import type { ZlmApi, ZlmMedia } from './api.js'
 
 /**
- * ZLMediaKit as the takeover core sees it (zlm-protocol.md sections 2 and 3): the stream by its
+ * ZLMediaKit as the takeover core sees it (docs/zlm-protocol.md sections 2 and 3): the stream by its
  * media sources (getMediaList, one entry per schema), the holder as the origin's session
  * (originSock.identifier), the newcomer as a session ZLMediaKit lists with the hook's address,
  * the kick (kick_session), and which answers mean "released".

@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici'
 import { ApiDispatcher } from '../http/dispatcher.js'
 
 /**
- * ZLMediaKit's HTTP API (zlm-protocol.md section 3): the only code that talks to ZLMediaKit.
+ * ZLMediaKit's HTTP API (docs/zlm-protocol.md section 3): the only code that talks to ZLMediaKit.
  *
  * Every call is a POST of a form (so the secret travels in the body, never in a URL that a proxy
  * or ZLMediaKit's own debug log would print with the path), bounded by ZLM_API_TIMEOUT_MS and, when

@@ -1,7 +1,8 @@
 import { Type, type Static, type TSchema } from 'typebox'
+import { FieldBounds } from '../srs/hooks.js'
 
 /**
- * What ZLMediaKit POSTs to each hook (zlm-protocol.md section 1, server/WebHook.cpp) and what we
+ * What ZLMediaKit POSTs to each hook (docs/zlm-protocol.md section 1, server/WebHook.cpp) and what we
  * answer. Every body carries mediaServerId and hook_index; extra fields are allowed (ZLMediaKit
  * adds some across versions, and on_server_started carries every configuration key); present
  * fields must have the right type.
@@ -15,20 +16,21 @@ export const ZLM_HOOKS = [
 ] as const
 export type ZlmHook = typeof ZLM_HOOKS[number]
 
-const Name = Type.String({ maxLength: 1024 })
-const Free = Type.String({ maxLength: 8192 })
+/** The same bounds as SRS's hooks (srs/hooks.ts: FieldBounds). */
+const Name = Type.String({ maxLength: FieldBounds.name })
+const Free = Type.String({ maxLength: FieldBounds.url })
 const Port = Type.Integer({ minimum: 0, maximum: 65535 })
 
 const Common = {
-  mediaServerId: Type.String({ minLength: 1, maxLength: 1024 }),
+  mediaServerId: Type.String({ minLength: 1, maxLength: FieldBounds.id }),
   hook_index: Type.Optional(Type.Integer({ minimum: 0 }))
 }
 
 /** vhost, app and stream: a hook about a stream. */
 const StreamFields = {
-  vhost: Type.String({ minLength: 1, maxLength: 1024 }),
-  app: Type.String({ minLength: 1, maxLength: 1024 }),
-  stream: Type.String({ minLength: 1, maxLength: 1024 }),
+  vhost: Type.String({ minLength: 1, maxLength: FieldBounds.host }),
+  app: Type.String({ minLength: 1, maxLength: FieldBounds.name }),
+  stream: Type.String({ minLength: 1, maxLength: FieldBounds.name }),
   params: Type.Optional(Free),
   schema: Type.Optional(Name)
 }
@@ -69,7 +71,7 @@ export const OnRecordMp4Body = hookBody({
   start_time: Type.Optional(Type.Integer({ minimum: 0 })),
   file_size: Type.Optional(Type.Integer({ minimum: 0 })),
   time_len: Type.Optional(Type.Number({ minimum: 0 })),
-  file_path: Type.String({ minLength: 1, maxLength: 8192 }),
+  file_path: Type.String({ minLength: 1, maxLength: FieldBounds.path }),
   file_name: Type.Optional(Free),
   folder: Type.Optional(Free),
   url: Type.Optional(Free)
@@ -77,7 +79,7 @@ export const OnRecordMp4Body = hookBody({
 export const OnRtpServerTimeoutBody = hookBody({
   vhost: Type.Optional(Name),
   app: Type.Optional(Name),
-  stream_id: Type.String({ minLength: 1, maxLength: 1024 }),
+  stream_id: Type.String({ minLength: 1, maxLength: FieldBounds.name }),
   local_port: Type.Optional(Port),
   tcp_mode: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 })),
   re_use_port: Type.Optional(Type.Boolean()),

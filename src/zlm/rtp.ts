@@ -6,7 +6,7 @@ import type { ZlmMediaServer } from './adapter.js'
 import { ZlmCode, type RtpOpen, type ZlmApiError, type ZlmRtpServer } from './api.js'
 
 /**
- * RTP servers on ZLMediaKit (zlm-protocol.md section 4, ZLMediaKit issue #4214): openRtpServer
+ * RTP servers on ZLMediaKit (docs/zlm-protocol.md section 4, ZLMediaKit issue #4214): openRtpServer
  * answers -300 "This stream already exists" while the RTP server map holds the stream, which it
  * does from the open until closeRtpServer or 15-18 s without data, whatever getRtpInfo says. An
  * open here never fails that way: the same request again (an INVITE retried) gets the server that

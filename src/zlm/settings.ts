@@ -2,7 +2,7 @@ import { Type } from 'typebox'
 import { Millis, splitList } from '../settings.js'
 
 /**
- * Settings for ZLMediaKit's HTTP API, merged into ConfigSchema. README.md ("Configuration")
+ * Settings for ZLMediaKit's HTTP API, merged into ConfigSchema. docs/configuration.md
  * documents each one with its default.
  */
 
