@@ -30,3 +30,25 @@ t.test('ZLMediaKit: the platform\'s refusal keeps a stalled holder on air; its a
   t.ok(changes.slice(lastRegist + 1).every((x) => x.body.regist === true), 'the platform ends with the stream registered')
   t.ok(changes.every((x) => typeof x.headers['idempotency-key'] === 'string'))
 })
+
+for (const mode of ['closed', 'open'] as const) {
+  t.test(`ZLMediaKit, a platform 20 s slow: on_publish answered within FORWARD_TIMEOUT_MS, FORWARD_FAIL_MODE=${mode}; notifications at once`, async (t) => {
+    const platform = await PlatformServer.start()
+    t.teardown(() => platform.close())
+    const { sim, logs } = await startZlmWorld(t, { FORWARD_ZLM_URL: platform.url, FORWARD_TIMEOUT_MS: '400', FORWARD_FAIL_MODE: mode })
+    platform.mode = { kind: 'slow', ms: 20_000 }
+    const a = await sim.publish({ app: 'live', stream: 'cam1' })
+    t.equal(a.ok, mode === 'open', 'the fail mode decides')
+    const calls = sim.hookCalls.filter((c) => c.hook === 'on_publish' && c.body.id === a.id)
+    t.ok(calls.length >= 1)
+    // A behaviour bound, generous: the platform's 20 s never reach ZLMediaKit.
+    for (const c of calls) t.ok(c.ms < 400 + 2000, `on_publish answered in ${Math.round(c.ms)} ms`)
+    t.match(await logs.wait((l) => l.action === 'on_publish' && l.client === a.id), mode === 'open' ? { platform: 'failed-open' } : { outcome: 'refused-platform', platform: 'failed-closed' })
+    if (mode === 'open') {
+      // Its on_stream_changed is a notification: acknowledged whatever the platform does.
+      await sim.waitForHook((c) => c.hook === 'on_stream_changed' && c.outcome === 'accepted')
+      const changed = sim.hookCalls.filter((c) => c.hook === 'on_stream_changed')
+      t.ok(changed.every((c) => c.outcome === 'accepted' && c.ms < 2000), 'notifications answered at once')
+    }
+  })
+}
