@@ -112,3 +112,22 @@ t.test('a notification older than FORWARD_MAX_AGE becomes a dead letter and the 
   await platform.waitFor((all) => all.some((x) => x.body.client_id === 'old' && x.headers['idempotency-key'] === dead.items[0].idempotency_key), 5000, 'the retried dead letter')
   t.equal(app.forward!.outbox.counts.dead, 0)
 })
+
+t.test('an outbox that takes no write: the notification is answered 503 with why and /readyz fails with forward', async (t) => {
+  const platform = await PlatformServer.start()
+  t.teardown(() => platform.close())
+  const { hookBase, url, app } = await startApp(t, { SRS_API_URL: 'none', FORWARD_URL: platform.url })
+  t.equal((await postHook(hookBase, 'on_stop', stop('before', 'cam1'))).status, 200)
+  await platform.waitFor((all) => all.some((x) => x.body.client_id === 'before'))
+  // Its database gone from under it (as a failed disk would leave it): every write fails.
+  await app.forward!.outbox.close()
+  const r = await postHook(hookBase, 'on_stop', stop('after', 'cam1'))
+  t.equal(r.status, 503)
+  t.equal(r.reply.code, Codes.FORWARD_NOT_QUEUED)
+  t.match(r.reply.msg, /could not be written to the forwarding outbox/)
+  const ready = await (await fetch(`${url}/readyz`)).json() as Record<string, any>
+  t.equal(ready.ready, false)
+  t.ok(ready.failed.includes('forward'))
+  t.match(ready.forward, { msg: /the forwarding outbox takes no write/ })
+  t.notOk(platform.received.some((x) => x.body.client_id === 'after'), 'what was not acknowledged is not delivered either')
+})
