@@ -56,9 +56,8 @@ export function headersOf (v: string | undefined): Record<string, string> | unde
   let pairs: Array<[string, unknown]>
   if (v.trim().startsWith('{')) {
     try {
-      const o = JSON.parse(v) as unknown
-      if (o === null || typeof o !== 'object' || Array.isArray(o)) return undefined
-      pairs = Object.entries(o)
+      // Text that starts with '{' parses to an object or not at all.
+      pairs = Object.entries(JSON.parse(v) as object)
     } catch {
       return undefined
     }
