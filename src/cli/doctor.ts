@@ -6,6 +6,7 @@ import { loadConfig, type Config } from '../config.js'
 import type { SrsApiError } from '../errors.js'
 import { find, illegalDirectives, isOn, parseSrsConf, type Directive } from '../operations/srs-conf.js'
 import { request } from 'undici'
+import { checkForward } from '../forward/doctor.js'
 import { checkDatabase } from '../recordings/doctor.js'
 import { SrsApi } from '../srs/api.js'
 import { HOOK_ACTIONS } from '../srs/hooks.js'
@@ -103,8 +104,11 @@ export async function doctor (args: string[], io: Io): Promise<number> {
   // 5. Each ZLMediaKit: its API, its [hook] section, this server at its hook URL.
   await checkZlm(config, { ok, warn, fail, step })
 
-  // 5. The recordings database, when there is one.
+  // 6. The recordings database, when there is one.
   if (config.DATABASE_URL !== undefined) await checkDatabase(config, { ok, warn, fail, step })
+
+  // 7. The platform's callback, when hooks are forwarded to it.
+  await checkForward(config, { ok, warn, fail, step })
 
   io.out(`\n${report.ok} OK, ${report.warn} warnings, ${report.fail} failed`)
   return report.fail > 0 ? 1 : 0
