@@ -28,6 +28,8 @@ export interface PlatformClientOptions {
 
 export class PlatformClient {
   readonly url: string
+  /** The URL a hook goes to, its credentials hidden (for logs and the operator API). */
+  readonly where: string
   readonly #origin: string
   readonly #path: string
   readonly #headers: Record<string, string>
@@ -37,16 +39,18 @@ export class PlatformClient {
   constructor (opts: PlatformClientOptions) {
     this.url = opts.url
     const at = opts.url.indexOf('/', opts.url.indexOf('//') + 2)
-    this.#origin = new URL(at < 0 ? opts.url : opts.url.slice(0, at)).origin
+    const u = new URL(at < 0 ? opts.url : opts.url.slice(0, at))
+    this.#origin = u.origin
     this.#path = at < 0 ? '/' : opts.url.slice(at)
-    this.#headers = opts.headers
+    // An origin has no credentials: those of the URL are sent as Basic authorization, as curl does,
+    // unless FORWARD_HEADERS names an Authorization of its own.
+    const credentials = u.username !== '' || u.password !== ''
+    this.#headers = credentials && opts.headers.authorization === undefined
+      ? { ...opts.headers, authorization: `Basic ${Buffer.from(`${decoded(u.username)}:${decoded(u.password)}`).toString('base64')}` }
+      : opts.headers
+    this.where = `${u.protocol}//${credentials ? '***@' : ''}${u.host}${this.#path}`
     this.#owned = opts.dispatcher === undefined
     this.#pool = opts.dispatcher ?? new Pool(this.#origin, { connections: opts.connections ?? 64, keepAliveTimeout: 4000, connectTimeout: 2000 })
-  }
-
-  /** The URL a hook goes to, with no credentials in it (for logs and the operator API). */
-  get where (): string {
-    return (this.#origin + this.#path).replace(/\/\/[^/@]*@/, '//***@')
   }
 
   /** POSTs `body` (a hook's JSON, unchanged) for `action`, within `budgetMs`; never throws. */
@@ -76,6 +80,15 @@ export class PlatformClient {
 
   async close (): Promise<void> {
     if (this.#owned) await this.#pool.close()
+  }
+}
+
+/** A URL's user or password, percent-decoded (a `%` that starts no escape is kept as it is). */
+function decoded (v: string): string {
+  try {
+    return decodeURIComponent(v)
+  } catch {
+    return v
   }
 }
 
