@@ -30,12 +30,13 @@ async function platformFor (t: Test): Promise<PlatformServer> {
   return platform
 }
 
-t.test('a decision hook waits for its stream\'s queued notification, and reaches the platform after it', async (t) => {
+t.test('a decision hook waits for its stream\'s queued notifications, and reaches the platform after them', async (t) => {
   const platform = await platformFor(t)
   platform.modes.set('on_stop', { kind: 'status', status: 500 })
   const { hookBase, logs } = await startApp(t, { SRS_API_URL: 'none', FORWARD_URL: platform.url, FORWARD_TIMEOUT_MS: '10000', FORWARD_RETRY_MAX_MS: '50' })
   t.equal((await postHook(hookBase, 'on_stop', stop('v1', 'cam1'))).status, 200, 'the notification is acknowledged')
   await platform.waitFor((r) => r.some((x) => x.action === 'on_stop'), 5000, 'its first attempt')
+  t.equal((await postHook(hookBase, 'on_hls', { ...stop('v1', 'cam1'), action: 'on_hls' })).status, 200, 'and a second one behind it')
   const playing = postHook(hookBase, 'on_play', play('v2', 'cam1'))
   // Another stream's decision does not wait for cam1's queue.
   const other = await postHook(hookBase, 'on_play', play('v3', 'cam2'))
@@ -47,8 +48,8 @@ t.test('a decision hook waits for its stream\'s queued notification, and reaches
   const r = await playing
   t.same({ status: r.status, reply: r.reply }, { status: 200, reply: { code: 0, msg: null } })
   const cam1 = platform.received.filter((x) => x.body.stream === 'cam1').map((x) => x.action)
-  t.equal(cam1.at(-1), 'on_play', 'asked last')
-  t.equal(cam1.at(-2), 'on_stop', 'right after the stop was delivered')
+  t.same(cam1.slice(-3), ['on_stop', 'on_hls', 'on_play'], 'asked last, once both notifications before it were delivered')
+  t.equal(cam1.filter((a) => a === 'on_hls').length, 1)
   t.match(await logs.wait((l) => l.action === 'on_play' && l.client === 'v2'), { outcome: 'allowed', platform: 'allowed' })
 })
 

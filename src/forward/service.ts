@@ -218,7 +218,7 @@ export class ForwardService {
     let r: { refusal: PlatformRefusal | undefined, outcome: string, reply: Record<string, unknown> | undefined }
     if (v.kind === 'allow') r = { refusal: undefined, outcome: 'allowed', reply: v.reply }
     else if (v.kind === 'refuse') {
-      r = { refusal: { code: v.code !== undefined && v.code !== 0 ? v.code : Codes.PLATFORM_REFUSED, msg: `refused by the platform (${v.msg})` }, outcome: 'refused', reply: undefined }
+      r = { refusal: { code: v.code ?? Codes.PLATFORM_REFUSED, msg: `refused by the platform (${v.msg})` }, outcome: 'refused', reply: undefined }
     } else if (this.#o.failMode === 'open') {
       this.#o.log.warn({ target, action, lane, err: v.msg }, 'forwarding: the platform could not be asked; FORWARD_FAIL_MODE=open allows')
       r = { refusal: undefined, outcome: 'failed-open', reply: undefined }
