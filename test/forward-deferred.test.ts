@@ -1,4 +1,5 @@
 import t from 'tap'
+import { signedQuery } from '../src/auth/signature.js'
 import { startWorld, waitFor } from './fixtures/app.js'
 import { PlatformServer } from './fixtures/platform.js'
 
@@ -7,8 +8,12 @@ import { PlatformServer } from './fixtures/platform.js'
  * token (on_connect, then on_close, never on_publish) and its close starts a deferred takeover of
  * the stalled holder. The platform is asked for the publish verdict (an on_publish made of the
  * on_connect's fields) before the eviction: its refusal keeps the holder on air, its allow lets
- * the camera's retry in, and the evicted holder's unpublish and close are not forwarded.
+ * the camera's retry in, and the evicted holder's unpublish and close are not forwarded. With
+ * credentials the takeover is at on_connect, where a publish the platform refuses keeps the holder.
  */
+
+const SECRET = 'publish-secret-0123456789abcdef'
+const signed = (stream: string) => signedQuery(SECRET, `live/${stream}`, Math.floor(Date.now() / 1000) + 600)
 
 t.test('a deferred takeover asks the platform\'s publish verdict before the eviction: a refusal keeps the holder, an allow evicts it', async (t) => {
   const platform = await PlatformServer.start()
@@ -48,4 +53,22 @@ t.test('a deferred takeover asks the platform\'s publish verdict before the evic
   const about = (id: string) => platform.received.filter((x) => x.body.client_id === id).map((x) => x.action)
   t.same(about(a.clientId).filter((x) => x === 'on_unpublish' || x === 'on_close'), [], 'the evicted holder\'s unpublish and close are not forwarded')
   t.ok(logs.find((l) => l.action === 'on_unpublish' && l.client === a.clientId && l.forward === 'not-forwarded-replaced' && l.replacedBy === second.clientId))
+})
+
+t.test('SRS >= 7.0.62 with credentials: the platform allows the on_connect but refuses the publish: the holder is kept and the refusal answers the on_connect', async (t) => {
+  const platform = await PlatformServer.start()
+  t.teardown(() => platform.close())
+  const { sim, app, logs } = await startWorld(t, { FORWARD_URL: platform.url, PUBLISH_AUTH: 'signed', PUBLISH_SECRET: SECRET }, { version: '7-token' })
+  await app.srsServers.discover()
+  const a = await sim.publish({ app: 'live', stream: 'cam1', param: signed('cam1'), stalled: true })
+  t.ok(a.ok)
+  platform.modes.set('on_publish', { kind: 'body', status: 200, body: '{"code":451,"msg":"camera suspended"}' })
+  const b = await sim.publish({ app: 'live', stream: 'cam1', param: signed('cam1') })
+  t.equal(b.ok, false)
+  t.same(sim.kicks, [], 'nobody evicted')
+  t.equal(sim.activePublisher('live', 'cam1'), a.clientId)
+  const connect = sim.hookCalls.find((c) => c.hook === 'on_connect' && c.clientId === b.clientId)!
+  t.match(JSON.parse(connect.replyBody), { code: 451, msg: /camera suspended/ }, 'the on_connect answers the publish refusal')
+  t.same(platform.received.filter((x) => x.body.client_id === b.clientId).map((x) => x.action).slice(0, 2), ['on_connect', 'on_publish'], 'its on_connect allowed, then its publish asked')
+  t.match(await logs.wait((l) => l.action === 'on_connect' && l.client === b.clientId), { code: 451, platform: 'allowed,publish-refused' })
 })
