@@ -160,8 +160,8 @@ export class Delivery {
     while (this.#running && this.#inflight < this.#o.concurrency && this.#ready.size > 0) {
       const name = this.#ready.values().next().value as string
       this.#ready.delete(name)
+      // Only #schedule makes a lane ready, and only an idle lane with a head: only its own delivery empties it.
       const lane = this.#lanes.get(name)!
-      if (lane.busy || lane.waiting.length === 0) continue
       lane.busy = true
       this.#inflight++
       void this.#deliver(name, lane).catch((err: unknown) => {
