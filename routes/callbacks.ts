@@ -28,11 +28,14 @@ export interface CallbackRoutesOptions {
 }
 
 const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, { config }) => {
-  hookPipeline(app, 'SRS')
+  const forward = app.forward
+  hookPipeline(app, 'SRS', forward !== undefined)
 
   // SRS's body names its action, which the schema requires to be the route's (a body sent to another hook's URL is refused).
-  const hook = <S extends TObject>(action: HookAction, body: S, handler: (req: FastifyRequest<{ Body: Static<S> }>) => Promise<HookReply>): void => {
+  const hook = <S extends TObject>(action: HookAction, body: S, own: (req: FastifyRequest<{ Body: Static<S> }>) => Promise<HookReply>): void => {
     const schema = { body: Type.Object({ ...body.properties, action: Type.Literal(action) }, { additionalProperties: true }), response }
+    // Forwarding to the platform (FORWARD_URL) wraps the handler; without it, the handler as it is.
+    const handler = forward === undefined ? own : forward.wrap('srs', action, own)
     const untyped = app as unknown as FastifyInstance
     untyped.post(`/${action}`, { schema, config: { hook: { action, metric: action } } }, handler)
   }
@@ -68,7 +71,8 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
       credentials: credentialsOf(verdict),
       policy: app.policyFor(b.vhost, b.app),
       // Where SRS cannot list the newcomer yet (before 5.0.55), an authenticated hook vouches for it.
-      callerAuthenticated: app.auth.callersAuthenticated
+      callerAuthenticated: app.auth.callersAuthenticated,
+      platform: req.platform
     }
     const r = node.strategy === 'connect'
       ? await app.publishers.publishHoldingToken(request, req.log)
@@ -96,7 +100,8 @@ const callbacks: FastifyPluginAsyncTypebox<CallbackRoutesOptions> = async (app, 
       ref: { key: key!, vhost: b.vhost, app: b.app, stream: stream.replace(/\.(flv|m3u8|mp4|ts)$/, '') },
       newcomer: { id: client, ip: b.ip },
       credentials: credentialsOf(await app.auth.checkConnect({ vhost: b.vhost, app: b.app, stream, param: b.param, ip: b.ip })),
-      policy: app.policyFor(b.vhost, b.app)
+      policy: app.policyFor(b.vhost, b.app),
+      platform: req.platform
     }, req.log)
     req.hookLog = publishLog(seen, node.server.id, r)
     return replyOf(r)

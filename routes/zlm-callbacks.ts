@@ -25,6 +25,8 @@ import { UNKNOWN, type ZlmNode } from '../src/zlm/servers.js'
 
 const errors = { '4xx': ZlmReply, '5xx': ZlmReply }
 const reply = (extra: Record<string, TSchema> = {}) => ({ 200: Type.Object({ ...ZlmReply.properties, ...extra }), ...errors })
+/** on_publish when forwarded: the platform's per-stream options (enable_hls, mp4_max_second...) pass through to ZLMediaKit. */
+const PASS_THROUGH = { 200: Type.Object({ ...ZlmReply.properties }, { additionalProperties: true }), ...errors }
 
 /** How long finding the server that sent on_publish may take (one rediscovery of unknown servers). */
 const RESOLVE_MS = 1000
@@ -37,9 +39,12 @@ export interface ZlmCallbackRoutesOptions {
 }
 
 const zlmCallbacks: FastifyPluginAsyncTypebox<ZlmCallbackRoutesOptions> = async (app, { config }) => {
-  hookPipeline(app as unknown as FastifyInstance, 'ZLMediaKit')
+  const forward = app.forward?.forwards('zlm') === true ? app.forward : undefined
+  hookPipeline(app as unknown as FastifyInstance, 'ZLMediaKit', forward !== undefined)
 
-  const hook = <S extends TSchema>(action: string, body: S, response: Record<string, TSchema>, handler: (req: FastifyRequest<{ Body: Static<S> }>) => Promise<object>): void => {
+  const hook = <S extends TSchema>(action: string, body: S, response: Record<string, TSchema>, own: (req: FastifyRequest<{ Body: Static<S> }>) => Promise<object>): void => {
+    // Forwarding to the platform (FORWARD_ZLM_URL) wraps the handler; without it, the handler as it is.
+    const handler = forward === undefined ? own : forward.wrap('zlm', action, own as (req: FastifyRequest) => Promise<{ code: number }>)
     // Each hook answers its own shape, which its response schema checks and serialises.
     const untyped = app as unknown as FastifyInstance
     untyped.post(`/${action}`, { schema: { body, response } as FastifySchema, config: { hook: { action, metric: `zlm/${action}`, zlm: true, quiet: QUIET.has(action) } } }, handler as never)
@@ -47,7 +52,7 @@ const zlmCallbacks: FastifyPluginAsyncTypebox<ZlmCallbackRoutesOptions> = async 
 
   const nodeOf = (b: { mediaServerId: string }): ZlmNode | typeof UNKNOWN => app.zlmServers.lookup(b.mediaServerId)
 
-  hook('on_publish', OnPublishBody, reply(), async (req: FastifyRequest<{ Body: OnPublish }>) => {
+  hook('on_publish', OnPublishBody, forward === undefined ? reply() : PASS_THROUGH, async (req: FastifyRequest<{ Body: OnPublish }>) => {
     const b = req.body
     const key = streamUrl(b.vhost, b.app, b.stream)
     // An older ZLMediaKit names no origin: a push, unless it came over RTP.
@@ -76,7 +81,8 @@ const zlmCallbacks: FastifyPluginAsyncTypebox<ZlmCallbackRoutesOptions> = async 
       ref: { key, vhost: b.vhost, app: b.app, stream: b.stream },
       newcomer: { id: b.id, ip: b.ip, port: b.port },
       credentials: credentialsOf(verdict),
-      policy: app.policyFor(b.vhost, b.app)
+      policy: app.policyFor(b.vhost, b.app),
+      platform: req.platform
     }, req.log)
     req.hookLog = publishLog(seen, node.server.id, r)
     return replyOf(r)

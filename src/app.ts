@@ -9,6 +9,8 @@ import consoleRoutes from '../routes/console.js'
 import auth from './auth/plugin.js'
 import { trustProxyOf } from './auth/settings.js'
 import health from '../routes/health.js'
+import forward from './forward/plugin.js'
+import forwardRoutes from '../routes/forward.js'
 import type { Config } from './config.js'
 import { failureOf, Codes, type AppError } from './errors.js'
 import { capConnections, clientErrorHandler, serverOptionsOf, type EdgeCounters } from './http/edge.js'
@@ -130,10 +132,12 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(recordings, { config, store: deps.recordings, stat: deps.stat, now })
   await app.register(operations, { config, now, events: deps.events ?? shared?.events })
   await app.register(zlm, { config, now, statsIntervalMs: deps.zlmStatsIntervalMs })
+  await app.register(forward, { config, now })
   for (const prefix of CALLBACK_PREFIXES) await app.register(callbacks, { prefix, config })
   for (const prefix of CALLBACK_PREFIXES) await app.register(zlmCallbacks, { prefix: `${prefix}/zlm`, config })
   for (const prefix of ADMIN_PREFIXES) await app.register(admin, { prefix, config, now })
   for (const prefix of ADMIN_PREFIXES) await app.register(zlmRtp, { prefix, config })
+  for (const prefix of ADMIN_PREFIXES) await app.register(forwardRoutes, { prefix, config, now })
   for (const prefix of ADMIN_PREFIXES) await app.register(openapi, { prefix })
   await app.register(consoleRoutes, { config, now })
   for (const prefix of ADMIN_PREFIXES) await app.register(events, { prefix, config })

@@ -3,6 +3,7 @@ import { Value } from 'typebox/value'
 import { AuthSettings } from './auth/settings.js'
 import { EdgeSettings } from './http/edge.js'
 import { OperationsSettings } from './operations/settings.js'
+import { ForwardSettings } from './forward/settings.js'
 import { TakeoverSettings } from './publishers/settings.js'
 import { RecordingsSettings } from './recordings/settings.js'
 import { RedisSettings } from './redis/settings.js'
@@ -31,7 +32,8 @@ export const ConfigSchema = Type.Object({
   ...RedisSettings,
   ...AuthSettings,
   ...OperationsSettings,
-  ...RecordingsSettings
+  ...RecordingsSettings,
+  ...ForwardSettings
 })
 
 export type RawConfig = Static<typeof ConfigSchema>
@@ -70,7 +72,7 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
       const name = e.path.replace(/^\//, '')
       // Never echo a secret: hide passwords, tokens and secrets, and the credentials in a URL.
       const value = env[name]
-      const shown = /PASSWORD|SECRET|TOKEN/.test(name) ? '(hidden)' : JSON.stringify(value?.replace(/\/\/[^/@\s]*@/g, '//***@'))
+      const shown = /PASSWORD|SECRET|TOKEN|HEADERS/.test(name) ? '(hidden)' : JSON.stringify(value?.replace(/\/\/[^/@\s]*@/g, '//***@'))
       return `${name}=${shown}: ${e.message}`
     })
     throw new ConfigError(`invalid configuration: ${lines.join('; ')}`)

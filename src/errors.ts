@@ -45,6 +45,10 @@ export const Codes = {
   INCUMBENT_NOT_EVICTABLE: 1016,
   /** ZLMediaKit's on_rtsp_auth and on_shell_login: srs-hooks authorises neither (RTSP players go through on_play). */
   ZLM_NOT_AUTHORISED: 1017,
+  /** The platform's own callback (FORWARD_URL) refused; its code when it gave a non-zero integer one. */
+  PLATFORM_REFUSED: 1018,
+  /** The platform could not be asked (timeout, unreachable, no verdict) and FORWARD_FAIL_MODE=closed. */
+  PLATFORM_UNAVAILABLE: 1019,
   /** Bad input. */
   INVALID_BODY: 4000,
   INVALID_JSON: 4001,
@@ -57,6 +61,8 @@ export const Codes = {
   RECORDING_NOT_STORED: 1101,
   /** /readyz: a readiness check failed (HTTP 503); `failed` names it. */
   NOT_READY: 1102,
+  /** A notification could not be written to the forwarding outbox (full, or a disk error): not acknowledged. */
+  FORWARD_NOT_QUEUED: 1103,
   /** Operator API: a query parameter is missing, malformed or out of range (HTTP 400). */
   INVALID_QUERY: 4100,
   /** Operator API: ADMIN_TOKEN is set and the bearer token is missing or wrong (HTTP 401). */

@@ -7,6 +7,7 @@ import { ENV_IGNORE, lookalikeLine, lookalikes } from '../env-check.js'
 import type { SrsApiError } from '../errors.js'
 import { find, illegalDirectives, isOn, parseSrsConf, type Directive } from '../operations/srs-conf.js'
 import { request } from 'undici'
+import { checkForward } from '../forward/doctor.js'
 import { checkDatabase } from '../recordings/doctor.js'
 import { SrsApi } from '../srs/api.js'
 import { HOOK_ACTIONS } from '../srs/hooks.js'
@@ -108,8 +109,11 @@ export async function doctor (args: string[], io: Io): Promise<number> {
   // 5. Each ZLMediaKit: its API, its [hook] section, this server at its hook URL.
   await checkZlm(config, { ok, warn, fail, step })
 
-  // 5. The recordings database, when there is one.
+  // 6. The recordings database, when there is one.
   if (config.DATABASE_URL !== undefined) await checkDatabase(config, { ok, warn, fail, step })
+
+  // 7. The platform's callback, when hooks are forwarded to it.
+  await checkForward(config, { ok, warn, fail, step })
 
   io.out(`\n${report.ok} OK, ${report.warn} warnings, ${report.fail} failed`)
   return report.fail > 0 ? 1 : 0

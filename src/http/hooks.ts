@@ -59,13 +59,20 @@ export const ALLOW: Reply = Object.freeze({ code: 0, msg: null })
 /**
  * Sets up the calling (encapsulated) plugin's hook routes: JSON bodies, the caller check only when
  * HOOK_TOKEN or HOOK_ALLOW is set, the error mapping, and the onResponse that writes the line and
- * the metrics. Every route registered in it must set `config: { hook }`.
+ * the metrics. Every route registered in it must set `config: { hook }`. With `keepRaw` (hooks
+ * forwarded to the platform, src/forward/), each request keeps its body as it arrived in `rawBody`.
  */
-export function hookPipeline (app: FastifyInstance, sender: 'SRS' | 'ZLMediaKit'): void {
+export function hookPipeline (app: FastifyInstance, sender: 'SRS' | 'ZLMediaKit', keepRaw = false): void {
   // The media servers send application/json; curl -d sends a form type. Parse every body as
   // JSON, and an empty one is an error: every hook has a body.
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'string' }, hookJsonParser(app.getDefaultJsonParser('error', 'error'), sender))
+  const parse = hookJsonParser(app.getDefaultJsonParser('error', 'error'), sender)
+  app.addContentTypeParser('*', { parseAs: 'string' }, keepRaw
+    ? (req, body, done) => {
+        req.rawBody = body as string
+        parse(req, body as string, done)
+      }
+    : parse)
 
   // Only the media server may call: checked before the body is read, so a refused caller changes nothing.
   if (app.auth.callersAuthenticated) {

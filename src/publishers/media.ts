@@ -25,6 +25,23 @@ export interface Newcomer {
   port?: number | undefined
 }
 
+/** The platform's refusal of a newcomer (forward/): a reply code and words. */
+export interface PlatformRefusal {
+  code: number
+  msg: string
+}
+
+/**
+ * The platform's verdict on a newcomer, when hooks are forwarded to it (forward/service.ts). Each
+ * is asked at most once per hook, whoever asks first; undefined allows.
+ */
+export interface PlatformCheck {
+  /** The platform's verdict on the hook itself. */
+  ask: () => Promise<PlatformRefusal | undefined>
+  /** Asked before `holder` is evicted for the newcomer: the platform's publish verdict (at on_connect, too). */
+  beforeEviction: (holder: string) => Promise<PlatformRefusal | undefined>
+}
+
 /** Received bytes of a holder read once; `gone`: the server no longer knows it. */
 export type HolderReading =
   | { gone: true }

@@ -66,7 +66,8 @@ export default fp<PublishersPluginOptions>(async (app, { config, state = {}, now
     signals: state.signals,
     pending: state.pending ?? new MemoryPendingConnects({ maxBytes: config.MAX_PENDING_CONNECTS_BYTES, log }),
     servers,
-    crossServer: config.CROSS_SERVER
+    crossServer: config.CROSS_SERVER,
+    platformMs: config.FORWARD_URL !== undefined || config.FORWARD_ZLM_URL !== undefined ? config.FORWARD_TIMEOUT_MS : 0
   }))
   const reconciler = new Reconciler({
     servers: () => servers.all(),

@@ -5,7 +5,7 @@ import { MemoryPendingConnects } from './connects.js'
 import type { PublisherEvent, PublisherEvents, TakeoverPath } from './events.js'
 import type { FlapGuard } from './flap.js'
 import { MemoryLocks, type Locks, type Unlock } from './lock.js'
-import type { ApiFailure, MediaServer, Newcomer, ReleaseKind, StreamRef } from './media.js'
+import type { ApiFailure, MediaServer, Newcomer, PlatformCheck, PlatformRefusal, ReleaseKind, StreamRef } from './media.js'
 import {
   decide, type Credentials, type Decision, type DecisionInput, type IncumbentInfo, type LiveStream, type Policy,
   type RefusalReason
@@ -26,6 +26,8 @@ export interface PublishRequest {
   credentials?: Credentials
   /** The takeover policy for this stream; by default the service's. */
   policy?: Policy
+  /** The platform's verdict (hooks forwarded to it): asked after the own checks, before anyone is evicted. */
+  platform?: PlatformCheck | null | undefined
   /** The hook's caller proved it is the media server (HOOK_TOKEN, HOOK_ALLOW): the client it names is real. */
   callerAuthenticated?: boolean
   /**
@@ -44,6 +46,7 @@ export type PublishOutcome =
   | 'api-failed-open' // the server's API failed; FAIL_MODE=open allows
   | 'refused-api-failed' // the server's API failed; FAIL_MODE=closed refuses
   | 'refused-unverified' // the newcomer is not a publishing client of the server: nobody evicted
+  | 'refused-platform' // the platform's own callback refused the newcomer: nobody evicted
   | `refused-${RefusalReason}` // bad credentials, policy reject, a sending incumbent, the flap guard
 
 /** What the service decided; the route turns it into the media server's reply. */
@@ -127,6 +130,8 @@ export interface PublisherServiceOptions {
   servers?: ServerDirectory
   /** A newcomer on one server for a stream held on another: take it over (default) or ignore it. */
   crossServer?: 'takeover' | 'ignore'
+  /** How long asking the platform may add to a takeover (FORWARD_TIMEOUT_MS when hooks are forwarded). */
+  platformMs?: number
 }
 
 /** Added to a lock's lease past the bound of the work it guards. */
@@ -153,6 +158,9 @@ export class PublisherService {
   readonly #flap: FlapGuard | undefined
   readonly #servers: ServerDirectory | undefined
   readonly #crossServer: 'takeover' | 'ignore'
+  readonly #platformMs: number
+  /** The platform's check for a deferred takeover (its newcomer has left: no hook to ask with); set when hooks are forwarded. */
+  deferredPlatform: ((req: PublishRequest) => PlatformCheck) | undefined
   /** Deferred takeovers under way, so that closing can wait for them. */
   readonly #background = new Set<Promise<void>>()
 
@@ -172,6 +180,7 @@ export class PublisherService {
     this.pending = opts.pending ?? new MemoryPendingConnects()
     this.#servers = opts.servers
     this.#crossServer = opts.crossServer ?? 'takeover'
+    this.#platformMs = opts.platformMs ?? 0
   }
 
   /** The bound of one takeover under `policy` on `server`. */
@@ -255,6 +264,7 @@ export class PublisherService {
     const req: PublishRequest = { server, ref: p.ref, newcomer: { id: clientId, ip: p.ip }, credentials: p.credentials, policy: p.policy }
     // Without valid credentials its close is hearsay: only evidence on the holder may evict it.
     if (p.credentials.kind !== 'valid') req.connectedAt = p.at
+    req.platform = this.deferredPlatform?.(req)
     const run = this.#deferred(req, p.policy, log).catch((err: unknown) => {
       /* c8 ignore next 2 */
       log.error({ err, stream: p.ref.key, client: clientId }, 'deferred takeover failed unexpectedly')
@@ -305,7 +315,7 @@ export class PublisherService {
     if (first.kind === 'refuse') return await this.#refuse(req, this.#input(req, policy), first, 0, path, log)
     const budget = this.budget(policy, req.server)
     const deadline = this.#now() + budget
-    const unlock = await this.#locks.acquire(this.#lockKey(req.server.id, req.ref.key), budget, budget + LEASE_MARGIN_MS)
+    const unlock = await this.#locks.acquire(this.#lockKey(req.server.id, req.ref.key), budget, budget + this.#platformMs + LEASE_MARGIN_MS)
     if (unlock === null) return this.#exhausted(req, 'waiting for the stream\'s lock (another takeover of it held it)', path, log)
     try {
       return await work(deadline, policy)
@@ -373,6 +383,8 @@ export class PublisherService {
         if (r !== undefined) return r
       }
     }
+    const refused = await req.platform?.ask()
+    if (refused !== undefined) return this.#platformRefused(req, refused, path, log)
     // At on_connect the client may still be a player: its on_publish records it.
     if (path !== 'connect') await this.#record(req, live.id, 0, carry)
     return { allowed: true, outcome: 'allowed' }
@@ -454,6 +466,13 @@ export class PublisherService {
       ctx.now = this.#now()
       decision = decide(ctx)
       if (decision.kind === 'refuse') return await this.#refuse(req, ctx, decision, deadline, path, log, holderServer)
+    }
+    // The platform has the last word before anyone is evicted; its time does not shorten the wait for the release.
+    if (req.platform != null) {
+      const asking = this.#now()
+      const refused = await req.platform.beforeEviction(holder)
+      if (refused !== undefined) return this.#platformRefused(req, refused, path, log)
+      deadline += this.#now() - asking
     }
     const kind: ReleaseKind = path === 'publish' || crossServer ? 'publish' : 'token'
     let release: Release
@@ -538,6 +557,11 @@ export class PublisherService {
       state: 'publishing',
       takeovers: (previous?.takeovers ?? 0) + tookOver
     })
+  }
+
+  #platformRefused (req: PublishRequest, refusal: PlatformRefusal, path: TakeoverPath, log: Log): PublishResult {
+    this.#emit({ type: 'refusal', path, server: req.server.id, stream: req.ref.key, client: req.newcomer.id, ip: req.newcomer.ip, code: refusal.code, reason: 'platform', msg: refusal.msg }, log)
+    return { allowed: false, outcome: 'refused-platform', refusal }
   }
 
   /** The API failed: a used-up bound allows (the server decides); anything else follows FAIL_MODE. */

@@ -161,8 +161,8 @@ export class SqliteWorkerError extends Error {
   }
 }
 
-/** Which database to open in the worker: the recordings index or the spool (sqlite-worker.ts maps them). */
-export type DatabaseKind = 'index' | 'spool'
+/** Which database to open in the worker: the recordings index, the spool or the forwarding outbox (sqlite-worker.ts maps them). */
+export type DatabaseKind = 'index' | 'spool' | 'outbox'
 
 /** A message to the worker: open a database, or a call on (or the close of) an open one. */
 export type HostCall =

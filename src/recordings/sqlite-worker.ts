@@ -6,12 +6,13 @@
  */
 import { parentPort } from 'node:worker_threads'
 import { failure, GroupCommit, type DatabaseKind, type HostCall, type Reply } from './group-commit.js'
+import { OutboxFile } from '../forward/outbox.js'
 import { SpoolFile } from './spool.js'
 import { SqliteIndex } from './sqlite.js'
 
 const port = parentPort!
 const send = (replies: Reply[]): void => { port.postMessage(replies) }
-const open = new Map<number, { file: SqliteIndex | SpoolFile, group: GroupCommit }>()
+const open = new Map<number, { file: SqliteIndex | SpoolFile | OutboxFile, group: GroupCommit }>()
 let next = 0
 
 port.on('message', (m: HostCall | 'exit') => {
@@ -29,7 +30,7 @@ port.on('message', (m: HostCall | 'exit') => {
   if (m.db === null) {
     try {
       const [kind, options] = m.args as [DatabaseKind, any]
-      const file = kind === 'index' ? new SqliteIndex(options) : new SpoolFile(options)
+      const file = kind === 'index' ? new SqliteIndex(options) : kind === 'outbox' ? new OutboxFile(options) : new SpoolFile(options)
       const db = next++
       open.set(db, { file, group: new GroupCommit(file.db, file.ops, send, file instanceof SpoolFile ? (committed) => { file.settle(committed) } : undefined) })
       send([{ id: m.id, value: { db, info: file.info() } }])
