@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError } from 'fastify'
 import { Type, type TSchema } from 'typebox'
 import type { Config } from '../src/config.js'
 import { AppError, Codes, type SrsApiError } from '../src/errors.js'
@@ -82,7 +82,6 @@ const StreamItem = Type.Object({
   in_table: Type.Boolean(),
   in_srs: Type.Boolean()
 })
-
 
 export interface AdminRoutesOptions {
   config: Config

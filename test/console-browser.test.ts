@@ -85,7 +85,7 @@ t.test('the kick button asks, then evicts', { skip: !existsSync(CHROMIUM) }, asy
 })
 
 t.test('with ADMIN_TOKEN the page asks for it: a wrong token is refused, the right one opens it', { skip: !existsSync(CHROMIUM) }, async (t) => {
-  const { sim, page } = await open(t, { ADMIN_TOKEN: TOKEN }, `/video/camera/console/`)
+  const { sim, page } = await open(t, { ADMIN_TOKEN: TOKEN }, '/video/camera/console/')
   await sim.publish({ app: 'live', stream: 'cam1' })
   const field = page.getByLabel('Operator token (ADMIN_TOKEN)')
   await field.waitFor()

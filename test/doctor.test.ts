@@ -134,7 +134,7 @@ t.test('doctor finds what else is wrong in a conf', async (t) => {
   t.match(broken.out, /FAIL {2}.*line 3: unexpected end of file, expecting "}"/)
   const noUnpublish = await run({ hooks: `        enabled on;\n        on_publish ${hookBase}/on_publish;\n` })
   t.match(noUnpublish.out, /FAIL {2}vhost __defaultVhost__ has no on_unpublish hook\n {6}fix: add `on_unpublish .*it tells srs-hooks the moment SRS released a publisher/)
-  const srs7 = await run(`rtmp { listen 1; }\nhttp_api { enabled on; }\nvhost cams.example { dvr { enabled off; } }\n`, [], { SRS_API_URL: 'http://127.0.0.1' })
+  const srs7 = await run('rtmp { listen 1; }\nhttp_api { enabled on; }\nvhost cams.example { dvr { enabled off; } }\n', [], { SRS_API_URL: 'http://127.0.0.1' })
   t.match(srs7.out, /WARN {2}http_api listens on 1985 but SRS_API_URL is http:\/\/127\.0\.0\.1\n/, 'default ports on both sides')
   t.match(srs7.out, /SRS's RTMP port 127\.0\.0\.1:1: .*ECONNREFUSED/, 'SRS 7\'s rtmp { listen }')
   t.match(srs7.out, /FAIL {2}http_hooks is not enabled in vhost cams\.example/, 'the only vhost, without http_hooks')

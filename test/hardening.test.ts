@@ -117,13 +117,12 @@ t.test('a kick whose answer is lost is waited on like a kick: the newcomer gets 
 
 t.test('a kick that cannot have happened (connection refused) follows FAIL_MODE at once', async (t) => {
   const env = { code: 0, server: 'vid-s' }
-  let srs: StubServer | undefined
-  srs = await StubServer.start((req, res) => {
+  const srs: StubServer = await StubServer.start((req, res) => {
     const url = req.url ?? ''
     if (url === '/api/v1/clients/B') {
       // SRS goes away right after verifying the newcomer: the DELETE is refused.
       json(res, { ...env, client: { id: 'B', stream: 'vid-1', url: '/live/cam1', publish: true } })
-      void srs!.close()
+      void srs.close()
       return
     }
     if (url.startsWith('/api/v1/streams/vid-1')) return json(res, { ...env, stream: { id: 'vid-1', name: 'cam1', app: 'live', url: '/live/cam1', publish: { active: true, cid: 'A' } } })

@@ -3,7 +3,7 @@ import { Codes } from '../src/errors.js'
 import { SrsApi } from '../src/srs/api.js'
 import { startApp, startWorld } from './fixtures/app.js'
 import { publishOf, serviceOver } from './fixtures/service.js'
-import { SrsSimulator, type SimOptions } from './fixtures/srs-sim.js'
+import { SrsSimulator } from './fixtures/srs-sim.js'
 import { json, StubServer } from './fixtures/stub-server.js'
 
 /**

@@ -95,4 +95,3 @@ t.test('a run with many corrections logs the first 100 at info, the rest at debu
   t.equal(corrections.length, 130, 'and every one is reported as an event')
   await reconciler.stop()
 })
-

@@ -289,8 +289,12 @@ t.test('a failure to record what stat() found is logged, not thrown', async (t) 
     setFileInfo: async () => { throw new Error('SQLITE_BUSY') }
   })
   const warnings: Array<Record<string, unknown>> = []
-  const service = new RecordingService({ roots: ['/'],
-    store: broken, now: () => 1, minBytes: 1, statTimeoutMs: 1000,
+  const service = new RecordingService({
+    roots: ['/'],
+    store: broken,
+    now: () => 1,
+    minBytes: 1,
+    statTimeoutMs: 1000,
     stat: async () => ({ size: 5, mtimeMs: 1, isFile: () => true }),
     log: { debug () {}, info () {}, error () {}, warn: (o: Record<string, unknown>) => warnings.push(o) } as any
   })

@@ -72,7 +72,7 @@ const live = (cid = 'A') => ({ id: 'vid-1', name: 'cam1', app: 'live', vhost: 'v
 const newcomer = { id: 'B', stream: 'vid-1', url: '/live/cam1', type: 'fmle-publish', publish: true }
 
 t.test('a free stream is allowed with one API call and recorded', async (t) => {
-  const { service, store, srs, req, server, stats } = await setup(t, { stream: null })
+  const { service, store, srs, req } = await setup(t, { stream: null })
   const r = await service.publish(req())
   t.equal(r.outcome, 'allowed')
   t.equal(r.allowed, true)
@@ -84,12 +84,12 @@ t.test('a free stream is allowed with one API call and recorded', async (t) => {
 })
 
 t.test('a stream already held by the newcomer itself is allowed', async (t) => {
-  const { service, req, server, stats } = await setup(t, { stream: live('B') })
+  const { service, req } = await setup(t, { stream: live('B') })
   t.equal((await service.publish(req())).outcome, 'allowed')
 })
 
 t.test('when SRS reports the release, the takeover completes without the hook', async (t) => {
-  const { service, srs, store, logs, req, server, stats } = await setup(t, { stream: live(), client: newcomer, kick: 'release' })
+  const { service, srs, store, logs, req, stats } = await setup(t, { stream: live(), client: newcomer, kick: 'release' })
   const r = await service.publish(req())
   t.equal(r.outcome, 'took-over')
   t.equal(r.evicted, 'A')
@@ -102,14 +102,14 @@ t.test('when SRS reports the release, the takeover completes without the hook', 
 })
 
 t.test('an incumbent already gone at the kick (2049) is a release too', async (t) => {
-  const { service, req, server, stats } = await setup(t, { stream: live(), client: newcomer, kick: 'gone' })
+  const { service, req } = await setup(t, { stream: live(), client: newcomer, kick: 'gone' })
   const r = await service.publish(req())
   t.equal(r.outcome, 'took-over')
   t.equal(r.release?.via, 'api')
 })
 
 t.test('a failing poll keeps waiting; the hook signal ends the wait', async (t) => {
-  const { service, srs, req, server, stats } = await setup(t, { stream: live(), client: newcomer, kick: 'noop', failPollsAfterKick: true })
+  const { service, srs, req } = await setup(t, { stream: live(), client: newcomer, kick: 'noop', failPollsAfterKick: true })
   const done = service.publish(req())
   const kickAt = () => srs.requests.findIndex((x) => x.method === 'DELETE')
   // Wait until at least one poll after the kick has failed; only on_unpublish can end the wait now.
@@ -121,7 +121,7 @@ t.test('a failing poll keeps waiting; the hook signal ends the wait', async (t) 
 })
 
 t.test('no release in time: allowed at the bound, counted, logged', async (t) => {
-  const { service, logs, req, server, stats } = await setup(t, { stream: live(), client: newcomer, kick: 'noop' }, { timeoutMs: 200 })
+  const { service, logs, req, stats } = await setup(t, { stream: live(), client: newcomer, kick: 'noop' }, { timeoutMs: 200 })
   const started = Date.now()
   const r = await service.publish(req())
   const took = Date.now() - started
@@ -139,7 +139,7 @@ t.test('a newcomer SRS does not list as a publisher of this stream evicts nobody
     ['a publisher of another stream', { ...newcomer, stream: 'vid-2', url: '/live/other' }]
   ]
   for (const [name, client] of cases) {
-    const { service, srs, req, server, stats } = await setup(t, { stream: live(), client })
+    const { service, srs, req } = await setup(t, { stream: live(), client })
     const r = await service.publish(req())
     t.equal(r.refusal?.code, Codes.PUBLISHER_NOT_VERIFIED, name)
     t.match(r.refusal?.msg, /nobody was evicted/)
@@ -148,7 +148,7 @@ t.test('a newcomer SRS does not list as a publisher of this stream evicts nobody
 })
 
 t.test('a publisher of another stream that names this stream url is not verified', async (t) => {
-  const { service, srs, req, server, stats } = await setup(t, { stream: live(), client: { ...newcomer, stream: 'vid-other' }, kick: 'release' })
+  const { service, srs, req } = await setup(t, { stream: live(), client: { ...newcomer, stream: 'vid-other' }, kick: 'release' })
   t.equal((await service.publish(req())).refusal?.code, Codes.PUBLISHER_NOT_VERIFIED)
   t.notOk(srs.requests.some((x) => x.method === 'DELETE'), 'no kick')
 })
@@ -156,7 +156,7 @@ t.test('a publisher of another stream that names this stream url is not verified
 t.test('a hook whose stream_id names another stream than its stream_url evicts nobody', async (t) => {
   // SRS lists stream vid-1 as /live/cam2; the hook claims /live/cam1 with vid-1's id.
   // The id is not taken for /live/cam1: the stream is judged by the url it names, which SRS does not list.
-  const { service, srs, req, server, stats } = await setup(t, { stream: { ...live(), url: '/live/cam2' }, client: newcomer, kick: 'release' })
+  const { service, srs, req } = await setup(t, { stream: { ...live(), url: '/live/cam2' }, client: newcomer, kick: 'release' })
   const r = await service.publish(req())
   t.not(r.outcome, 'took-over')
   t.equal(r.evicted, undefined, 'nobody evicted')
@@ -165,7 +165,7 @@ t.test('a hook whose stream_id names another stream than its stream_url evicts n
 
 t.test('SRS 4 (no stream_id): the stream is found by app and name in the listing', async (t) => {
   const srs4 = { id: 'vid-1', name: 'cam1', app: 'live', vhost: 'vid-v', publish: { active: true, cid: 'A' } }
-  const { service, srs, req, server, stats } = await setup(t, { list: [{ ...srs4, name: 'cam2', publish: { active: true, cid: 'Z' } }, srs4], client: null })
+  const { service, srs, req } = await setup(t, { list: [{ ...srs4, name: 'cam2', publish: { active: true, cid: 'Z' } }, srs4], client: null })
   const r = await service.publish(req({ streamId: undefined }))
   t.equal(r.refusal?.code, Codes.PUBLISHER_NOT_VERIFIED, 'SRS 4 lists a pending publisher only after acquire, so it cannot be verified')
   t.ok(srs.requests[0]?.url.startsWith('/api/v1/streams/?'))
@@ -174,7 +174,7 @@ t.test('SRS 4 (no stream_id): the stream is found by app and name in the listing
 })
 
 t.test('without stream_id, a listing with urls is matched by url', async (t) => {
-  const { service, req, server, stats } = await setup(t, { list: [{ ...live(), url: '/live/cam1' }], stream: live(), client: newcomer, kick: 'release' })
+  const { service, req } = await setup(t, { list: [{ ...live(), url: '/live/cam1' }], stream: live(), client: newcomer, kick: 'release' })
   t.equal((await service.publish(req({ streamId: undefined }))).outcome, 'took-over')
 })
 
@@ -199,7 +199,7 @@ for (const [stage, failOn] of [
 }
 
 t.test('a second on_publish waits for the first only until its own bound', async (t) => {
-  const { service, store, req, server, stats } = await setup(t, { stream: null }, { timeoutMs: 150 })
+  const { service, store, req, stats } = await setup(t, { stream: null }, { timeoutMs: 150 })
   // The first holder overruns its bound (a stalled shared store, say): the second must not wait on.
   const unstall = stallWrites(store)
   const first = service.publish(req())
@@ -215,7 +215,7 @@ t.test('a second on_publish waits for the first only until its own bound', async
 })
 
 t.test('on_unpublish and on_close remove only their own client\'s entry', async (t) => {
-  const { service, store, req, server, stats } = await setup(t, { stream: null })
+  const { service, store, req, server } = await setup(t, { stream: null })
   await service.publish(req())
   t.equal(await service.unpublished('vid-s', '/live/cam1', 'A'), false, 'a late on_unpublish of an evicted client')
   t.same(await service.closed(server, 'A'), { removed: false, deferred: false })
@@ -244,7 +244,7 @@ t.test('takeovers, refusals and API failures are reported as events with a time'
 
 t.test('evict() kicks the stream\'s publisher and waits for the release', async (t) => {
   const events: PublisherEvent[] = []
-  const { service, srs, store, req, server, stats } = await setup(t, { stream: live(), kick: 'release' }, { events })
+  const { service, srs, store, server } = await setup(t, { stream: live(), kick: 'release' }, { events })
   await store.set({ server: 'vid-s', key: '/live/cam1', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', clientId: 'A', streamId: 'vid-1', since: 1, state: 'confirmed', takeovers: 0 })
   const r = await service.evict(server, '/live/cam1')
   t.match(r, { outcome: 'released', clientId: 'A', release: { via: 'api' } })
@@ -253,14 +253,14 @@ t.test('evict() kicks the stream\'s publisher and waits for the release', async 
 })
 
 t.test('evict() finds a stream the table does not know in SRS\'s listing', async (t) => {
-  const { service, req, server, stats } = await setup(t, { list: [live()], stream: live(), kick: 'release' })
+  const { service, server } = await setup(t, { list: [live()], stream: live(), kick: 'release' })
   t.match(await service.evict(server, '/live/cam1'), { outcome: 'released', clientId: 'A' })
   const none = await setup(t, { list: [] })
   t.same(await none.service.evict(none.server, '/live/cam1'), { outcome: 'not-published' })
 })
 
 t.test('evict() looks past a stream id SRS no longer knows (it restarted) to the listing', async (t) => {
-  const { service, store, req, server, stats } = await setup(t, { stream: null, list: [live()], kick: 'release' })
+  const { service, store, server } = await setup(t, { stream: null, list: [live()], kick: 'release' })
   await store.set({ server: 'vid-s', key: '/live/cam1', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', clientId: 'A', streamId: 'vid-before-restart', since: 1, state: 'confirmed', takeovers: 0 })
   t.match(await service.evict(server, '/live/cam1'), { outcome: 'released', clientId: 'A' })
   const gone = await setup(t, { stream: null, list: [] })
@@ -276,7 +276,7 @@ t.test('evict() reports a release not seen in time, and SRS failures as errors',
 })
 
 t.test('evict() gives up when an on_publish of the stream holds it for the whole bound', async (t) => {
-  const { service, store, req, server, stats } = await setup(t, { stream: null }, { timeoutMs: 100 })
+  const { service, store, req, server } = await setup(t, { stream: null }, { timeoutMs: 100 })
   const unstall = stallWrites(store)
   const publishing = service.publish(req())
   t.same(await service.evict(server, '/live/cam1'), { outcome: 'busy' })

@@ -8,8 +8,14 @@ import { json, StubServer, type StubHandler } from './fixtures/stub-server.js'
 
 const envelope = { code: 0, server: 'vid-1', service: 's1', pid: '1' }
 const stream = (i: number, active = true) => ({
-  id: `vid-${String(i).padStart(7, '0')}`, name: `s${i}`, vhost: 'vid-v', app: 'live', url: `/live/s${i}`,
-  clients: 1, recv_bytes: 10, publish: active ? { active: true, cid: `c${i}` } : { active: false }
+  id: `vid-${String(i).padStart(7, '0')}`,
+  name: `s${i}`,
+  vhost: 'vid-v',
+  app: 'live',
+  url: `/live/s${i}`,
+  clients: 1,
+  recv_bytes: 10,
+  publish: active ? { active: true, cid: `c${i}` } : { active: false }
 })
 
 async function setup (t: Test, handler: StubHandler, opts: Partial<ConstructorParameters<typeof SrsApi>[0]> = {}) {

@@ -248,8 +248,15 @@ t.test('SRS 4: an authenticated hook carrying another stream\'s stream_id is jud
   const listing = await (await fetch(`${sim.apiUrl}/api/v1/streams/`)).json() as { streams: Array<{ id: string, name: string }> }
   const cam2 = listing.streams.find((x) => x.name === 'cam2')!.id
   const body = {
-    action: 'on_publish', client_id: 'b4newcmr', ip: '10.0.0.9', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', param: '',
-    server_id: sim.serverId, stream_id: cam2
+    action: 'on_publish',
+    client_id: 'b4newcmr',
+    ip: '10.0.0.9',
+    vhost: '__defaultVhost__',
+    app: 'live',
+    stream: 'cam1',
+    param: '',
+    server_id: sim.serverId,
+    stream_id: cam2
   }
   const r = await postHook(hookBase, `on_publish?token=${TOKEN}`, body)
   t.same(r.reply, { code: 0, msg: null })
@@ -263,8 +270,15 @@ t.test('SRS 4: an authenticated hook carrying its own stream\'s stream_id finds 
   const listing = await (await fetch(`${sim.apiUrl}/api/v1/streams/`)).json() as { streams: Array<{ id: string, name: string }> }
   const cam1 = listing.streams.find((x) => x.name === 'cam1')!.id
   const body = {
-    action: 'on_publish', client_id: 'b4newcm2', ip: '10.0.0.9', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', param: '',
-    server_id: sim.serverId, stream_id: cam1
+    action: 'on_publish',
+    client_id: 'b4newcm2',
+    ip: '10.0.0.9',
+    vhost: '__defaultVhost__',
+    app: 'live',
+    stream: 'cam1',
+    param: '',
+    server_id: sim.serverId,
+    stream_id: cam1
   }
   const r = await postHook(hookBase, `on_publish?token=${TOKEN}`, body)
   t.same(r.reply, { code: 0, msg: null })

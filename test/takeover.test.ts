@@ -1,7 +1,7 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { Codes } from '../src/errors.js'
 import { postHook, startApp, waitFor, startWorld } from './fixtures/app.js'
-import { SrsSimulator, type ApiFault, type SimOptions, type SrsVersion } from './fixtures/srs-sim.js'
+import { SrsSimulator, type ApiFault, type SrsVersion } from './fixtures/srs-sim.js'
 
 /**
  * StreamBusy takeover end to end: the SRS simulator drives the server through its real hook

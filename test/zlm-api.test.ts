@@ -40,8 +40,18 @@ async function failure (p: Promise<unknown>): Promise<ZlmApiError> {
 }
 
 const media = (extra: Record<string, unknown> = {}) => ({
-  schema: 'rtmp', vhost: '__defaultVhost__', app: 'live', stream: 'cam1', originTypeStr: 'rtmp_push', totalBytes: 10, readerCount: 1, totalReaderCount: 2, aliveSecond: 3, createStamp: 1_700_000_000,
-  originSock: { identifier: '6-11', peer_ip: '10.0.0.7', peer_port: 4000 }, ...extra
+  schema: 'rtmp',
+  vhost: '__defaultVhost__',
+  app: 'live',
+  stream: 'cam1',
+  originTypeStr: 'rtmp_push',
+  totalBytes: 10,
+  readerCount: 1,
+  totalReaderCount: 2,
+  aliveSecond: 3,
+  createStamp: 1_700_000_000,
+  originSock: { identifier: '6-11', peer_ip: '10.0.0.7', peer_port: 4000 },
+  ...extra
 })
 
 t.test('reads the media list, sessions, configuration and the RTP map; acts on sessions and RTP servers', async (t) => {

@@ -11,8 +11,13 @@ export interface KnownStream { id: string, app: string, name: string }
 
 const DVR = { cwd: '/usr/local/srs', file: './objs/nginx/html/live/cam.1700000000000.flv' }
 const HLS = {
-  duration: 10, cwd: '/usr/local/srs', file: './objs/nginx/html/live/cam-7.ts', url: 'live/cam-7.ts',
-  m3u8: './objs/nginx/html/live/cam.m3u8', m3u8_url: 'live/cam.m3u8', seq_no: 7
+  duration: 10,
+  cwd: '/usr/local/srs',
+  file: './objs/nginx/html/live/cam-7.ts',
+  url: 'live/cam-7.ts',
+  m3u8: './objs/nginx/html/live/cam.m3u8',
+  m3u8_url: 'live/cam.m3u8',
+  seq_no: 7
 }
 const CLOSE = { send_bytes: 3877, recv_bytes: 125_000 }
 /** What each hook carries besides the common and stream fields (docs/srs-protocol.md section 2). */

@@ -18,7 +18,7 @@ import { encodeCursor, type RecordingQuery } from '../../src/recordings/store.js
 import { PgCluster } from '../../test/fixtures/postgres.js'
 import {
   checks, pace, percentile, row, saturate, warmUp, withStage,
-  type HttpRequest, type LoadResult, type Row, type Scenario, type Target
+  type HttpRequest, type LoadResult, type Scenario, type Target
 } from './harness.js'
 import { hookRequest, knownStreams } from './hooks.js'
 import type { BenchOptions } from './options.js'
@@ -97,9 +97,23 @@ function seedRow (i: number, n: number) {
   const file = `/data/dvr/${app}/${stream}/${i}.flv`
   const startedAt = i % 33 === 0 ? null : i % 100 === 1 ? receivedAt - 3_600_000 : receivedAt - 30_000
   return {
-    server_id: 'vid-bench', client_id: `c${Math.floor(i / 120)}`, file_key: file, vhost, app, stream, stream_url: `/${app}/${stream}`,
-    stream_id: `vid-${stream}`, cwd: '/usr/local/srs', file, path: file, started_at: startedAt, received_at: receivedAt,
-    size: 1_000_000 + i % 5000, mtime: receivedAt, file_error: null, checked_at: receivedAt
+    server_id: 'vid-bench',
+    client_id: `c${Math.floor(i / 120)}`,
+    file_key: file,
+    vhost,
+    app,
+    stream,
+    stream_url: `/${app}/${stream}`,
+    stream_id: `vid-${stream}`,
+    cwd: '/usr/local/srs',
+    file,
+    path: file,
+    started_at: startedAt,
+    received_at: receivedAt,
+    size: 1_000_000 + i % 5000,
+    mtime: receivedAt,
+    file_error: null,
+    checked_at: receivedAt
   }
 }
 
@@ -261,11 +275,11 @@ export const listingAtScale: Scenario = {
       return http
     }, {
       prepare: async (dir) => {
-      started = performance.now()
-      seedSqlite(dir, n)
-      sqliteFile = `${dir}/recordings.db`
-      say(`seeded SQLite with ${n} rows in ${Math.round(performance.now() - started)} ms`)
-      if (process.env.BENCH_EXPLAIN === '1') await explain(sqliteFile, url, list, say)
+        started = performance.now()
+        seedSqlite(dir, n)
+        sqliteFile = `${dir}/recordings.db`
+        say(`seeded SQLite with ${n} rows in ${Math.round(performance.now() - started)} ms`)
+        if (process.env.BENCH_EXPLAIN === '1') await explain(sqliteFile, url, list, say)
       }
     })
     const postgres = await withStage(async ({ app }) => await measureListing(app, list, opts.durationS), { env: { DATABASE_URL: url } })
@@ -320,8 +334,16 @@ async function onLoopVsWorker (n: number): Promise<{ onLoop: number, worker: num
   const dir = await mkdtemp(join(tmpdir(), 'srs-hooks-bench-'))
   try {
     const rec = (i: number, tag: string) => ({
-      vhost: '__defaultVhost__', app: 'live', stream: 'cam', streamUrl: '/live/cam', clientId: tag, file: `/d/${tag}${i}.flv`, path: `/d/${tag}${i}.flv`,
-      startedAt: null, receivedAt: Date.now(), fileError: null
+      vhost: '__defaultVhost__',
+      app: 'live',
+      stream: 'cam',
+      streamUrl: '/live/cam',
+      clientId: tag,
+      file: `/d/${tag}${i}.flv`,
+      path: `/d/${tag}${i}.flv`,
+      startedAt: null,
+      receivedAt: Date.now(),
+      fileError: null
     })
     const index = new SqliteIndex({ dir })
     let started = performance.now()

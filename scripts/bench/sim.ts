@@ -49,7 +49,6 @@ export class SimProcess {
     return ms
   }
 
-
   async close (): Promise<void> {
     const exited = once(this.#child, 'exit')
     this.#child.disconnect()

@@ -193,8 +193,15 @@ async function checkConf (file: string, say: Say, config: Config): Promise<{ rtm
 async function probeHook (url: string, say: Say): Promise<void> {
   const stream = `probe-${randomBytes(4).toString('hex')}`
   const body = (action: string) => JSON.stringify({
-    action, client_id: 'doctor00', ip: '127.0.0.1', vhost: '__defaultVhost__', app: 'srs-hooks-doctor',
-    tcUrl: 'rtmp://127.0.0.1:1935/srs-hooks-doctor', stream, param: '', stream_url: `/srs-hooks-doctor/${stream}`
+    action,
+    client_id: 'doctor00',
+    ip: '127.0.0.1',
+    vhost: '__defaultVhost__',
+    app: 'srs-hooks-doctor',
+    tcUrl: 'rtmp://127.0.0.1:1935/srs-hooks-doctor',
+    stream,
+    param: '',
+    stream_url: `/srs-hooks-doctor/${stream}`
   })
   // undici's request, not fetch: fetch refuses some ports (6000, our default, among them).
   const post = async (target: string, action: string): Promise<{ status: number, text: string }> => {

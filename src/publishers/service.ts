@@ -485,8 +485,15 @@ export class PublisherService {
     // A deferred takeover's newcomer has gone: its retry will be recorded when it publishes.
     if (path !== 'deferred') await this.#record(req, crossServer ? undefined : live.id, 1)
     const event = {
-      server: req.server.id, stream: req.ref.key, path, incumbent: holder, newcomer: req.newcomer.id, ip: req.newcomer.ip,
-      waitMs: release.waitMs, via: release.via, from: crossServer ? holderServer.id : undefined
+      server: req.server.id,
+      stream: req.ref.key,
+      path,
+      incumbent: holder,
+      newcomer: req.newcomer.id,
+      ip: req.newcomer.ip,
+      waitMs: release.waitMs,
+      via: release.via,
+      from: crossServer ? holderServer.id : undefined
     }
     if (release.via === 'timeout') {
       this.#emit({ type: 'takeover-timeout', ...event }, log)

@@ -15,7 +15,6 @@ export interface Say {
   step: (what: string) => void
 }
 
-
 export async function checkDatabase (config: Config, say: Say): Promise<void> {
   const raw = config.DATABASE_URL!
   let url: string

@@ -195,7 +195,6 @@ export class SqliteIndex {
   close (): void {
     this.db.close()
   }
-
 }
 
 /** The index whose leading columns are exactly these equality filters, then (received_at, id). */
