@@ -87,7 +87,14 @@ t.test('the outbox failing in the middle of a delivery: logged, tried again late
   const logs = new LogCapture()
   const results: string[] = []
   const delivery = new Delivery({
-    outbox, clients: { srs: client }, concurrency: 4, timeoutMs: 2000, maxAgeMs: 60_000, retryMaxMs: 100, now: Date.now, log: pino(logs.stream),
+    outbox,
+    clients: { srs: client },
+    concurrency: 4,
+    timeoutMs: 2000,
+    maxAgeMs: 60_000,
+    retryMaxMs: 100,
+    now: Date.now,
+    log: pino(logs.stream),
     onResult: (_target, result) => results.push(result)
   })
   t.teardown(() => delivery.stop())

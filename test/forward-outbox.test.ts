@@ -39,9 +39,11 @@ t.test('an outage and a restart: every notification arrives, in order per stream
   await platform.waitFor((r) => r.filter((x) => x.action === 'on_unpublish').length >= 2)
   await app.close()
   const keysBefore = new Map<string, Set<string>>()
-  for (const r of platform.of()) if (r.headers['idempotency-key'] !== undefined) {
-    const id = `${r.action}:${String(r.body.client_id)}`
-    keysBefore.set(id, (keysBefore.get(id) ?? new Set()).add(String(r.headers['idempotency-key'])))
+  for (const r of platform.of()) {
+    if (r.headers['idempotency-key'] !== undefined) {
+      const id = `${r.action}:${String(r.body.client_id)}`
+      keysBefore.set(id, (keysBefore.get(id) ?? new Set()).add(String(r.headers['idempotency-key'])))
+    }
   }
   const before = platform.received.length
 

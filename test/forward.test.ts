@@ -53,7 +53,7 @@ t.test('the platform\'s refusal refuses the newcomer and keeps a stalled holder 
   t.match(JSON.parse(call.replyBody), { code: 403 })
   const line = await logs.wait((l) => l.action === 'on_connect' && l.client === b.clientId)
   t.match(line, { outcome: 'refused-platform', code: 403, platform: 'refused' })
-  t.notOk(/[\n\u001b]/.test(line.reason), 'the platform\'s words are sanitised')
+  t.notOk(line.reason.includes('\n') || line.reason.includes('\u001b'), 'the platform\'s words are sanitised')
   t.match(line.reason, /camera cam1 is not allowed/)
 })
 

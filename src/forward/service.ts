@@ -321,8 +321,17 @@ class Gate implements PlatformCheck {
   async #askPublish (): Promise<PlatformRefusal | undefined> {
     const b = this.#req.body as Record<string, unknown>
     const publish = {
-      server_id: b.server_id, service_id: b.service_id, action: 'on_publish', client_id: b.client_id, ip: b.ip, vhost: b.vhost, app: b.app,
-      tcUrl: b.tcUrl, stream: b.stream, param: b.param, stream_url: this.#lane.slice('srs:'.length)
+      server_id: b.server_id,
+      service_id: b.service_id,
+      action: 'on_publish',
+      client_id: b.client_id,
+      ip: b.ip,
+      vhost: b.vhost,
+      app: b.app,
+      tcUrl: b.tcUrl,
+      stream: b.stream,
+      param: b.param,
+      stream_url: this.#lane.slice('srs:'.length)
     }
     const r = await this.#svc.decide('srs', 'on_publish', JSON.stringify(publish), this.#lane)
     this.#svc.remember(String(b.client_id), this.#lane, r.refusal)
