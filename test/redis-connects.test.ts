@@ -78,3 +78,32 @@ t.test('a player seen while Redis failed is never taken for a refused publisher 
     t.equal(await one.take('vid-s', id), undefined, `${id}: nor this one`)
   }
 })
+
+t.test('players forgotten at the memory\'s bound while Redis failed: on the return, no replica takes any record for the records\' lifetime, so nobody is evicted', async (t) => {
+  restoreAtEnd(t, redis)
+  const prefix = redis.prefix()
+  const a = await openLink(t, redis, { prefix })
+  const b = await openLink(t, redis, { prefix })
+  // Room for about two players' keys.
+  const one = new RedisPendingConnects({ link: a.link, playedMaxBytes: 400 })
+  const two = new RedisPendingConnects({ link: b.link })
+  const ids = ['q1', 'q2', 'q3', 'q4', 'q5']
+  for (const id of ids) await one.add(pending(id))
+  await one.add(pending('late'))
+  redis.pause()
+  await waitFor(async () => { await one.progressed('vid-s', 'q1'); return !a.link.up }, 5000, 'the outage')
+  for (const id of ids.slice(1)) await one.progressed('vid-s', id)
+  t.ok(one.dropped >= 2, `players forgotten at the bound: ${one.dropped}`)
+  redis.resume()
+  await waitFor(() => a.link.up && b.link.up, 10_000, 'Redis back')
+  await waitFor(async () => await b.link.client.exists(b.link.key('pending', 'blind')) === 1, 5000, 'the records marked untrusted')
+  t.ok(await b.link.client.pttl(b.link.key('pending', 'blind')) > 50_000, 'for the records\' lifetime')
+  for (const id of ids) {
+    t.equal(await two.take('vid-s', id), undefined, `${id}: the other replica takes nothing`)
+    t.equal(await one.take('vid-s', id), undefined, `${id}: nor this one`)
+  }
+  t.equal(await two.take('vid-s', 'late'), undefined, 'nor a client that never played, while the mark lasts')
+  await b.link.client.del(b.link.key('pending', 'blind'))
+  await one.add(pending('after'))
+  t.match(await two.take('vid-s', 'after'), { clientId: 'after' }, 'once it is gone, records are taken again')
+})

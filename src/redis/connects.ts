@@ -18,13 +18,30 @@ import type { RedisLink } from './link.js'
  * twin is not trusted for it, since another replica may have seen the client play); a
  * progressed() that Redis cannot answer is remembered here, so that this replica never judges the
  * client, and its record is deleted when Redis returns.
+ *
+ * That memory is bounded in bytes (PLAYED_MAX_BYTES). When it overflows, the records of the
+ * players it forgot stay in Redis with nothing saying they played: on the return, this replica
+ * sets {prefix}pending:blind (PX 60 s, the records' own lifetime), and while it exists take()
+ * returns nothing on every replica, so those records evict nobody.
  */
 
 export interface RedisPendingConnectsOptions {
   link: RedisLink
   local?: PendingConnects
   ttlMs?: number
+  /** Bytes the memory of players seen while Redis failed may hold (default PLAYED_MAX_BYTES). */
+  playedMaxBytes?: number
 }
+
+/** Default bound of that memory: about 100,000 typical keys. */
+export const PLAYED_MAX_BYTES = 16 * 1024 * 1024
+
+/** KEYS: entry, blind marker. Takes the entry; nothing while the marker exists. */
+const TAKE = `
+local v = redis.call('getdel', KEYS[1])
+if redis.call('exists', KEYS[2]) == 1 then return false end
+return v
+`
 
 /** KEYS: entry. Marks it decided, keeping its expiry. */
 const DECIDE = `
@@ -41,24 +58,39 @@ export class RedisPendingConnects implements PendingConnects {
   readonly #local: PendingConnects
   readonly #ttlMs: number
   readonly #decide
+  readonly #take
   /** Clients seen playing or publishing whose record Redis could not delete then. */
-  readonly #played = lazy(() => new LRUCache<string, true>({ max: 50_000, ttl: PENDING_CONNECT_TTL_MS }))
+  readonly #played
+  /** Players forgotten at the bound since start, and whether any since Redis last returned. */
+  #playedDropped = 0
+  #blind = false
 
   constructor (opts: RedisPendingConnectsOptions) {
     this.#link = opts.link
     this.#local = opts.local ?? new MemoryPendingConnects()
     this.#ttlMs = opts.ttlMs ?? PENDING_CONNECT_TTL_MS
     this.#decide = opts.link.script('pendingDecide', 1, DECIDE)
-    // Records of clients seen playing while Redis failed: deleted once it answers again.
+    this.#take = opts.link.script('pendingTake', 2, TAKE)
+    const maxSize = opts.playedMaxBytes ?? PLAYED_MAX_BYTES
+    this.#played = lazy(() => new LRUCache<string, true>({ maxSize, sizeCalculation: (_v, key) => 64 + key.length * 2, ttl: PENDING_CONNECT_TTL_MS }))
+    // Records of clients seen playing while Redis failed: deleted once it answers again; if some
+    // were forgotten, every record is untrusted for their lifetime.
     opts.link.onRecovered(async () => {
+      if (this.#blind) {
+        const r = await this.#link.call('pending.blind', async (redis) => await redis.set(this.#blindKey(), '1', 'PX', this.#ttlMs))
+        this.#blind = !r.ok
+      }
       const keys = [...this.#played().keys()]
       if (keys.length > 0) await this.#link.call('pending.progressed', async (redis) => await redis.del(...keys))
     })
   }
 
-  /** Local records dropped at the bound (those in Redis expire with their TTL). */
+  /**
+   * Records dropped at the bounds: local pending connects, and players forgotten by the memory
+   * above (those in Redis expire with their TTL).
+   */
   get dropped (): number {
-    return this.#local.dropped
+    return this.#local.dropped + this.#playedDropped
   }
 
   async add (p: PendingConnect): Promise<void> {
@@ -74,7 +106,7 @@ export class RedisPendingConnects implements PendingConnects {
   async take (server: string, clientId: string): Promise<PendingConnect | undefined> {
     const local = await this.#local.take(server, clientId)
     const played = this.#played().has(this.#key(server, clientId))
-    const r = await this.#link.call('pending.take', async (redis) => await redis.getdel(this.#key(server, clientId)))
+    const r = await this.#link.call('pending.take', async (redis) => await this.#take(redis, [this.#key(server, clientId), this.#blindKey()], []) as string | null)
     // Redis cannot say whether another replica saw it play: nobody is evicted.
     if (!r.ok || r.value === null || played) return undefined
     try {
@@ -89,7 +121,7 @@ export class RedisPendingConnects implements PendingConnects {
     const key = this.#key(server, clientId)
     const r = await this.#link.call('pending.progressed', async (redis) => await redis.getdel(key))
     if (!r.ok) {
-      this.#played().set(key, true)
+      this.#remember(key)
       return local
     }
     if (r.value === null) return local
@@ -102,5 +134,21 @@ export class RedisPendingConnects implements PendingConnects {
 
   #key (server: string, clientId: string): string {
     return this.#link.key('pending', server, clientId)
+  }
+
+  /** Remembers a player whose record Redis could not delete; at the bound the oldest are forgotten. */
+  #remember (key: string): void {
+    const played = this.#played()
+    const expected = played.size + (played.has(key) ? 0 : 1)
+    played.set(key, true)
+    const forgotten = expected - played.size
+    if (forgotten > 0) {
+      this.#playedDropped += forgotten
+      this.#blind = true
+    }
+  }
+
+  #blindKey (): string {
+    return this.#link.key('pending', 'blind')
   }
 }
