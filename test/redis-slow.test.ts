@@ -106,6 +106,26 @@ t.test('two replicas race through a slow Redis: no lock is held, nobody is evict
   t.same(sim.kicks, [x.clientId], 'one eviction, of the stale holder')
 })
 
+t.test('two replicas race while Redis answers PING at once but runs each lock script slowly: no lock is held, nobody is evicted, no degraded mode', async (t) => {
+  const { proxy, sim, a, b, next } = await twoReplicas(t)
+  const x = await sim.publish({ app: 'live', stream: 'cam1', stalled: true })
+  await waitFor(async () => (await b.app.publishers.store.get(sim.serverId, '/live/cam1'))?.clientId === x.clientId, 5000, 'the holder in the shared table')
+  proxy.set('slow-scripts', SLOW_MS)
+  t.teardown(() => { proxy.set('fast') })
+  next(0)
+  const [n1, n2] = await Promise.all([sim.publish({ app: 'live', stream: 'cam1' }), sim.publish({ app: 'live', stream: 'cam1' })])
+  t.ok(proxy.heldScripts > 0, `lock scripts held: ${proxy.heldScripts}`)
+  t.same(sim.kicks, [], 'nobody is evicted')
+  t.equal(sim.activePublisher('live', 'cam1'), x.clientId, 'SRS keeps its holder')
+  t.same([n1.ok, n2.ok], [false, false])
+  t.same([outcomeOf([a, b], n1.clientId), outcomeOf([a, b], n2.clientId)], ['bound-exhausted', 'bound-exhausted'])
+  for (const c of sim.hookCalls) t.ok(c.ms < HOOK_BOUND_MS, `${c.hook} of ${c.clientId} answered in ${c.ms} ms`)
+  for (const r of [a, b]) {
+    t.equal(await metric(r, DEGRADED), 0, 'a slow script is no degraded mode')
+    t.notOk(r.logs.find((l) => /shared locks degrade/.test(String(l.msg))))
+  }
+})
+
 t.test('two replicas race while Redis hangs (connections open, nothing answers): nobody is evicted, every hook answered within its bound', async (t) => {
   const { proxy, sim, a, b, next } = await twoReplicas(t)
   const x = await sim.publish({ app: 'live', stream: 'cam1', stalled: true })
