@@ -92,6 +92,9 @@ t.test('compose.yaml: the services, their health checks, conditions, restart pol
     t.same(services[name].build, { context: '..', dockerfile: 'Dockerfile' }, `${name} is built from the repository`)
     t.equal(services[name].environment.SRS_API_URL, 'http://srs:1985')
     t.equal(services[name].depends_on.srs.condition, 'service_healthy')
+    const forward = /^\$\{FORWARD_URL-(.+)\}$/.exec(services[name].environment.FORWARD_URL)?.[1]
+    t.match(new URL(forward!.replace('{action}', 'on_publish')), { hostname: 'platform', port: '8080', pathname: '/admin-api/video/camera/callback/on_publish' }, `${name} forwards every hook straight to the platform's own callback, not back through the gateway`)
+    t.equal(services[name].depends_on.platform?.condition, 'service_healthy', `${name} starts after the platform it forwards to`)
   }
   t.ok(services.gateway.ports.includes('48080:48080'))
   t.same(services.gateway.volumes, ['./gateway.conf:/etc/nginx/conf.d/default.conf:ro'])
