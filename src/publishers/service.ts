@@ -70,6 +70,20 @@ export type EvictResult =
   | { outcome: 'not-evictable', why: string }
 
 /** The media servers the service can reach, by id (for a stream held on another server). */
+/** A takeover's ground: who holds the stream where, the policy, the bound, and the hook it runs in. */
+interface Takeover {
+  holderServer: MediaServer
+  ref: StreamRef
+  live: LiveStream
+  policy: Policy
+  /** On the service's clock (`now`); the platform's time is added to it. */
+  deadline: number
+  path: TakeoverPath
+  log: Log
+  /** The holder is on another server than the newcomer's (its publish is not listed there). */
+  crossServer?: boolean
+}
+
 export interface ServerDirectory {
   get: (id: string) => MediaServer | undefined
   /** How many servers there are (a stream can be held on another one only when there are several). */
@@ -363,7 +377,7 @@ export class PublisherService {
         // lost; evicting the winner too would make two evictions of one reconnect.
         if (current.holder !== live.holder) return this.#lostRace(req, current.holder!, path, log)
       }
-      return await this.#takeover(req, req.server, req.ref, current, policy, deadline, path, log)
+      return await this.#takeover(req, { holderServer: req.server, ref: req.ref, live: current, policy, deadline, path, log })
     } finally {
       unlock()
     }
@@ -410,7 +424,7 @@ export class PublisherService {
       const verified = await this.#verify(req, ownLive, deadline, path, log)
       if (verified !== undefined) return verified
     }
-    return await this.#takeover(req, other, ref, live, policy, deadline, path, log, true)
+    return await this.#takeover(req, { holderServer: other, ref, live, policy, deadline, path, log, crossServer: true })
   }
 
   /** The newcomer must be a publisher of this very stream on its server, or nobody is evicted. */
@@ -440,7 +454,9 @@ export class PublisherService {
    * `live` is held by another client on `holderServer`: apply the policy (flap guard, probe) and,
    * if the newcomer should have the stream, evict the holder and wait for the release.
    */
-  async #takeover (req: PublishRequest, holderServer: MediaServer, ref: StreamRef, live: LiveStream, policy: Policy, deadline: number, path: TakeoverPath, log: Log, crossServer = false): Promise<PublishResult> {
+  async #takeover (req: PublishRequest, t: Takeover): Promise<PublishResult> {
+    const { holderServer, ref, live, policy, path, log, crossServer = false } = t
+    let { deadline } = t
     const ctx = this.#input(req, policy)
     ctx.live = live
     ctx.flap = await this.#flap?.state(req.ref.key)
@@ -518,7 +534,7 @@ export class PublisherService {
     try {
       const live = await this.#known(req, deadline, 'deferred', log)
       if ('outcome' in live || !conflict(live, req.newcomer.id)) return
-      await this.#takeover(req, req.server, req.ref, live, policy, deadline, 'deferred', log)
+      await this.#takeover(req, { holderServer: req.server, ref: req.ref, live, policy, deadline, path: 'deferred', log })
     } finally {
       unlock()
     }
