@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
+import { ConfigError } from './errors.js'
 import { AuthSettings } from './auth/settings.js'
 import { EdgeSettings } from './http/edge.js'
 import { OperationsSettings } from './operations/settings.js'
@@ -43,13 +44,6 @@ export interface Config extends RawConfig {
   srsApis: SrsApiEndpoint[]
   /** The ZLMediaKit servers' API origins, from ZLM_API_URL (none when unset). */
   zlmApis: string[]
-}
-
-export class ConfigError extends Error {
-  constructor (message: string) {
-    super(message)
-    this.name = 'ConfigError'
-  }
 }
 
 const keys = Object.keys(ConfigSchema.properties) as Array<keyof RawConfig>

@@ -111,35 +111,54 @@ export class AppError extends Error {
   }
 }
 
-/** The ways a call to a media server's HTTP API can fail. */
-export type SrsErrorKind =
+/** The ways a call to a media server's HTTP API (SRS's or ZLMediaKit's) can fail. */
+export type MediaApiErrorKind =
   | 'unreachable' // connection refused, reset, DNS failure
-  | 'timeout' // no complete answer within SRS_API_TIMEOUT_MS (or the caller's deadline)
+  | 'timeout' // no complete answer within the API's timeout (or the caller's deadline)
   | 'deadline' // nothing was sent: the caller's bound was already used up (not a failure of the server)
-  | 'unauthorized' // HTTP 401: SRS's http_api.auth rejected our credentials
+  | 'unauthorized' // the server refused our credentials (SRS: HTTP 401; ZLMediaKit: -100, or no secret known yet)
   | 'http_status' // any other status than 200
   | 'bad_body' // not JSON, or JSON of the wrong shape
-  | 'api_code' // the envelope's code is neither 0 nor one we map (2048, 2049)
+  | 'api_code' // the envelope's code is neither 0 nor one the call maps (SRS: 2048, 2049; ZLMediaKit: -1, -300, ...)
 
-export class SrsApiError extends Error {
-  readonly kind: SrsErrorKind
-  /** HTTP status or SRS envelope code, when there was one. */
+/** A failed call to a media server's HTTP API: SrsApiError or ZlmApiError. */
+export class MediaApiError extends Error {
+  readonly kind: MediaApiErrorKind
+  /** HTTP status or the server's envelope code, when there was one. */
   readonly detail: number | undefined
   /** The request went out but its answer was lost (a timeout, a reset): the server may have carried it out. */
   readonly unknownOutcome: boolean
 
-  constructor (kind: SrsErrorKind, message: string, detail?: number, options?: ErrorOptions & { unknownOutcome?: boolean }) {
-    super(message, options)
-    this.name = 'SrsApiError'
+  constructor (kind: MediaApiErrorKind, message: string, opts: { detail?: number | undefined, unknownOutcome?: boolean | undefined, cause?: unknown }) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
+    this.name = 'MediaApiError'
     this.kind = kind
-    this.detail = detail
-    this.unknownOutcome = options?.unknownOutcome ?? false
+    this.detail = opts.detail
+    this.unknownOutcome = opts.unknownOutcome ?? false
   }
 
   /** Whether trying the same idempotent read again may succeed. */
   get retryable (): boolean {
     return this.kind === 'unreachable' || this.kind === 'timeout' ||
       (this.kind === 'http_status' && this.detail !== undefined && this.detail >= 500)
+  }
+}
+
+export type SrsErrorKind = MediaApiErrorKind
+
+/** A failed call to SRS's HTTP API. */
+export class SrsApiError extends MediaApiError {
+  constructor (kind: SrsErrorKind, message: string, detail?: number, options?: ErrorOptions & { unknownOutcome?: boolean }) {
+    super(kind, message, { detail, unknownOutcome: options?.unknownOutcome, cause: options?.cause })
+    this.name = 'SrsApiError'
+  }
+}
+
+/** What a configuration that cannot run is refused with (loadConfig, and the checks of serve and doctor). */
+export class ConfigError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ConfigError'
   }
 }
 

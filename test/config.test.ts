@@ -1,5 +1,6 @@
 import t from 'tap'
-import { ConfigError, ConfigSchema, loadConfig } from '../src/config.js'
+import { ConfigSchema, loadConfig } from '../src/config.js'
+import { ConfigError } from '../src/errors.js'
 
 t.test('defaults give a working server on 0.0.0.0:6000 against a local SRS', async (t) => {
   const c = loadConfig({})

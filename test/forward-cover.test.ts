@@ -1,5 +1,6 @@
 import t from 'tap'
-import { ConfigError, loadConfig } from '../src/config.js'
+import { loadConfig } from '../src/config.js'
+import { ConfigError } from '../src/errors.js'
 import { Codes } from '../src/errors.js'
 import { PlatformClient, REPLY_LIMIT, type PlatformAnswer } from '../src/forward/client.js'
 import { durationMs } from '../src/forward/settings.js'

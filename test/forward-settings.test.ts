@@ -1,5 +1,6 @@
 import t from 'tap'
-import { ConfigError, loadConfig } from '../src/config.js'
+import { loadConfig } from '../src/config.js'
+import { ConfigError } from '../src/errors.js'
 import { durationMs, headersOf } from '../src/forward/settings.js'
 
 /** The forwarding settings: their defaults, FORWARD_HEADERS in both forms, and clear refusals that never echo a header. */

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { ConfigError, loadConfig } from '../src/config.js'
+import { loadConfig } from '../src/config.js'
+import { ConfigError } from '../src/errors.js'
 
 t.test('ZLMediaKit is off unless ZLM_API_URL names it; SRS is on unless SRS_API_URL=none', async (t) => {
   const c = loadConfig({})

@@ -1,6 +1,6 @@
 import { BlockList } from 'node:net'
 import type { Config } from '../config.js'
-import { ConfigError } from '../config.js'
+import { ConfigError } from '../errors.js'
 import { Codes } from '../errors.js'
 import type { Log } from '../logger.js'
 import type { Credentials } from '../publishers/policy.js'

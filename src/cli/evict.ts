@@ -2,7 +2,8 @@ import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import type { Command, Io } from './command.js'
 import { loadConfig, type Config } from '../config.js'
-import type { SrsApiError } from '../errors.js'
+import { ZlmApiError } from '../zlm/api.js'
+import type { MediaApiError } from '../errors.js'
 import { PublisherEvents } from '../publishers/events.js'
 import { PublisherService, refOf } from '../publishers/service.js'
 import { MemoryPublisherStore } from '../publishers/store.js'
@@ -80,8 +81,8 @@ export async function evict (args: string[], io: Io): Promise<number> {
     ...zlm.nodes.map((n) => ({ kind: 'ZLMediaKit' as const, url: n.url, server: n.server as MediaServer, lookupMs: config.ZLM_API_TIMEOUT_MS * (config.ZLM_API_RETRIES + 1) }))
   ]
   const code = await attempt().catch((err: unknown) => {
-    const e = err as SrsApiError
-    io.err(`cannot evict the publisher of ${key}: ${e.name === 'ZlmApiError' ? 'ZLMediaKit' : 'SRS'}'s API failed (${e.kind}): ${e.message}`)
+    const e = err as MediaApiError
+    io.err(`cannot evict the publisher of ${key}: ${e instanceof ZlmApiError ? 'ZLMediaKit' : 'SRS'}'s API failed (${e.kind}): ${e.message}`)
     return 1
   })
   await Promise.all([servers.close(), zlm.close()])

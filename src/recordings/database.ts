@@ -1,4 +1,4 @@
-import { ConfigError } from '../config.js'
+import { ConfigError } from '../errors.js'
 
 /**
  * DATABASE_URL: how it is checked, shown and classified. Its password never leaves this module in

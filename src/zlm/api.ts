@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { MediaApiError, type MediaApiErrorKind } from '../errors.js'
 import { ApiDispatcher } from '../http/dispatcher.js'
 
 /**
@@ -15,37 +16,17 @@ import { ApiDispatcher } from '../http/dispatcher.js'
  * failure surfaces as a ZlmApiError with a kind; no message ever carries the secret.
  */
 
-export type ZlmErrorKind =
-  | 'unreachable' // connection refused, reset, DNS failure
-  | 'timeout' // no complete answer within ZLM_API_TIMEOUT_MS (or the caller's deadline)
-  | 'deadline' // nothing was sent: the caller's bound was already used up
-  | 'unauthorized' // -100, or no secret known yet
-  | 'http_status' // any other status than 200
-  | 'bad_body' // not JSON, or JSON of the wrong shape
-  | 'api_code' // a code other than 0 that the call does not map (-1, -300, -400, -500...)
+export type ZlmErrorKind = MediaApiErrorKind
 
-export class ZlmApiError extends Error {
-  readonly kind: ZlmErrorKind
-  /** HTTP status or ZLMediaKit's code, when there was one. */
-  readonly detail: number | undefined
-  /** The request went out but its answer was lost (a timeout, a reset): ZLMediaKit may have carried it out. */
-  readonly unknownOutcome: boolean
+/** A failed call to ZLMediaKit's HTTP API. */
+export class ZlmApiError extends MediaApiError {
   /** ZLMediaKit's own words (`msg`), when it answered with a failure code. */
   readonly zlmMsg: string | undefined
 
   constructor (kind: ZlmErrorKind, message: string, opts: { detail?: number, unknownOutcome?: boolean, zlmMsg?: string, cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
+    super(kind, message, opts)
     this.name = 'ZlmApiError'
-    this.kind = kind
-    this.detail = opts.detail
-    this.unknownOutcome = opts.unknownOutcome ?? false
     this.zlmMsg = opts.zlmMsg
-  }
-
-  /** Whether trying the same idempotent read again may succeed. */
-  get retryable (): boolean {
-    return this.kind === 'unreachable' || this.kind === 'timeout' ||
-      (this.kind === 'http_status' && this.detail !== undefined && this.detail >= 500)
   }
 }
 
