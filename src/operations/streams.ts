@@ -1,14 +1,39 @@
 import type { Publisher } from '../publishers/store.js'
-import type { SrsClient, SrsStream } from '../srs/api.js'
-import { vhostOfUrl } from '../srs/adapter.js'
+import { vhostOfUrl } from '../streams.js'
+
+/**
+ * A stream in a server's live view: what the operator API reads of SRS's streams, and what
+ * ZLMediaKit's media list is made into (src/zlm/view.ts).
+ */
+export interface LiveStreamView {
+  /** The server's stream id ('' where it has none). */
+  id: string
+  name: string
+  app: string
+  vhost: string
+  /** The stream url (SRS >= 5.0.55; ZLMediaKit), `vhost/app/stream` or `/app/stream`. */
+  url?: string
+  /** Clients of the stream: the publisher and the players. */
+  clients?: number
+  recv_bytes?: number
+  publish: { active: boolean, cid?: string }
+}
+
+/** A client in a server's live view. */
+export interface LiveClientView {
+  id: string
+  ip?: string
+  /** Seconds since it connected. */
+  alive?: number
+}
 
 /** One server's live view: its streams and clients, or `ok: false` when its API failed. */
 export interface LiveView {
   server: string
   ok: boolean
   msg: string | null
-  streams: SrsStream[]
-  clients: SrsClient[]
+  streams: LiveStreamView[]
+  clients: LiveClientView[]
 }
 
 /** One stream on one server as the operator sees it: the publisher table merged with the server's live view. */
@@ -39,7 +64,7 @@ export interface StreamView {
   in_srs: boolean
 }
 
-function keyOf (s: SrsStream): string {
+function keyOf (s: LiveStreamView): string {
   return s.url ?? `/${s.app}/${s.name}`
 }
 
@@ -65,7 +90,7 @@ export function mergeStreams (table: Publisher[], views: LiveView[], now: number
 
 function mergeServer (server: string, table: Publisher[], srs: LiveView | null, now: number): StreamView[] {
   const clients = new Map(srs?.clients.map((c) => [c.id, c]))
-  const live = new Map<string, SrsStream>()
+  const live = new Map<string, LiveStreamView>()
   for (const s of srs?.streams ?? []) {
     if (s.publish.active) live.set(keyOf(s), s)
   }

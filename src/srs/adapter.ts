@@ -1,7 +1,7 @@
 import type { HolderReading, MediaServer, Newcomer, PublishedStream, ReleaseKind, StreamRef } from '../publishers/media.js'
 import type { LiveStream } from '../publishers/policy.js'
 import type { SrsApi, SrsClient, SrsStream, SrsVersion } from './api.js'
-import { DEFAULT_VHOST, streamUrl } from '../streams.js'
+import { DEFAULT_VHOST, streamUrl, vhostOfUrl } from '../streams.js'
 
 /**
  * SRS as the takeover core sees it (docs/srs-protocol.md sections 4, 4b and 5): the stream by its id or
@@ -147,11 +147,6 @@ export class SrsMediaServer implements MediaServer {
     }
     return this.#vhostIds.get(name)
   }
-}
-
-/** The vhost of a stream url: `/app/stream` is the default vhost's. */
-export function vhostOfUrl (url: string): string {
-  return url.startsWith('/') ? DEFAULT_VHOST : url.slice(0, url.indexOf('/'))
 }
 
 function liveOf (s: SrsStream): LiveStream {

@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from 'typebox'
-import { DEFAULT_VHOST, streamUrl } from '../streams.js'
+import { DEFAULT_VHOST, FieldBounds, streamUrl } from '../streams.js'
 
 /**
  * What SRS POSTs to each hook (docs/srs-protocol.md section 2) and what we answer (section 3).
@@ -11,14 +11,6 @@ export const HOOK_ACTIONS = [
   'on_connect', 'on_close', 'on_publish', 'on_unpublish', 'on_play', 'on_stop', 'on_dvr', 'on_hls'
 ] as const
 export type HookAction = typeof HOOK_ACTIONS[number]
-
-/**
- * How long a hook field may be, in characters: what SRS and ZLMediaKit really send, with room to
- * spare. Names are short (a vhost is a host name; apps and streams are path segments), ids are a
- * dozen characters, a query or URL is a few KB at most and a file path at most PATH_MAX. Every
- * table entry is built from these fields, so they bound its size too (docs/limits.md).
- */
-export const FieldBounds = { host: 255, name: 512, id: 128, streamUrl: 1536, url: 4096, path: 4096 } as const
 
 /** A field SRS always fills but that a hand-written test request may leave short. */
 const Name = Type.String({ maxLength: FieldBounds.name })

@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from 'typebox'
-import { FieldBounds } from '../srs/hooks.js'
+import { FieldBounds } from '../streams.js'
 
 /**
  * What ZLMediaKit POSTs to each hook (docs/zlm-protocol.md section 1, server/WebHook.cpp) and what we

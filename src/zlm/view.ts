@@ -1,6 +1,5 @@
 import type { Log } from '../logger.js'
-import type { LiveView } from '../operations/streams.js'
-import type { SrsClient, SrsStream } from '../srs/api.js'
+import type { LiveClientView, LiveStreamView, LiveView } from '../operations/streams.js'
 import { streamUrl } from '../streams.js'
 import type { ZlmApiError } from './api.js'
 import type { ZlmNode } from './servers.js'
@@ -12,15 +11,15 @@ import type { ZlmNode } from './servers.js'
  */
 export async function zlmLiveView (n: ZlmNode, log: Pick<Log, 'warn'>): Promise<LiveView> {
   try {
-    const streams = new Map<string, SrsStream>()
-    const clients: SrsClient[] = []
+    const streams = new Map<string, LiveStreamView>()
+    const clients: LiveClientView[] = []
     for (const m of await n.api.mediaList({})) {
       const key = streamUrl(m.vhost, m.app, m.stream)
       if (streams.has(key)) continue
       // ZLMediaKit has no stream id: the view shows none.
       const publish = m.identifier === undefined ? { active: false } : { active: true, cid: m.identifier }
       streams.set(key, { id: '', name: m.stream, app: m.app, vhost: m.vhost, url: key, clients: (m.totalReaderCount ?? 0) + 1, recv_bytes: m.totalBytes, publish })
-      if (m.identifier !== undefined) clients.push({ id: m.identifier, stream: key, ip: m.peerIp, type: m.originTypeStr, publish: true, alive: m.aliveSecond })
+      if (m.identifier !== undefined) clients.push({ id: m.identifier, ip: m.peerIp, alive: m.aliveSecond })
     }
     return { server: n.server.id, ok: true, msg: null, streams: [...streams.values()], clients }
   } catch (err) {
