@@ -1,7 +1,6 @@
 import fp from 'fastify-plugin'
-import type { Config } from '../config.js'
 import type { FailureCounts } from './limiter.js'
-import { AuthService, checkAuthConfig } from './service.js'
+import { AuthService, checkAuthConfig, type AuthSettingsInput } from './service.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -10,7 +9,7 @@ declare module 'fastify' {
 }
 
 export interface AuthPluginOptions {
-  config: Config
+  config: AuthSettingsInput
   now: () => number
   /** Failed authorisations per IP; in process by default. */
   failures?: FailureCounts | undefined

@@ -46,7 +46,10 @@ export interface AuthConfig {
 }
 
 /** Reads and cross-checks the auth settings; throws ConfigError naming the variables. */
-export function checkAuthConfig (c: Config): AuthConfig {
+/** The settings authentication is built from. */
+export type AuthSettingsInput = Pick<Config, 'AUTH_FAIL_MAX' | 'AUTH_FAIL_WINDOW_MS' | 'HOOK_ALLOW' | 'HOOK_TOKEN' | 'PLAY_AUTH' | 'PLAY_SECRET' | 'PUBLISH_AUTH' | 'PUBLISH_SECRET' | 'SIGN_CLOCK_SKEW_S' | 'STREAM_KEYS_FILE' | 'STREAM_KEYS_POLL_MS' | 'TRUST_PROXY'>
+
+export function checkAuthConfig (c: AuthSettingsInput): AuthConfig {
   const missing = (need: string, because: string): never => {
     throw new ConfigError(`invalid configuration: ${need} must be set when ${because}`)
   }

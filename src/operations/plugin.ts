@@ -12,8 +12,11 @@ declare module 'fastify' {
   }
 }
 
+/** The settings the operations plugin reads. */
+export type OperationsConfig = Pick<Config, 'EVENTS_MAX'>
+
 export interface OperationsPluginOptions {
-  config: Config
+  config: OperationsConfig
   now: () => number
   /** The events log; by default in process (EVENTS_MAX entries). */
   events?: EventStore | undefined

@@ -33,8 +33,11 @@ export interface PublisherState {
   pending?: PendingConnects | undefined
 }
 
+/** The settings the publishers plugin reads (the takeover's, and whether decisions are forwarded). */
+export type PublishersConfig = Pick<Config, 'CROSS_SERVER' | 'FAIL_MODE' | 'FLAP_COOLDOWN_MS' | 'FLAP_MAX' | 'FLAP_WINDOW_MS' | 'FORWARD_TIMEOUT_MS' | 'FORWARD_URL' | 'FORWARD_ZLM_URL' | 'MAX_PENDING_CONNECTS_BYTES' | 'MAX_PUBLISHERS' | 'MAX_PUBLISHERS_BYTES' | 'RECONCILE_INTERVAL_MS' | 'STALE_PROBE_MS' | 'TAKEOVER_POLICY' | 'TAKEOVER_POLICY_BY_APP' | 'TAKEOVER_TIMEOUT_MS'>
+
 export interface PublishersPluginOptions {
-  config: Config
+  config: PublishersConfig
   state?: PublisherState
   now: () => number
 }

@@ -14,7 +14,10 @@ const START_BOUND_MS = 5000
  * database, a newer schema). PostgreSQL merely out of reach is not a reason to refuse to start:
  * recordings are spooled until it answers.
  */
-export async function openStore (config: Config, log: Log): Promise<RecordingStore> {
+/** The settings the recordings store is opened with. */
+export type StoreConfig = Pick<Config, 'DATABASE_POOL_MAX' | 'DATABASE_QUERY_TIMEOUT_MS' | 'DATABASE_SCHEMA' | 'DATABASE_URL' | 'DATABASE_WRITE_TIMEOUT_MS' | 'DATA_DIR' | 'SPOOL_MAX_ROWS' | 'SPOOL_RETRY_MS'>
+
+export async function openStore (config: StoreConfig, log: Log): Promise<RecordingStore> {
   if (config.DATABASE_URL === undefined) {
     try {
       return SqliteRecordingStore.deferred({ dir: config.DATA_DIR })

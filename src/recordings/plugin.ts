@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
-import { openStore } from './open.js'
+import { openStore, type StoreConfig } from './open.js'
 import { Retention } from './retention.js'
 import { RecordingService, type StatFn } from './service.js'
 import { recordingRootsOf } from './settings.js'
@@ -15,8 +15,11 @@ declare module 'fastify' {
   }
 }
 
+/** The settings the recordings plugin reads (and the store's). */
+export type RecordingsConfig = StoreConfig & Pick<Config, 'DVR_MIN_BYTES' | 'DVR_STAT_TIMEOUT_MS' | 'RECORDINGS_MAX_ROWS' | 'RECORDINGS_RETENTION_DAYS' | 'RECORDINGS_RETENTION_SWEEP_MS' | 'RECORDINGS_ROOTS'>
+
 export interface RecordingsPluginOptions {
-  config: Config
+  config: RecordingsConfig
   store?: RecordingStore | undefined
   stat?: StatFn | undefined
   now: () => number

@@ -21,8 +21,11 @@ export interface SharedState {
   events: EventStore
 }
 
+/** The settings the Redis plugin reads. */
+export type RedisPluginConfig = Pick<Config, 'EVENTS_MAX' | 'MAX_PENDING_CONNECTS_BYTES' | 'MAX_PUBLISHERS' | 'REDIS_PREFIX' | 'REDIS_TIMEOUT_MS' | 'REDIS_URL'>
+
 export interface RedisPluginOptions {
-  config: Config
+  config: RedisPluginConfig
   now: () => number
 }
 

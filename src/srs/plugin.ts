@@ -11,8 +11,11 @@ declare module 'fastify' {
   }
 }
 
+/** The settings the SRS plugin reads. */
+export type SrsPluginConfig = Pick<Config, 'SRS_API_PAGE_SIZE' | 'SRS_API_RETRIES' | 'SRS_API_TIMEOUT_MS' | 'STALE_PROBE_MS' | 'TAKEOVER_AT' | 'srsApis'>
+
 export interface SrsPluginOptions {
-  config: Config
+  config: SrsPluginConfig
   dispatcher?: Dispatcher | undefined
   now: () => number
   statsIntervalMs?: number | undefined

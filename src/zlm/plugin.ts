@@ -25,8 +25,11 @@ export interface ZlmServices {
   idle: () => Promise<void>
 }
 
+/** The settings the ZLMediaKit plugin reads. */
+export type ZlmPluginConfig = Pick<Config, 'RECONCILE_INTERVAL_MS' | 'TAKEOVER_TIMEOUT_MS' | 'ZLM_API_RETRIES' | 'ZLM_API_TIMEOUT_MS' | 'ZLM_RTP_OPEN_TIMEOUT_MS' | 'ZLM_SECRET' | 'zlmApis'>
+
 export interface ZlmPluginOptions {
-  config: Config
+  config: ZlmPluginConfig
   now: () => number
   dispatcher?: Dispatcher | undefined
   /** ZLMediaKit's counter refresh interval; injected for tests. */
