@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 import { ConfigError } from './errors.js'
-import { AuthSettings } from './auth/settings.js'
+import { AuthSettings, checkAuthSettings } from './auth/settings.js'
 import { EdgeSettings } from './http/edge.js'
 import { OperationsSettings } from './operations/settings.js'
 import { ForwardSettings } from './forward/settings.js'
@@ -73,6 +73,8 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
   }
   // Defaulted, converted and checked above: what Value.Parse would return (no field has a transform).
   const raw = converted as RawConfig
+  // The rules that combine settings: here, so that every command refuses the same configurations.
+  checkAuthSettings(raw)
   try {
     return { ...raw, srsApis: apiEndpoints(raw.SRS_API_URL, raw.SRS_API_USERNAME, raw.SRS_API_PASSWORD), zlmApis: zlmEndpoints(raw.ZLM_API_URL) }
   } catch (err) {

@@ -86,6 +86,10 @@ t.test('doctor warns about a misspelt setting, naming the one it resembles, even
   t.equal(bad.code, 2)
   t.match(bad.out, /^WARN {2}environment variable FAIL_MOD .* did you mean FAIL_MODE\?/)
   t.equal(bad.err, 'srs-hooks doctor: invalid configuration: LOG_LEVEL="verbose": must be one of fatal, error, warn, info, debug, trace, silent')
+  // A rule that combines settings: doctor refuses what serve refuses.
+  const signed = await run(null, [], { PUBLISH_AUTH: 'signed' })
+  t.equal(signed.code, 2)
+  t.equal(signed.err, 'srs-hooks doctor: invalid configuration: PUBLISH_SECRET must be set when PUBLISH_AUTH=signed')
 })
 
 t.test('doctor with SRS\'s API down: that check fails with a fix, exit 1', async (t) => {

@@ -1,6 +1,5 @@
 import { BlockList } from 'node:net'
 import type { Config } from '../config.js'
-import { ConfigError } from '../errors.js'
 import { Codes } from '../errors.js'
 import type { Log } from '../logger.js'
 import type { Credentials } from '../publishers/policy.js'
@@ -8,7 +7,7 @@ import { splitList } from '../settings.js'
 import { streamName } from '../streams.js'
 import { KeyFile, keyFor } from './keys.js'
 import { FailureLimiter, type FailureCounts } from './limiter.js'
-import { parseCidr } from './settings.js'
+import { checkAuthSettings, parseCidr } from './settings.js'
 import { paramsOf, refuse, secretsEqual, verifySignature, type Refusal } from './signature.js'
 
 /**
@@ -45,20 +44,12 @@ export interface AuthConfig {
   failWindowMs: number
 }
 
-/** Reads and cross-checks the auth settings; throws ConfigError naming the variables. */
 /** The settings authentication is built from. */
 export type AuthSettingsInput = Pick<Config, 'AUTH_FAIL_MAX' | 'AUTH_FAIL_WINDOW_MS' | 'HOOK_ALLOW' | 'HOOK_TOKEN' | 'PLAY_AUTH' | 'PLAY_SECRET' | 'PUBLISH_AUTH' | 'PUBLISH_SECRET' | 'SIGN_CLOCK_SKEW_S' | 'STREAM_KEYS_FILE' | 'STREAM_KEYS_POLL_MS' | 'TRUST_PROXY'>
 
+/** Reads and cross-checks the auth settings; throws ConfigError naming the variables. */
 export function checkAuthConfig (c: AuthSettingsInput): AuthConfig {
-  const missing = (need: string, because: string): never => {
-    throw new ConfigError(`invalid configuration: ${need} must be set when ${because}`)
-  }
-  if (c.PUBLISH_AUTH === 'keys' && c.STREAM_KEYS_FILE === undefined) missing('STREAM_KEYS_FILE', 'PUBLISH_AUTH=keys')
-  if (c.PUBLISH_AUTH === 'signed' && c.PUBLISH_SECRET === undefined) missing('PUBLISH_SECRET', 'PUBLISH_AUTH=signed')
-  if (c.PLAY_AUTH === 'signed' && c.PLAY_SECRET === undefined) missing('PLAY_SECRET', 'PLAY_AUTH=signed')
-  if (c.PUBLISH_SECRET !== undefined && c.PUBLISH_SECRET === c.PLAY_SECRET) {
-    throw new ConfigError('invalid configuration: PLAY_SECRET must differ from PUBLISH_SECRET, or every play URL could publish')
-  }
+  checkAuthSettings(c)
   const allow = splitList(c.HOOK_ALLOW)
   return {
     hookToken: c.HOOK_TOKEN,

@@ -1,11 +1,13 @@
 import { isIP } from 'node:net'
 import { Type } from 'typebox'
+import { ConfigError } from '../errors.js'
 import { Millis, splitList } from '../settings.js'
 
 /**
  * Settings for who may call the hooks and who may publish or play, merged into ConfigSchema.
  * docs/configuration.md documents each one; keep the two in step. Cross-field rules
- * (a mode that needs a secret or a file) are checked by checkAuthConfig() when the app is built.
+ * (a mode that needs a secret or a file) are checkAuthSettings(), which loadConfig applies: serve,
+ * doctor and every command refuse the same configurations.
  */
 
 /** Names proxy-addr (Fastify's trustProxy) knows, besides addresses and CIDRs. */
@@ -56,4 +58,17 @@ export const AuthSettings = {
 export function trustProxyOf (value: string): string[] | false {
   const list = splitList(value)
   return list.length === 0 ? false : list
+}
+
+/** The rules that combine auth settings; throws ConfigError naming the variables. */
+export function checkAuthSettings (c: { PUBLISH_AUTH: string, STREAM_KEYS_FILE?: string | undefined, PUBLISH_SECRET?: string | undefined, PLAY_AUTH: string, PLAY_SECRET?: string | undefined }): void {
+  const missing = (need: string, because: string): never => {
+    throw new ConfigError(`invalid configuration: ${need} must be set when ${because}`)
+  }
+  if (c.PUBLISH_AUTH === 'keys' && c.STREAM_KEYS_FILE === undefined) missing('STREAM_KEYS_FILE', 'PUBLISH_AUTH=keys')
+  if (c.PUBLISH_AUTH === 'signed' && c.PUBLISH_SECRET === undefined) missing('PUBLISH_SECRET', 'PUBLISH_AUTH=signed')
+  if (c.PLAY_AUTH === 'signed' && c.PLAY_SECRET === undefined) missing('PLAY_SECRET', 'PLAY_AUTH=signed')
+  if (c.PUBLISH_SECRET !== undefined && c.PUBLISH_SECRET === c.PLAY_SECRET) {
+    throw new ConfigError('invalid configuration: PLAY_SECRET must differ from PUBLISH_SECRET, or every play URL could publish')
+  }
 }
