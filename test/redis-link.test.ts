@@ -151,6 +151,27 @@ t.test('Redis hung (paused): a call returns within its bound, later ones at once
   t.same(await link.call('get', async (c) => await c.get('k')), { ok: true, value: 'v' }, 'the write went through once Redis resumed')
 })
 
+t.test('one call past its bound while Redis answers a PING at once: the link stays up and the other calls go on', async (t) => {
+  const { link, logs } = await openLink(t, redis, { prefix: redis.prefix() })
+  await link.call('set', async (c) => await c.set(link.key('k'), 'v'))
+  // An operation that is slow on its own (its reply held here until the test lets it go), while
+  // Redis itself answers at once.
+  let release = (): void => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
+  t.teardown(() => { release() })
+  const [r, ms] = await timed(link.call('store.list', async (c) => { await held; return await c.get(link.key('k')) }))
+  t.match(r, { ok: false, error: { kind: 'timeout' } })
+  t.ok(ms < BOUND, `bounded (${ms.toFixed(0)} ms)`)
+  t.same(await link.call('store.get', async (c) => await c.get(link.key('k'))), { ok: true, value: 'v' }, 'the next call, sent while the PING is out, goes to Redis')
+  // The PING went before this one on the connection: its verdict is in once this is answered and the microtasks have run.
+  await link.client.ping()
+  await new Promise((resolve) => { setImmediate(resolve) })
+  t.equal(link.up, true, 'still up')
+  t.equal(link.outages, 0, 'no outage')
+  t.same(logs.find('Redis failed'), [], 'none logged')
+  t.equal(link.failures['store.list'], 1, 'the slow call is counted as a failure of its operation')
+})
+
 t.test('a connection that answers nothing for long is dropped and made again', async (t) => {
   restoreAtEnd(t, redis)
   const { link } = await openLink(t, redis, { prefix: redis.prefix(), timeoutMs: 50 })

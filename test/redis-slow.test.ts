@@ -206,3 +206,24 @@ t.test('simultaneous brute-force attempts from one IP through a slow Redis do no
   const right = await sim.publish({ app: 'live', stream: 'cam0', param: signedQuery(SECRET, 'live/cam0', Math.floor(Date.now() / 1000) + 60), ip: '6.6.6.6' })
   t.equal(JSON.parse(publishCall(sim, right.clientId)!.replyBody).code, Codes.AUTH_RATE_LIMITED)
 })
+
+t.test('simultaneous wrong keys from one IP on two replicas through a Redis that answers slowly but in time: exactly AUTH_FAIL_MAX are checked, the rest refused unchecked', async (t) => {
+  const SECRET = 'publish-secret-0123456789abcdef'
+  const MAX = 3
+  // Each command answered in about 120 ms, within REDIS_TIMEOUT_MS: the counts are Redis's, shared.
+  const { proxy, sim, a, b } = await twoReplicas(t, { PUBLISH_AUTH: 'signed', PUBLISH_SECRET: SECRET, AUTH_FAIL_MAX: String(MAX), AUTH_FAIL_WINDOW_MS: '60000', REDIS_TIMEOUT_MS: '2000' })
+  proxy.set('latency', 60)
+  t.teardown(() => { proxy.set('fast') })
+  const bad = `?expires=${Math.floor(Date.now() / 1000) + 60}&sign=${'0'.repeat(64)}`
+  const N = 12
+  const attempts = await Promise.all(Array.from({ length: N }, async (_, i) =>
+    await sim.publish({ app: 'live', stream: `cam${i}`, param: bad, ip: '6.6.6.6' })))
+  const codes = attempts.map((n) => JSON.parse(publishCall(sim, n.clientId)!.replyBody).code as number)
+  t.equal(attempts.filter((n) => n.ok).length, 0, 'no attempt publishes')
+  t.equal(codes.filter((c) => c !== Codes.AUTH_RATE_LIMITED).length, MAX, `AUTH_FAIL_MAX attempts checked, however many came at once (${codes.join(', ')})`)
+  t.equal(codes.filter((c) => c === Codes.AUTH_RATE_LIMITED).length, N - MAX, 'the others refused unchecked')
+  for (const r of [a, b]) {
+    t.equal(r.app.redis!.outages, 0, 'Redis answered every count in time')
+    t.ok(r.logs.find((l) => l.action === 'on_publish'), 'each replica had its share of the attempts')
+  }
+})

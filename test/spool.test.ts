@@ -122,6 +122,21 @@ t.test('connections reset (a failover): on_dvr is spooled and drained once the n
   t.same(await allFiles(h), ['/during2.flv', '/during1.flv', '/before.flv'])
 })
 
+t.test('recordings while PostgreSQL resets every connection: 503 with code 4112 and one warning with the reason, nothing logged as an error', async (t) => {
+  const { proxy, url } = await proxied(t)
+  const h = await startApp(t, { DATABASE_URL: url, DATABASE_QUERY_TIMEOUT_MS: '2000' })
+  t.equal((await fetch(`${h.url}/admin-api/video/camera/recordings?limit=5`)).status, 200)
+  proxy.set('reset')
+  const res = await fetch(`${h.url}/admin-api/video/camera/recordings?limit=5`)
+  t.equal(res.status, 503)
+  t.match(await res.json(), { code: 4112, msg: /the recordings index did not answer/ })
+  const line = await h.logs.wait((l) => l.msg === 'request failed')
+  t.match(line, { level: 40, code: 4112, reason: /the recordings index did not answer/, method: 'GET', url: '/admin-api/video/camera/recordings', caller: '127.0.0.1' })
+  t.equal(line.err, undefined, 'no stack, no causes')
+  t.notOk(h.logs.find((l) => l.level >= 50), 'nothing logged as an error')
+  t.equal(h.logs.lines.filter((l) => l.msg === 'request failed').length, 1, 'one line')
+})
+
 t.test('a read-only database (a standby after a failover): on_dvr is spooled, then drained when it takes writes again', async (t) => {
   const url = await cluster.database()
   const db = new URL(url).pathname.slice(1)
