@@ -42,7 +42,7 @@ function perKey (received: Received[]): Map<string, Received[]> {
 t.test('two replicas on one DATABASE_URL: each notification delivered once, each stream in order across both, a decision waits for the other replica\'s queue', async (t) => {
   const platform = await platformFor(t)
   const url = await cluster.database()
-  const env = { SRS_API_URL: 'none', FORWARD_URL: platform.url, DATABASE_URL: url, FORWARD_TIMEOUT_MS: '3000', FORWARD_RETRY_MAX_MS: '50' }
+  const env = { SRS_API_URL: 'none', FORWARD_URL: platform.url, DATABASE_URL: url, FORWARD_TIMEOUT_MS: '3000', FORWARD_RETRY_MAX_MS: '50', FORWARD_CONCURRENCY: '2' }
   const a = await startApp(t, env)
   const b = await startApp(t, env)
   // A platform a little slow: a backlog builds up, and both replicas claim from it.
@@ -146,6 +146,11 @@ t.test('PostgreSQL hanging, then down: notifications are answered within the wri
     }
   }
   t.comment(`slowest answer while PostgreSQL hangs or is down: ${Math.round(slowest)} ms`)
+  // A decision for a stream with nothing spooled: its queue cannot be read, so it waits for it to its bound, and
+  // FORWARD_FAIL_MODE (closed) answers it in time.
+  const other = await postHook(first.hookBase, 'on_play', play('p0', 'cam9'))
+  t.match(other.reply, { code: 1019, msg: /no time left to ask the platform; FORWARD_FAIL_MODE=closed/ })
+  t.ok(other.ms < 500 + 1000, 'within FORWARD_TIMEOUT_MS and a margin')
   t.ok(slowest < 300 + 1000, 'answered within DATABASE_WRITE_TIMEOUT_MS and a margin')
   const q = queue(first)
   t.equal(q.outbox.spooled, 10, 'kept in DATA_DIR/outbox.db')
@@ -177,29 +182,60 @@ t.test('PostgreSQL hanging, then down: notifications are answered within the wri
   t.equal(platform.received.filter((x) => x.body.client_id === 'late').length, 1)
 })
 
-t.test('dead letters on the shared queue: listed, counted, retried, and delivered by whichever replica', async (t) => {
+t.test('dead letters on the shared queue: listed, counted, retried, and delivered by whichever replica; rows another replica left; a full queue', async (t) => {
   const platform = await platformFor(t)
   const url = await cluster.database()
   platform.modes.set('on_close', { kind: 'status', status: 500 })
-  const env = { SRS_API_URL: 'none', FORWARD_URL: platform.url, DATABASE_URL: url, FORWARD_MAX_AGE: '1s', FORWARD_RETRY_MAX_MS: '100' }
+  const env = { SRS_API_URL: 'none', FORWARD_URL: platform.url, DATABASE_URL: url, FORWARD_MAX_AGE: '1s', FORWARD_RETRY_MAX_MS: '100', FORWARD_OUTBOX_MAX: '20' }
   const a = await startApp(t, env)
   const b = await startApp(t, env)
   t.equal((await postHook(a.hookBase, 'on_close', { ...stop('old', 'cam1'), action: 'on_close' })).status, 200)
   platform.refused.set('cam2', 7)
   t.equal((await postHook(a.hookBase, 'on_stop', stop('refused', 'cam2'))).status, 200)
-  await waitFor(() => queue(b).outbox.counts.dead === 2 ? true : undefined, 10_000, 'both to be dead letters, as another replica sees it')
+  // Rows as other replicas leave them: one for ZLMediaKit (this pair forwards SRS's hooks only), one
+  // received before every replica was down longer than FORWARD_MAX_AGE, one with the newcomer of a takeover.
+  const now = Date.now()
+  const insert = async (lane: string, target: string, action: string, client: string, since: number, replacedBy: string | null): Promise<void> => {
+    await cluster.query(`INSERT INTO srs_hooks.forward_outbox (lane, target, action, body, idempotency_key, replaced_by, created_at, since, next_at)
+      VALUES ($1, $2, $3, $4, gen_random_uuid()::text, $5, $6, $6, $6)`, [lane, target, action, JSON.stringify(stop(client, 'x')), replacedBy, since], url)
+  }
+  await insert('zlm:/live/z', 'zlm', 'on_stream_changed', 'zlm', now, null)
+  await insert('srs:/live/cam4', 'srs', 'on_stop', 'stale', now - 60_000, null)
+  await insert('srs:/live/cam5', 'srs', 'on_unpublish', 'replaced', now, 'newcomer')
+  await platform.waitFor((all) => all.some((x) => x.body.client_id === 'replaced'), 5000, 'the row with its newcomer')
+  t.equal(platform.of('on_unpublish')[0]!.headers['x-srs-hooks-replaced-by'], 'newcomer', 'sent with X-Srs-Hooks-Replaced-By')
+  await waitFor(() => queue(b).outbox.counts.dead === 4 ? true : undefined, 10_000, 'four dead letters, as another replica sees it')
   const api = `${b.url}/admin-api/video/camera/forwarding`
   const status = await (await fetch(api)).json() as Record<string, any>
-  t.match(status, { code: 0, dead: 2, depth: 0, rows: 2 })
+  t.match(status, { code: 0, dead: 4, depth: 0, rows: 4 })
   const dead = await (await fetch(`${api}/dead`)).json() as Record<string, any>
-  t.match(dead.items, [{ action: 'on_close', lane: 'srs:/live/cam1', last_error: /older than FORWARD_MAX_AGE: .*HTTP 500/ }, { action: 'on_stop', last_error: /older than FORWARD_MAX_AGE: refused/ }])
+  t.match(dead.items, [
+    { action: 'on_close', lane: 'srs:/live/cam1', last_error: /older than FORWARD_MAX_AGE: .*HTTP 500/ },
+    { action: 'on_stop', last_error: /older than FORWARD_MAX_AGE: refused/ },
+    { target: 'zlm', last_error: /older than FORWARD_MAX_AGE: .*no platform URL for zlm's hooks/ },
+    { lane: 'srs:/live/cam4', last_error: 'older than FORWARD_MAX_AGE: never tried' }
+  ])
+  t.notOk(platform.received.some((x) => x.body.client_id === 'stale'), 'too old when first claimed: set aside, not sent')
   const metrics = await (await fetch(`${b.url}/metrics`)).text()
-  t.match(metrics, /srs_hooks_forward_dead_letters 2/)
+  t.match(metrics, /srs_hooks_forward_dead_letters 4/)
   platform.modes.clear()
   platform.refused.clear()
   const retried = await (await fetch(`${api}/dead/retry`, { method: 'POST' })).json() as Record<string, any>
-  t.same(retried, { code: 0, retried: 2 })
-  await platform.waitFor((all) => all.some((x) => x.body.client_id === 'old' && x.headers['idempotency-key'] === dead.items[0].idempotency_key), 5000, 'the retried dead letter')
-  await platform.waitFor((all) => all.some((x) => x.body.client_id === 'refused' && x.headers['idempotency-key'] === dead.items[1].idempotency_key), 5000, 'the other one')
-  await waitFor(() => queue(a).outbox.counts.rows === 0 && queue(b).outbox.counts.rows === 0 ? true : undefined, 5000, 'the queue to empty')
+  t.same(retried, { code: 0, retried: 4 })
+  for (const [i, client] of [[0, 'old'], [1, 'refused'], [3, 'stale']] as const) {
+    await platform.waitFor((all) => all.some((x) => x.body.client_id === client && x.headers['idempotency-key'] === dead.items[i].idempotency_key), 5000, `the retried ${client}`)
+  }
+  await waitFor(() => queue(a).outbox.counts.rows === 1 && queue(b).outbox.counts.rows === 1 ? true : undefined, 5000, 'only the ZLMediaKit row to stay')
+
+  // Past FORWARD_OUTBOX_MAX rows in the queue: refused clearly, not acknowledged.
+  platform.mode = { kind: 'status', status: 500 }
+  let refused: Awaited<ReturnType<typeof postHook>> | undefined
+  let taken = 0
+  for (let i = 0; i < 25 && refused === undefined; i++) {
+    const r = await postHook(a.hookBase, 'on_stop', stop(`f${i}`, 'cam6'))
+    if (r.status === 200) taken++
+    else refused = r
+  }
+  t.equal(taken, 19, 'taken up to FORWARD_OUTBOX_MAX with the row already there')
+  t.match(refused, { status: 503, reply: { code: 1103, msg: /outbox is full \(FORWARD_OUTBOX_MAX=20\)/ } })
 })

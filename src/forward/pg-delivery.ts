@@ -205,8 +205,8 @@ export class PgDelivery implements ForwardDelivery {
     const o = this.#o
     const now = o.now()
     if (now - n.since > o.maxAgeMs) {
-      // The row's own last failure (another replica may have tried it), else this target's.
-      const error = n.lastError ?? this.lastError[n.target]?.error ?? 'not delivered'
+      // The row's own last failure (whichever replica tried it).
+      const error = n.lastError ?? 'never tried'
       await o.outbox.kill(n.seq, this.replica, now, `older than FORWARD_MAX_AGE: ${error}`)
       o.log.error({ seq: n.seq, action: n.action, lane: n.lane, attempts: n.attempts, error }, 'forwarding: a notification could not be delivered within FORWARD_MAX_AGE; it is a dead letter now')
       o.onResult?.(n.target, 'dead', 0)

@@ -111,7 +111,8 @@ export class PgOutbox implements ForwardOutbox {
   /** PostgreSQL's counts, as last read (refresh()) and kept since by this replica's own writes. */
   #waiting = 0
   #dead = 0
-  #oldest: number | null = null
+  /** Infinity when none waits. */
+  #oldest = Infinity
   /** What the spool holds, oldest first, and how many of it per lane. */
   #spooled: Waiting[] = []
   readonly #spooledLanes = new Map<string, number>()
@@ -151,9 +152,8 @@ export class PgOutbox implements ForwardOutbox {
 
   /** When the oldest waiting notification was received (or retried); null when none waits. */
   get oldestSince (): number | null {
-    const spooled = this.#spooled[0]?.since
-    if (spooled === undefined) return this.#oldest
-    return this.#oldest === null ? spooled : Math.min(spooled, this.#oldest)
+    const oldest = Math.min(this.#spooled[0]?.since ?? Infinity, this.#oldest)
+    return oldest === Infinity ? null : oldest
   }
 
   /** Notifications in the spool, waiting for PostgreSQL. */
@@ -173,24 +173,19 @@ export class PgOutbox implements ForwardOutbox {
     await bounded(this.#moving!, boundMs, 'preparing the forwarding queue').catch(() => {})
   }
 
-  /** Creates the table (and the schema) once across replicas, under a session advisory lock. */
+  /**
+   * Creates the schema and the table once across replicas: one implicit transaction under a
+   * transaction advisory lock. The schema is made only when missing (CREATE SCHEMA needs CREATE on
+   * the database even with IF NOT EXISTS; a schema a DBA made is enough).
+   */
   async migrate (): Promise<void> {
-    const client = await this.#pool.connect()
-    let broken: Error | undefined
-    try {
-      await client.query('SELECT pg_advisory_lock(hashtext($1))', [`srs-hooks forward ${this.schema}`])
-      const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [this.schema])
-      if (exists.rowCount === 0) await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.#s}`)
-      await client.query(SCHEMA(this.#s))
-      await client.query('SELECT pg_advisory_unlock_all()')
-      this.#migrated = true
-    } catch (err) {
-      broken = err as Error
-      throw err
-    } finally {
-      // A connection that failed is dropped (its session, and any advisory lock, end with it).
-      client.release(broken)
-    }
+    // DATABASE_SCHEMA is a checked lower-case name: safe in a literal.
+    await this.#query(`SELECT pg_advisory_xact_lock(hashtext('srs-hooks forward ${this.schema}'));
+      DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '${this.schema}') THEN CREATE SCHEMA ${this.#s}; END IF;
+      END $$;
+      ${SCHEMA(this.#s)}`)
+    this.#migrated = true
   }
 
   async add (n: NewNotice): Promise<number> {
@@ -199,10 +194,10 @@ export class PgOutbox implements ForwardOutbox {
       try {
         const res = await bounded(this.#query<{ seq: number }>(`INSERT INTO ${this.#s}.forward_outbox (${COLUMNS})
           VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7) RETURNING seq`,
-        [text(n.lane), n.target, n.action, text(n.body), n.key, n.replacedBy === undefined ? null : text(n.replacedBy), n.at], this.#o.writeTimeoutMs),
+        [text(n.lane), n.target, n.action, text(n.body), n.key, n.replacedBy ?? null, n.at], this.#o.writeTimeoutMs),
         this.#o.writeTimeoutMs, 'queueing a notification')
         this.#waiting++
-        if (this.#oldest === null) this.#oldest = n.at
+        this.#oldest = Math.min(this.#oldest, n.at)
         return res.rows[0]!.seq
       } catch (err) {
         this.#failed(err)
@@ -281,17 +276,14 @@ export class PgOutbox implements ForwardOutbox {
     const r = res.rows[0]!
     this.#waiting = r.waiting
     this.#dead = r.dead
-    this.#oldest = r.oldest
+    this.#oldest = r.oldest ?? Infinity
   }
 
   /** A committed write to PostgreSQL, or (while it fails) to the spool, which then takes notifications. */
   async touch (now: number): Promise<void> {
-    try {
-      await bounded(this.#query(`INSERT INTO ${this.#s}.forward_meta (key, value) VALUES ('ready_check', $1)
-        ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [String(now)], this.#o.writeTimeoutMs), this.#o.writeTimeoutMs, 'the readiness write')
-    } catch {
-      await this.spool.touch(now)
-    }
+    await bounded(this.#query(`INSERT INTO ${this.#s}.forward_meta (key, value) VALUES ('ready_check', $1)
+      ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [String(now)], this.#o.writeTimeoutMs), this.#o.writeTimeoutMs, 'the readiness write')
+      .catch(async () => { await this.spool.touch(now) })
   }
 
   async close (): Promise<void> {
@@ -347,7 +339,7 @@ export class PgOutbox implements ForwardOutbox {
       const rows = await this.spool.get(seqs)
       const params: unknown[] = []
       const tuples = rows.map((r) => {
-        params.push(text(r.lane), r.target, r.action, text(r.body), r.key, r.replacedBy === null ? null : text(r.replacedBy), r.createdAt, r.since, r.since)
+        params.push(text(r.lane), r.target, r.action, text(r.body), r.key, r.replacedBy, r.createdAt, r.since, r.since)
         const at = params.length - 9
         return `(${Array.from({ length: 9 }, (_, i) => `$${at + i + 1}`).join(', ')})`
       })
