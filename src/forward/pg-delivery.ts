@@ -31,7 +31,7 @@ const START_BOUND_MS = 5000
  * The queue replicas share, with DATABASE_URL: its outbox and this replica's delivery. A claim's
  * lease covers an attempt (FORWARD_TIMEOUT_MS) and the writes around it, twice over.
  */
-export function openSharedQueue (config: Config, common: Omit<PgDeliveryOptions, 'outbox' | 'leaseMs' | 'pollMs' | 'startBoundMs'>): { outbox: PgOutbox, delivery: PgDelivery } {
+export function openSharedQueue (config: Config, common: Omit<PgDeliveryOptions, 'outbox' | 'leaseMs' | 'pollMs' | 'readMs' | 'startBoundMs'>): { outbox: PgOutbox, delivery: PgDelivery } {
   const outbox = PgOutbox.open({
     url: checkDatabaseUrl(config.DATABASE_URL!),
     schema: config.DATABASE_SCHEMA,
@@ -48,6 +48,7 @@ export function openSharedQueue (config: Config, common: Omit<PgDeliveryOptions,
     outbox,
     leaseMs: leaseMs(config),
     pollMs: POLL_MS,
+    readMs: config.DATABASE_WRITE_TIMEOUT_MS,
     startBoundMs: Math.min(config.DATABASE_QUERY_TIMEOUT_MS, START_BOUND_MS)
   })
   return { outbox, delivery }
@@ -73,6 +74,8 @@ export interface PgDeliveryOptions {
   /** How long a claim holds a row; past it, another replica may take it. */
   leaseMs: number
   pollMs: number
+  /** Bound on a decision hook's read of its stream's queue. */
+  readMs: number
   /** How long start() waits for PostgreSQL at most (then the queue is prepared in the background). */
   startBoundMs: number
   now: () => number
@@ -122,8 +125,9 @@ export class PgDelivery implements ForwardDelivery {
 
   /**
    * Resolves once every notification of `lane` waiting in the queue (or in this replica's spool)
-   * when called is delivered or dead, whichever replica delivers it; false at `deadline`. While
-   * PostgreSQL does not answer, it waits until the deadline.
+   * when called is delivered or dead, whichever replica delivers it; false at `deadline`. A queue
+   * that cannot be read within `readMs` (PostgreSQL down or hanging) is not waited for: false at
+   * once, and the platform is asked with the time left (the order is then not known).
    */
   async drained (lane: string, deadline: number): Promise<boolean> {
     let last: number | null | undefined
@@ -131,10 +135,13 @@ export class PgDelivery implements ForwardDelivery {
       const left = deadline - this.#o.now()
       if (left <= 0) return false
       if (!this.#o.outbox.spooledIn(lane)) {
+        const bound = Math.min(left, this.#o.readMs)
         try {
-          last ??= await bounded(this.#o.outbox.lastOf(lane), left, 'reading the stream\'s queue')
-          if (last === null || !await bounded(this.#o.outbox.waitsUpTo(lane, last), left, 'reading the stream\'s queue')) return true
-        } catch {}
+          last ??= await bounded(this.#o.outbox.lastOf(lane), bound, 'reading the stream\'s queue')
+          if (last === null || !await bounded(this.#o.outbox.waitsUpTo(lane, last), bound, 'reading the stream\'s queue')) return true
+        } catch {
+          return false
+        }
       }
       await new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.min(DRAIN_POLL_MS, deadline - this.#o.now()))))
     }
