@@ -42,7 +42,16 @@ function perKey (received: Received[]): Map<string, Received[]> {
 t.test('two replicas on one DATABASE_URL: each notification delivered once, each stream in order across both, a decision waits for the other replica\'s queue', async (t) => {
   const platform = await platformFor(t)
   const url = await cluster.database()
-  const env = { SRS_API_URL: 'none', FORWARD_URL: platform.url, DATABASE_URL: url, FORWARD_TIMEOUT_MS: '3000', FORWARD_RETRY_MAX_MS: '50', FORWARD_CONCURRENCY: '2' }
+  const env = {
+    SRS_API_URL: 'none',
+    FORWARD_URL: platform.url,
+    DATABASE_URL: url,
+    FORWARD_TIMEOUT_MS: '3000',
+    FORWARD_RETRY_MAX_MS: '50',
+    FORWARD_CONCURRENCY: '2',
+    // A busy machine must not make a delivered row's delete miss its bound (the row would be delivered again once its lease lapsed, rightly).
+    DATABASE_WRITE_TIMEOUT_MS: '5000'
+  }
   const a = await startApp(t, env)
   const b = await startApp(t, env)
   // A platform a little slow: a backlog builds up, and both replicas claim from it.
