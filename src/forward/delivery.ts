@@ -33,6 +33,27 @@ interface Lane {
   waiters: Set<() => void>
 }
 
+/** What the service, the operator API, /readyz and the metrics use of a delivery: Delivery, or PgDelivery on the shared queue. */
+export interface ForwardDelivery {
+  /** Notifications waiting (not dead). */
+  readonly depth: number
+  /** The last failure per target, for the operator. */
+  readonly lastError: Partial<Record<Target, { at: number, error: string, action: string }>>
+  oldestAgeMs: () => number | null
+  /** A notification just added (or revived). */
+  added: (w: Waiting) => void
+  /** Resolves once the lane's notifications added before the call are delivered (or dead), or false at `deadline`. */
+  drained: (lane: string, deadline: number) => Promise<boolean>
+  start: () => Promise<void>
+  stop: () => Promise<void>
+}
+
+/** The first delay before trying a notification again after `attempts` failed ones: exponential, half of it random, capped. */
+export function backoffMs (attempts: number, retryMaxMs: number, random: () => number): number {
+  const cap = Math.min(retryMaxMs, FIRST_RETRY_MS * 2 ** Math.min(attempts - 1, 30))
+  return Math.round(cap / 2 + random() * cap / 2)
+}
+
 export interface DeliveryOptions {
   outbox: Outbox
   clients: Partial<Record<Target, PlatformClient>>
@@ -48,7 +69,7 @@ export interface DeliveryOptions {
   random?: () => number
 }
 
-export class Delivery {
+export class Delivery implements ForwardDelivery {
   readonly #o: DeliveryOptions
   readonly #lanes = new Map<string, Lane>()
   /** Lanes whose head may be delivered now, in the order they became ready. */
@@ -219,8 +240,7 @@ export class Delivery {
     this.lastError[n.target] = { at: now, error, action: n.action }
     this.#o.onResult?.(n.target, verdict.kind === 'refuse' ? 'refused' : 'failed', answer.ms)
     head.attempts++
-    const cap = Math.min(this.#o.retryMaxMs, FIRST_RETRY_MS * 2 ** Math.min(head.attempts - 1, 30))
-    head.nextAt = this.#o.now() + Math.round(cap / 2 + (this.#o.random ?? Math.random)() * cap / 2)
+    head.nextAt = this.#o.now() + backoffMs(head.attempts, this.#o.retryMaxMs, this.#o.random ?? Math.random)
     if (head.attempts === 1) this.#o.log.warn({ seq: head.seq, action: n.action, lane: name, error }, 'forwarding: the platform did not take a notification; retrying')
     await this.#o.outbox.failed(head.seq, head.attempts, head.nextAt, error)
   }

@@ -73,6 +73,23 @@ export interface OutboxCounts {
   dead: number
 }
 
+/**
+ * What the service, the operator API and /readyz use of an outbox: the SQLite file in DATA_DIR
+ * (Outbox), or the queue replicas share in PostgreSQL (PgOutbox).
+ */
+export interface ForwardOutbox {
+  readonly max: number
+  /** Rows (waiting and dead) and dead letters, as last known. */
+  readonly counts: OutboxCounts
+  /** Durable when it resolves; rejects with code OUTBOX_FULL at `max` rows. */
+  add: (n: NewNotice) => Promise<number>
+  dead: (after: number, limit: number) => Promise<Notice[]>
+  revive: (seqs: number[], now: number) => Promise<Waiting[]>
+  /** Throws unless a write reaches the outbox now. */
+  touch: (now: number) => Promise<void>
+  close: () => Promise<void>
+}
+
 /** Thrown by add() when the outbox holds FORWARD_OUTBOX_MAX rows. */
 export class OutboxFullError extends Error {
   readonly code = 'OUTBOX_FULL'
@@ -227,7 +244,7 @@ export class OutboxFile {
 }
 
 /** The outbox as the main thread sees it: calls go to the worker; its counts are kept from every answer. */
-export class Outbox {
+export class Outbox implements ForwardOutbox {
   readonly file: string
   readonly max: number
   #counts: OutboxCounts

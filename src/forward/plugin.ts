@@ -3,8 +3,8 @@ import { Counter, Gauge, Histogram } from 'prom-client'
 import type { Config } from '../config.js'
 import type { PlatformCheck } from '../publishers/media.js'
 import { PlatformClient, type Target } from './client.js'
-import { Delivery } from './delivery.js'
-import { Outbox } from './outbox.js'
+import { Delivery, type DeliveryResult, type ForwardDelivery } from './delivery.js'
+import { Outbox, type ForwardOutbox } from './outbox.js'
 import { ForwardService } from './service.js'
 import { durationMs, headersOf } from './settings.js'
 
@@ -45,12 +45,7 @@ export default fp<ForwardPluginOptions>(async (app, { config, now }) => {
   const clients: Partial<Record<Target, PlatformClient>> = {}
   if (config.FORWARD_URL !== undefined) clients.srs = new PlatformClient({ url: config.FORWARD_URL, headers })
   if (config.FORWARD_ZLM_URL !== undefined) clients.zlm = new PlatformClient({ url: config.FORWARD_ZLM_URL, headers })
-  let outbox: Outbox
-  try {
-    outbox = Outbox.open({ dir: config.DATA_DIR, max: config.FORWARD_OUTBOX_MAX })
-  } catch (err) {
-    throw new Error(`cannot open the forwarding outbox in DATA_DIR=${config.DATA_DIR}: ${(err as Error).message}`, { cause: err })
-  }
+  const shared = config.DATABASE_URL === undefined ? undefined : await import('./pg-delivery.js')
 
   const registers = [app.metrics.registry]
   const deliveries = new Counter({
@@ -79,8 +74,7 @@ export default fp<ForwardPluginOptions>(async (app, { config, now }) => {
     registers
   })
 
-  const delivery = new Delivery({
-    outbox,
+  const common = {
     clients,
     concurrency: config.FORWARD_CONCURRENCY,
     timeoutMs: config.FORWARD_TIMEOUT_MS,
@@ -88,11 +82,22 @@ export default fp<ForwardPluginOptions>(async (app, { config, now }) => {
     retryMaxMs: config.FORWARD_RETRY_MAX_MS,
     now,
     log,
-    onResult: (target, result, ms) => {
+    onResult: (target: Target, result: DeliveryResult, ms: number) => {
       deliveries.inc({ target, result })
       if (result !== 'dead') latency.observe({ target, kind: 'notification' }, ms / 1000)
     }
-  })
+  }
+  let outbox: ForwardOutbox
+  let delivery: ForwardDelivery
+  try {
+    if (shared === undefined) {
+      const local = Outbox.open({ dir: config.DATA_DIR, max: config.FORWARD_OUTBOX_MAX })
+      outbox = local
+      delivery = new Delivery({ ...common, outbox: local })
+    } else ({ outbox, delivery } = shared.openSharedQueue(config, common))
+  } catch (err) {
+    throw new Error(`cannot open the forwarding outbox in DATA_DIR=${config.DATA_DIR}: ${(err as Error).message}`, { cause: err })
+  }
   const service = new ForwardService({
     clients,
     outbox,

@@ -4,8 +4,8 @@ import { AppError, Codes } from '../errors.js'
 import type { Log } from '../logger.js'
 import type { PlatformCheck, PlatformRefusal } from '../publishers/media.js'
 import type { PlatformClient, Target } from './client.js'
-import type { Delivery } from './delivery.js'
-import type { Outbox } from './outbox.js'
+import type { ForwardDelivery } from './delivery.js'
+import type { ForwardOutbox } from './outbox.js'
 import { verdictOf, type Verdict } from './verdict.js'
 
 /**
@@ -57,8 +57,8 @@ const REMEMBER_MS = 60_000
 
 export interface ForwardServiceOptions {
   clients: Partial<Record<Target, PlatformClient>>
-  outbox: Outbox
-  delivery: Delivery
+  outbox: ForwardOutbox
+  delivery: ForwardDelivery
   timeoutMs: number
   failMode: 'open' | 'closed'
   now: () => number
@@ -71,8 +71,8 @@ export interface ForwardServiceOptions {
 
 export class ForwardService {
   readonly clients: Partial<Record<Target, PlatformClient>>
-  readonly outbox: Outbox
-  readonly delivery: Delivery
+  readonly outbox: ForwardOutbox
+  readonly delivery: ForwardDelivery
   readonly #o: ForwardServiceOptions
   /** Publish verdicts asked at on_connect (SRS >= 7.0.62), by client, for its on_publish. */
   readonly #remembered = new LRUCache<string, { lane: string, refusal: PlatformRefusal | undefined }>({ max: 100_000, ttl: REMEMBER_MS })

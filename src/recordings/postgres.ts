@@ -313,7 +313,7 @@ export function pgListSql (s: string, q: RecordingQuery): { text: string, values
 }
 
 /** What every connection shares: the URL, the bounds, bigints as numbers, a name in pg_stat_activity. */
-function connection (o: PgStoreOptions): pg.ClientConfig {
+export function connection (o: Pick<PgStoreOptions, 'url' | 'queryTimeoutMs'>): pg.ClientConfig {
   return {
     connectionString: o.url,
     connectionTimeoutMillis: o.queryTimeoutMs,
