@@ -27,11 +27,14 @@ export const POLL_MS = 200
 /** How long a start waits for PostgreSQL at most before serving (and spooling). */
 const START_BOUND_MS = 5000
 
+/** The settings the shared queue is opened with. */
+export type SharedQueueConfig = Pick<Config, 'DATABASE_POOL_MAX' | 'DATABASE_QUERY_TIMEOUT_MS' | 'DATABASE_SCHEMA' | 'DATABASE_URL' | 'DATABASE_WRITE_TIMEOUT_MS' | 'DATA_DIR' | 'FORWARD_OUTBOX_MAX' | 'FORWARD_TIMEOUT_MS' | 'SPOOL_RETRY_MS'>
+
 /**
  * The queue replicas share, with DATABASE_URL: its outbox and this replica's delivery. A claim's
  * lease covers an attempt (FORWARD_TIMEOUT_MS) and the writes around it, twice over.
  */
-export function openSharedQueue (config: Config, common: Omit<PgDeliveryOptions, 'outbox' | 'leaseMs' | 'pollMs' | 'readMs' | 'startBoundMs'>): { outbox: PgOutbox, delivery: PgDelivery } {
+export function openSharedQueue (config: SharedQueueConfig, common: Omit<PgDeliveryOptions, 'outbox' | 'leaseMs' | 'pollMs' | 'readMs' | 'startBoundMs'>): { outbox: PgOutbox, delivery: PgDelivery } {
   const outbox = PgOutbox.open({
     url: checkDatabaseUrl(config.DATABASE_URL!),
     schema: config.DATABASE_SCHEMA,

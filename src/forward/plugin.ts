@@ -5,6 +5,7 @@ import type { PlatformCheck } from '../publishers/media.js'
 import { PlatformClient, type Target } from './client.js'
 import { Delivery, type DeliveryResult, type ForwardDelivery } from './delivery.js'
 import { Outbox, type ForwardOutbox } from './outbox.js'
+import type { SharedQueueConfig } from './pg-delivery.js'
 import { ForwardService } from './service.js'
 import { durationMs, headersOf } from './settings.js'
 
@@ -21,8 +22,11 @@ declare module 'fastify' {
   }
 }
 
+/** The settings the forwarding plugin reads (and the shared queue's, with DATABASE_URL). */
+export type ForwardConfig = SharedQueueConfig & Pick<Config, 'DATABASE_URL' | 'DATA_DIR' | 'FORWARD_CONCURRENCY' | 'FORWARD_FAIL_MODE' | 'FORWARD_HEADERS' | 'FORWARD_MAX_AGE' | 'FORWARD_OUTBOX_MAX' | 'FORWARD_RETRY_MAX_MS' | 'FORWARD_TIMEOUT_MS' | 'FORWARD_URL' | 'FORWARD_ZLM_URL'>
+
 export interface ForwardPluginOptions {
-  config: Config
+  config: ForwardConfig
   now: () => number
 }
 
