@@ -2,8 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import pg from 'pg'
+import { pino } from 'pino'
 import type { PgDelivery } from '../src/forward/pg-delivery.js'
-import type { PgOutbox } from '../src/forward/pg-outbox.js'
+import { PgOutbox } from '../src/forward/pg-outbox.js'
 import { postHook, startApp, waitFor, type TestApp } from './fixtures/app.js'
 import { PlatformServer, type Received } from './fixtures/platform.js'
 import { PgProxy, startPostgres } from './fixtures/postgres.js'
@@ -88,6 +90,26 @@ t.test('two replicas on one DATABASE_URL: each notification delivered once, each
   const r = await playing
   t.same(r.reply, { code: 0, msg: null })
   t.same(platform.received.filter((x) => x.body.stream === 'cam9').map((x) => x.action).slice(-2), ['on_stop', 'on_play'], 'the platform got the stop (from A) before the play (at B)')
+})
+
+t.test('a notification received while the shared queue is still being prepared (another replica holds its creation lock) waits for it within the write bound and is queued in PostgreSQL, not the spool', async (t) => {
+  const url = await cluster.database()
+  const locker = new pg.Client({ connectionString: url })
+  await locker.connect()
+  t.teardown(() => locker.end())
+  const lock = 'srs-hooks forward srs_hooks'
+  await locker.query('SELECT pg_advisory_lock(hashtext($1))', [lock])
+  const outbox = PgOutbox.open({ url, schema: 'srs_hooks', queryTimeoutMs: 10_000, writeTimeoutMs: 10_000, retryMs: 100, poolMax: 2, dir: t.testdir(), max: 100, log: pino({ level: 'silent' }) })
+  t.teardown(() => outbox.close())
+  await outbox.start(50)
+  let seq: number | undefined
+  const added = outbox.add({ lane: '/live/cam1', target: 'srs', action: 'on_stop', body: '{}', key: 'k-at-start', at: 1 }).then((s) => { seq = s })
+  await waitFor(async () => (await locker.query('SELECT count(*)::int AS n FROM pg_locks WHERE locktype = \'advisory\' AND NOT granted')).rows[0].n === 1, 5000, 'the creation to wait for the lock')
+  t.equal(seq, undefined, 'not answered from the spool meanwhile')
+  await locker.query('SELECT pg_advisory_unlock(hashtext($1))', [lock])
+  await added
+  t.equal(outbox.counters.spooled, 0, 'nothing spooled')
+  t.match(await cluster.query('SELECT seq, idempotency_key FROM srs_hooks.forward_outbox', [], url), [{ seq, idempotency_key: 'k-at-start' }], 'queued in PostgreSQL')
 })
 
 t.test('a replica dies holding a delivery: its lease lapses and the other replica delivers the row, with the same key; nothing is lost', async (t) => {

@@ -190,12 +190,18 @@ export class PgOutbox implements ForwardOutbox {
 
   async add (n: NewNotice): Promise<number> {
     if (this.counts.rows >= this.max) throw new OutboxFullError(this.max)
+    const deadline = performance.now() + this.#o.writeTimeoutMs
+    // The queue still being prepared (a start, or PostgreSQL back): wait for it within the write's
+    // bound, rather than spool a notification that would reach PostgreSQL after later ones that
+    // other replicas queued meanwhile.
+    if (!this.#migrated && this.#moving !== null) await bounded(this.#moving, this.#o.writeTimeoutMs, 'preparing the forwarding queue').catch(() => {})
     if (this.#migrated && this.#spooled.length === 0 && this.#spooling === 0) {
+      const left = Math.max(1, Math.round(deadline - performance.now()))
       try {
         const res = await bounded(this.#query<{ seq: number }>(`INSERT INTO ${this.#s}.forward_outbox (${COLUMNS})
           VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7) RETURNING seq`,
-        [text(n.lane), n.target, n.action, text(n.body), n.key, n.replacedBy ?? null, n.at], this.#o.writeTimeoutMs),
-        this.#o.writeTimeoutMs, 'queueing a notification')
+        [text(n.lane), n.target, n.action, text(n.body), n.key, n.replacedBy ?? null, n.at], left),
+        left, 'queueing a notification')
         this.#waiting++
         this.#oldest = Math.min(this.#oldest, n.at)
         return res.rows[0]!.seq
