@@ -64,6 +64,14 @@ async function twoReplicas (t: Test, env: Record<string, string> = {}) {
 const publishCall = (sim: SrsSimulator, clientId: string): HookCall | undefined =>
   sim.hookCalls.find((c) => c.hook === 'on_publish' && c.body.client_id === clientId)
 
+/** `n` simultaneous publishes from one IP with a wrong signed key: the clients, and the code each on_publish got. */
+async function wrongKeys (sim: SrsSimulator, n: number) {
+  const bad = `?expires=${Math.floor(Date.now() / 1000) + 60}&sign=${'0'.repeat(64)}`
+  const attempts = await Promise.all(Array.from({ length: n }, async (_, i) =>
+    await sim.publish({ app: 'live', stream: `cam${i}`, param: bad, ip: '6.6.6.6' })))
+  return { attempts, codes: attempts.map((a) => JSON.parse(publishCall(sim, a.clientId)!.replyBody).code as number) }
+}
+
 const outcomeOf = (replicas: TestApp[], clientId: string): unknown =>
   replicas.flatMap((r) => r.logs.lines).find((l) => l.action === 'on_publish' && l.client === clientId)?.outcome
 
@@ -192,11 +200,8 @@ t.test('simultaneous brute-force attempts from one IP through a slow Redis do no
   const { proxy, sim } = await twoReplicas(t, { PUBLISH_AUTH: 'signed', PUBLISH_SECRET: SECRET, AUTH_FAIL_MAX: String(MAX), AUTH_FAIL_WINDOW_MS: '60000' })
   proxy.set('slow', SLOW_MS)
   t.teardown(() => { proxy.set('fast') })
-  const bad = `?expires=${Math.floor(Date.now() / 1000) + 60}&sign=${'0'.repeat(64)}`
   const N = 12
-  const attempts = await Promise.all(Array.from({ length: N }, async (_, i) =>
-    await sim.publish({ app: 'live', stream: `cam${i}`, param: bad, ip: '6.6.6.6' })))
-  const codes = attempts.map((n) => JSON.parse(publishCall(sim, n.clientId)!.replyBody).code as number)
+  const { attempts, codes } = await wrongKeys(sim, N)
   const limited = codes.filter((c) => c === Codes.AUTH_RATE_LIMITED).length
   t.equal(attempts.filter((n) => n.ok).length, 0, 'no attempt publishes')
   // Redis cannot count for both: each replica counts what it sees, at most MAX checked on each.
@@ -214,11 +219,8 @@ t.test('simultaneous wrong keys from one IP on two replicas through a Redis that
   const { proxy, sim, a, b } = await twoReplicas(t, { PUBLISH_AUTH: 'signed', PUBLISH_SECRET: SECRET, AUTH_FAIL_MAX: String(MAX), AUTH_FAIL_WINDOW_MS: '60000', REDIS_TIMEOUT_MS: '2000' })
   proxy.set('latency', 60)
   t.teardown(() => { proxy.set('fast') })
-  const bad = `?expires=${Math.floor(Date.now() / 1000) + 60}&sign=${'0'.repeat(64)}`
   const N = 12
-  const attempts = await Promise.all(Array.from({ length: N }, async (_, i) =>
-    await sim.publish({ app: 'live', stream: `cam${i}`, param: bad, ip: '6.6.6.6' })))
-  const codes = attempts.map((n) => JSON.parse(publishCall(sim, n.clientId)!.replyBody).code as number)
+  const { attempts, codes } = await wrongKeys(sim, N)
   t.equal(attempts.filter((n) => n.ok).length, 0, 'no attempt publishes')
   t.equal(codes.filter((c) => c !== Codes.AUTH_RATE_LIMITED).length, MAX, `AUTH_FAIL_MAX attempts checked, however many came at once (${codes.join(', ')})`)
   t.equal(codes.filter((c) => c === Codes.AUTH_RATE_LIMITED).length, N - MAX, 'the others refused unchecked')

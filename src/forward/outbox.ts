@@ -100,7 +100,8 @@ export class OutboxFullError extends Error {
   }
 }
 
-interface Row {
+/** An outbox row as SQLite and PostgreSQL both return it (columns in snake case). */
+export interface Row {
   seq: number
   lane: string
   target: Target
@@ -116,7 +117,7 @@ interface Row {
   dead_at: number | null
 }
 
-const noticeOf = (r: Row): Notice => ({
+export const noticeOf = (r: Row): Notice => ({
   seq: r.seq,
   lane: r.lane,
   target: r.target,

@@ -2,8 +2,7 @@ import pg from 'pg'
 import type { Log } from '../logger.js'
 import { bounded, quoteSchema, redactUrl } from '../recordings/database.js'
 import { connection } from '../recordings/postgres.js'
-import type { Target } from './client.js'
-import { Outbox, OutboxFullError, type ForwardOutbox, type NewNotice, type Notice, type OutboxCounts, type Waiting } from './outbox.js'
+import { noticeOf, Outbox, OutboxFullError, type ForwardOutbox, type NewNotice, type Notice, type OutboxCounts, type Row, type Waiting } from './outbox.js'
 
 /**
  * The outbox replicas share, in PostgreSQL (DATABASE_URL): the table `forward_outbox` in
@@ -47,38 +46,6 @@ const SCHEMA = (s: string): string => `
 
 /** PostgreSQL's text holds no NUL character (a hook's field may): replaced, the same way everywhere. */
 const text = (v: string): string => v.replaceAll('\0', '\uFFFD')
-
-interface Row {
-  seq: number
-  lane: string
-  target: Target
-  action: string
-  body: string
-  idempotency_key: string
-  replaced_by: string | null
-  created_at: number
-  since: number
-  attempts: number
-  next_at: number
-  last_error: string | null
-  dead_at: number | null
-}
-
-const noticeOf = (r: Row): Notice => ({
-  seq: r.seq,
-  lane: r.lane,
-  target: r.target,
-  action: r.action,
-  body: r.body,
-  key: r.idempotency_key,
-  replacedBy: r.replaced_by,
-  createdAt: r.created_at,
-  since: r.since,
-  attempts: r.attempts,
-  nextAt: r.next_at,
-  lastError: r.last_error,
-  deadAt: r.dead_at
-})
 
 const COLUMNS = 'lane, target, action, body, idempotency_key, replaced_by, created_at, since, next_at'
 
