@@ -1,6 +1,6 @@
 /**
  * Forwarding to the platform's own callback (issue #20, "Measure"): srs-hooks with FORWARD_URL
- * against the same srs-hooks without it, side by side in one run, beside one SRS simulator and a
+ * against the same srs-hooks without it, side by side in one run, beside the SRS simulator and a
  * platform that answers `{"code":0}` after 1 ms (platform-process.ts, a process of its own).
  *
  * 1. Notification hooks (on_unpublish, on_close, on_stop, on_dvr, on_hls) at BENCH_FORWARD_RATE
@@ -13,17 +13,18 @@
  *    forwarding, and the platform's own time meanwhile (from its request to its reply, as the
  *    platform measures it): what forwarding adds beyond the platform's time.
  */
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { request } from 'undici'
 import { OutboxFile } from '../../src/forward/outbox.js'
 import type { HookAction } from '../../src/srs/hooks.js'
-import { BENCH_SERVER_ID, checks, pace, row, Target, type HttpRequest, type LoadResult, type Row, type Scenario } from './harness.js'
+import { checks, pace, percentile, row, Target, type HttpRequest, type LoadResult, type Row, type Scenario } from './harness.js'
 import { hookRequest, knownStreams } from './hooks.js'
 import type { BenchOptions } from './options.js'
 import { PlatformProcess } from './platform.js'
-import { SimProcess } from './sim.js'
 
 /** The platform's time to answer each hook (issue #20: 1 ms). */
 const PLATFORM_DELAY_MS = 1
@@ -68,6 +69,31 @@ function fillOutbox (dir: string, n: number, streams: number): void {
   }
 }
 
+/**
+ * The floor of a durable write on the disk of `dir`: `n` small appends to a file there, each
+ * followed by fsync(), as a commit of the outbox does; their times, ms.
+ */
+function fsyncTimes (dir: string, n: number): number[] {
+  const fd = openSync(join(dir, 'fsync-probe'), 'w')
+  try {
+    return Array.from({ length: n }, () => {
+      const started = performance.now()
+      writeSync(fd, 'x'.repeat(256))
+      fsyncSync(fd)
+      return performance.now() - started
+    })
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** The platform's answer time as srs-hooks saw it for notifications so far (its histogram): mean, ms. */
+async function deliveryMeanMs (target: Target): Promise<number> {
+  const text = await (await request(target.url + '/metrics')).body.text()
+  const value = (name: string): number => Number(new RegExp(`^srs_hooks_forward_platform_seconds_${name}\\{target="srs",kind="notification"\\} (\\S+)$`, 'm').exec(text)![1])
+  return value('sum') * 1000 / value('count')
+}
+
 /** Waits until `done` holds or `ms` have passed (the rows then show what was missing). */
 async function until (done: () => Promise<boolean>, ms: number): Promise<void> {
   const deadline = performance.now() + ms
@@ -82,17 +108,20 @@ async function warm (url: string, requests: HttpRequest[], next: (() => HttpRequ
 /** 15. Forwarding to the platform: notifications, a backlog's drain, decision hooks. */
 export const forwarding: Scenario = {
   title: 'forwarding to the platform (FORWARD_URL) vs without: notifications, a backlog\'s drain, decision hooks',
-  run: async (_shared, opts) => {
+  // The shared stage's simulator serves as SRS for both (its hooks go to the forwarding server
+  // meanwhile); two servers of its own, started fresh.
+  run: async ({ sim, app }, opts) => {
     const dir = await mkdtemp(join(tmpdir(), 'srs-hooks-bench-'))
     const platform = await PlatformProcess.start(PLATFORM_DELAY_MS)
-    const sim = await SimProcess.start({ serverId: BENCH_SERVER_ID })
     const without = await Target.start('app', { SRS_API_URL: sim.apiUrl, DATA_DIR: join(dir, 'without') })
     fillOutbox(join(dir, 'with'), opts.forwardBacklog, opts.streams)
     // It delivers the backlog from its start on.
     const forwarded = await Target.start('app', { SRS_API_URL: sim.apiUrl, DATA_DIR: join(dir, 'with'), FORWARD_URL: platform.url })
     await sim.setHookBase(forwarded.hookBase)
     try {
-      const paced = { connections: opts.connections, durationS: opts.durationS, rate: opts.forwardRate }
+      // SRS sends each hook on a connection of its own: enough of them that hooks waiting for a
+      // disk's fsync (up to 100 ms) never queue in the generator behind each other.
+      const paced = { connections: Math.max(opts.connections, Math.ceil(opts.forwardRate / 10)), durationS: opts.durationS, rate: opts.forwardRate }
       const backlog = opts.forwardBacklog
 
       // 2. Notifications while the backlog drains.
@@ -102,12 +131,14 @@ export const forwarding: Scenario = {
       const left = backlog - (await platform.summary()).backlog
       await until(async () => (await platform.summary()).backlog >= backlog, Math.max(60_000, backlog * 10))
       const drain = await platform.summary()
+      const roundTrip = await deliveryMeanMs(forwarded)
       const rate = (drain.backlog - 1) / ((drain.lastBacklogAt - drain.firstBacklogAt) / 1000)
       // What was sent meanwhile reaches the platform too before it is cleared for 1.
       await until(async () => (await platform.summary()).notices >= sent + during.completed, 60_000)
       await platform.clear()
 
-      // 1. Notifications with and without forwarding, no backlog.
+      // 1. Notifications with and without forwarding, no backlog; the disk's own fsync first.
+      const fsyncs = fsyncTimes(dir, 100)
       await warm(without.url, [], live, opts)
       const c0 = await without.cpu()
       const bare = await pace({ url: without.url, requests: [], next: live, ...paced })
@@ -123,9 +154,12 @@ export const forwarding: Scenario = {
         row(`notifications p50 at ${R}/s with forwarding (ref: without)`, 'ms', ours.p50, bare.p50),
         row(`notifications p99 at ${R}/s with forwarding (ref: without)`, 'ms', ours.p99, bare.p99, checks.addedAtMost(2, 'ms')),
         row('server CPU per notification with forwarding, its delivery included (ref: without)', 'µs', (f1 - f0) / Math.max(1, ours.completed), (c1 - c0) / Math.max(1, bare.completed)),
+        row('fsync on the outbox\'s disk alone, p50 (a durable write\'s floor)', 'ms', percentile(fsyncs, 50)),
+        row('fsync on the outbox\'s disk alone, p99 (a durable write\'s floor)', 'ms', percentile(fsyncs, 99)),
         row('notifications failed with and without forwarding (ref: completed)', 'requests', ours.failures + bare.failures, ours.completed + bare.completed, checks.atMost(0, 'requests')),
         row('notifications delivered to the platform (ref: answered with forwarding)', 'requests', delivered, ours.completed, checks.equalsReference()),
         row(`drain of ${backlog} notifications over ${opts.streams} streams to a platform answering in ${PLATFORM_DELAY_MS} ms: rate`, 'events/s', rate, undefined, checks.atLeast(2000, 'events/s')),
+        row('drain: the platform\'s answer to a delivery as srs-hooks saw it, mean (ref: the platform\'s own p50)', 'ms', roundTrip, drain.ownP50),
         row('drain: backlog notifications the platform received (ref: backlog)', 'events', drain.backlog, backlog, checks.equalsReference()),
         row('drain: backlog left when the notifications sent meanwhile ended (ref: backlog)', 'events', left, backlog),
         row(`notifications p50 at ${R}/s during the drain (ref: with no backlog)`, 'ms', during.p50, ours.p50),
@@ -160,7 +194,7 @@ export const forwarding: Scenario = {
     } finally {
       await forwarded.close()
       await without.close()
-      await sim.close()
+      await sim.setHookBase(app.hookBase)
       await platform.close()
       await rm(dir, { recursive: true })
     }
