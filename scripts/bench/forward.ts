@@ -97,7 +97,12 @@ async function deliveryMeanMs (target: Target): Promise<number> {
 /** Waits until `done` holds or `ms` have passed (the rows then show what was missing). */
 async function until (done: () => Promise<boolean>, ms: number): Promise<void> {
   const deadline = performance.now() + ms
-  while (!await done() && performance.now() < deadline) await sleep(100)
+  while (!await done()) {
+    await sleep(100)
+    // Only a server that stopped delivering gets here: the smoke's tiny runs cannot wait so long.
+    /* c8 ignore next */
+    if (performance.now() > deadline) return
+  }
 }
 
 /** A quarter of a second at 2,000/s, so that both sides of a comparison are past their JIT warm-up. */

@@ -23,7 +23,7 @@ export interface PlatformSummary {
   lastBacklogAt: number
   /** Notifications (requests with an Idempotency-Key) that were not the backlog's. */
   notices: number
-  /** The platform's own time per request, ms: median and 99th percentile (0 when none). */
+  /** The platform's own time per request, ms: median and 99th percentile (absent when it answered nothing). */
   ownP50: number
   ownP99: number
 }
@@ -50,8 +50,9 @@ const server = http.createServer((req, res) => {
 })
 server.keepAliveTimeout = 10_000
 
+/** The nearest-rank percentile; undefined (absent from the summary, NaN in the table) when it answered nothing. */
 function percentile (sorted: number[], p: number): number {
-  return sorted.length === 0 ? 0 : sorted[Math.max(0, Math.ceil(p / 100 * sorted.length) - 1)]!
+  return sorted[Math.max(0, Math.ceil(p / 100 * sorted.length) - 1)]!
 }
 
 const methods: Record<string, () => unknown> = {
