@@ -24,6 +24,9 @@ const TINY = {
   BENCH_DVR_RATE: '20',
   BENCH_DVR_BURST: '5',
   BENCH_RESTARTS: '2',
+  BENCH_FORWARD_RATE: '50',
+  BENCH_FORWARD_BACKLOG: '200',
+  BENCH_FORWARD_DECISION_RATE: '20',
   // Print the page queries' plans too (scripts/bench/recordings.ts), as BENCHMARKS.md quotes them.
   BENCH_EXPLAIN: '1'
 }
@@ -70,7 +73,23 @@ const FIGURES = [
   'rtp-servers opens that failed (ref: opens)',
   'ZLMediaKit API calls per open, no conflict (ref: openRtpServer alone)', 'ZLMediaKit API calls per open, conflict (ref: close + open alone)',
   'restart gap: process start to first hook answered, median of 2 (ref: bare node:http started the same way)', 'restart gap: slowest start (ref: bare\'s slowest)',
-  'restarts answering a hook before reconciling 100 live streams (ref: restarts)', 'publishers in the table at the first hook, median (ref: live streams)'
+  'restarts answering a hook before reconciling 100 live streams (ref: restarts)', 'publishers in the table at the first hook, median (ref: live streams)',
+  'notifications p50 at 50/s with forwarding (ref: without)', 'notifications p99 at 50/s with forwarding (ref: without)',
+  'server CPU per notification with forwarding, its delivery included (ref: without)',
+  'fsync on the outbox\'s disk alone, p50 (a durable write\'s floor)', 'fsync on the outbox\'s disk alone, p99 (a durable write\'s floor)',
+  'notifications failed with and without forwarding (ref: completed)',
+  'notifications delivered to the platform (ref: answered with forwarding)',
+  'drain of 200 notifications over 10 streams to a platform answering in 1 ms: rate',
+  'drain: the platform\'s answer to a delivery as srs-hooks saw it, mean (ref: the platform\'s own p50)', 'drain: backlog notifications the platform received (ref: backlog)',
+  'drain: backlog left when the notifications sent meanwhile ended (ref: backlog)',
+  'notifications p50 at 50/s during the drain (ref: with no backlog)', 'notifications p99 at 50/s during the drain (ref: with no backlog)',
+  'notifications failed during the drain (ref: completed)',
+  ...['on_publish', 'on_play'].flatMap((a) => [
+    `${a} p50 at 20/s with forwarding (ref: without)`, `${a} p99 at 20/s with forwarding (ref: without)`,
+    `platform's own time answering ${a}, p50 (ref: its delay)`, `platform's own time answering ${a}, p99 (ref: its delay)`,
+    `${a} p50 added by forwarding less the platform's own p50`, `${a} p99 added by forwarding less the platform's own p99`,
+    `${a} asked of the platform (ref: answered with forwarding)`, `${a} failed with and without forwarding (ref: completed)`
+  ])
 ]
 
 interface Cells { figure: string, value: number, unit: string, reference: string, ratio: string, target: string, met: string }
@@ -98,8 +117,11 @@ t.test('bench options default to the issue\'s parameters and name a bad variable
     dvrRate: 200,
     dvrBurst: 200,
     restarts: 5,
+    forwardRate: 1000,
+    forwardBacklog: 100_000,
+    forwardDecisionRate: 200,
     releaseDelaysMs: [5, 50, 500],
-    scenarios: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
+    scenarios: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
     pin: true,
     profileDir: undefined
   })
@@ -158,11 +180,12 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString() })
   const code = await new Promise((resolve) => child.on('exit', resolve))
   t.equal(code, 0, err)
-  t.match(err, /\[9\/14\] bursts of on_dvr beside on_publish and on_unpublish/)
-  t.match(err, /\[11\/14\] two replicas sharing Redis/)
+  t.match(err, /\[9\/15\] bursts of on_dvr beside on_publish and on_unpublish/)
+  t.match(err, /\[11\/15\] two replicas sharing Redis/)
   t.match(err, /\[vhost=v2\.example&app=app7&stream=cam42\] SQLite: SEARCH recordings USING INDEX recordings_vhost_app_stream \(vhost=\? AND app=\? AND stream=\?\)/, 'the plans are printed')
-  t.match(err, /\[13\/14\] ZLMediaKit: rtp-servers open/)
-  t.match(err, /\[14\/14\] restart gap/)
+  t.match(err, /\[13\/15\] ZLMediaKit: rtp-servers open/)
+  t.match(err, /\[14\/15\] restart gap/)
+  t.match(err, /\[15\/15\] forwarding to the platform/)
   t.match(err, /^cores: /m, 'the core layout is said')
 
   const [layout, ...rows] = parseTable(out)
@@ -174,6 +197,7 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
     t.equal(r.met === '', r.target === '', `${r.figure}: a target comes with its verdict`)
   }
   const value = (figure: string): number => rows.find((r) => r.figure === figure)!.value
+  const reference = (figure: string): number => Number(rows.find((r) => r.figure === figure)!.reference.split(' ')[0]!.replaceAll(',', ''))
   // What must hold whatever the machine's speed.
   t.ok(value('on_play throughput') > 0)
   t.ok(value('on_connect throughput') > 0)
@@ -204,4 +228,19 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   t.equal(value('ZLMediaKit API calls per open, conflict (ref: close + open alone)'), 4, 'a conflict: -300, the map, the close, the open')
   t.ok(value('on_close server CPU per request') > 0, 'the server\'s CPU time per request is measured')
   t.ok(value('restart gap: process start to first hook answered, median of 2 (ref: bare node:http started the same way)') > 0, 'the production bundle starts and answers')
+  t.equal(value('notifications failed with and without forwarding (ref: completed)'), 0)
+  t.equal(value('notifications failed during the drain (ref: completed)'), 0)
+  const delivered = 'notifications delivered to the platform (ref: answered with forwarding)'
+  t.ok(value(delivered) > 0 && value(delivered) === reference(delivered), 'every notification answered with forwarding reached the platform, once')
+  t.equal(value('drain: backlog notifications the platform received (ref: backlog)'), 200, 'the whole backlog, each once')
+  t.ok(value('drain of 200 notifications over 10 streams to a platform answering in 1 ms: rate') > 0)
+  t.ok(value('server CPU per notification with forwarding, its delivery included (ref: without)') > 0)
+  t.ok(value('fsync on the outbox\'s disk alone, p50 (a durable write\'s floor)') > 0)
+  t.ok(value('drain: the platform\'s answer to a delivery as srs-hooks saw it, mean (ref: the platform\'s own p50)') > 0)
+  for (const a of ['on_publish', 'on_play']) {
+    t.equal(value(`${a} failed with and without forwarding (ref: completed)`), 0)
+    const asked = `${a} asked of the platform (ref: answered with forwarding)`
+    t.ok(value(asked) > 0 && value(asked) === reference(asked), `every ${a} answered with forwarding asked the platform once`)
+    t.ok(value(`platform's own time answering ${a}, p50 (ref: its delay)`) > 0, 'the platform measures its own time')
+  }
 })

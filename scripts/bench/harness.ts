@@ -269,7 +269,7 @@ export const MB = 1024 * 1024
 
 // ------------------------------------------------------------------------------ results
 
-export type Unit = 'req/s' | 'ms' | 'MB' | 'calls' | 'streams' | 'requests' | 'takeovers' | 'rows' | 'bursts' | 'cores' | 'µs' | 'restarts'
+export type Unit = 'req/s' | 'ms' | 'MB' | 'calls' | 'streams' | 'requests' | 'takeovers' | 'rows' | 'bursts' | 'cores' | 'µs' | 'restarts' | 'events' | 'events/s'
 
 /** A target on a figure: its wording, and whether the value (with its reference) meets it. */
 export interface Check {
@@ -300,9 +300,12 @@ export const checks = {
   ratioAtLeast: (limit: number): Check => ({ text: `ratio ≥ ${limit}`, met: (v, ref) => v / ref >= limit }),
   ratioAtMost: (limit: number): Check => ({ text: `ratio ≤ ${limit}`, met: (v, ref) => v / ref <= limit }),
   atMost: (limit: number, unit: Unit): Check => ({ text: `≤ ${limit} ${unit}`, met: (v) => v <= limit }),
+  atLeast: (limit: number, unit: Unit): Check => ({ text: `≥ ${limit} ${unit}`, met: (v) => v >= limit }),
   below: (limit: number, unit: Unit): Check => ({ text: `< ${limit} ${unit}`, met: (v) => v < limit }),
   /** value − reference below the limit */
   addedBelow: (limit: number, unit: Unit): Check => ({ text: `value − reference < ${limit} ${unit}`, met: (v, ref) => v - ref < limit }),
+  /** value − reference at most the limit */
+  addedAtMost: (limit: number, unit: Unit): Check => ({ text: `value − reference ≤ ${limit} ${unit}`, met: (v, ref) => v - ref <= limit }),
   equalsReference: (): Check => ({ text: '= reference', met: (v, ref) => v === ref })
 }
 

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path'
 
 /**
- * The bench's parameters, from BENCH_* environment variables. The defaults are the issues' (#5, #8, #10);
+ * The bench's parameters, from BENCH_* environment variables. The defaults are the issues' (#5, #8, #10, #20);
  * the smoke test in test/bench.test.ts runs every scenario once with tiny ones.
  */
 export interface BenchOptions {
@@ -31,7 +31,13 @@ export interface BenchOptions {
   dvrBurst: number
   /** Starts of each server for the restart gap (scenario 14). */
   restarts: number
-  /** Which scenarios to run, by number (1 to 14). */
+  /** Notification hooks per second with and without forwarding, and during the backlog's drain (scenario 15, issue #20: 1,000). */
+  forwardRate: number
+  /** Notifications waiting in the outbox when the forwarding server starts (scenario 15, issue #20: 100,000). */
+  forwardBacklog: number
+  /** Decision hooks (on_publish, on_play) per second with and without forwarding (scenario 15). */
+  forwardDecisionRate: number
+  /** Which scenarios to run, by number (1 to 15). */
   scenarios: number[]
   /** Pin the server under test to a CPU of its own (BENCH_PIN, default 1; 0: no pinning). */
   pin: boolean
@@ -57,11 +63,14 @@ const NUMBERS: Record<Exclude<keyof BenchOptions, Lists | Strings>, [name: strin
   recordings: ['BENCH_RECORDINGS', 1_000_000],
   dvrRate: ['BENCH_DVR_RATE', 200],
   dvrBurst: ['BENCH_DVR_BURST', 200],
-  restarts: ['BENCH_RESTARTS', 5]
+  restarts: ['BENCH_RESTARTS', 5],
+  forwardRate: ['BENCH_FORWARD_RATE', 1000],
+  forwardBacklog: ['BENCH_FORWARD_BACKLOG', 100_000],
+  forwardDecisionRate: ['BENCH_FORWARD_DECISION_RATE', 200]
 }
 const LISTS: Record<Lists, [name: string, def: string]> = {
   releaseDelaysMs: ['BENCH_RELEASE_DELAYS_MS', '5,50,500'],
-  scenarios: ['BENCH_SCENARIOS', '1,2,3,4,5,6,7,8,9,10,11,12,13,14']
+  scenarios: ['BENCH_SCENARIOS', '1,2,3,4,5,6,7,8,9,10,11,12,13,14,15']
 }
 
 /** Reads the options; throws naming the variable when one is not a positive number (integer for counts). */

@@ -3,8 +3,10 @@
  * recordings.ts); SRS 7.0.62's takeover at on_connect (token.ts) and two replicas with Redis
  * (replicas.ts); ZLMediaKit's two (issue #12: zlm-scenarios.ts). Each builds what it needs with
  * the harness, measures side by side in the same run, and returns its rows of the results table.
+ * Forwarding to the platform's callback (issue #20): forward.ts.
  */
 import type { HookAction } from '../../src/srs/hooks.js'
+import { forwarding } from './forward.js'
 import {
   checks, MB, pace, percentile, row, saturate, warmUp, withStage, withTarget,
   type HttpRequest, type LoadResult, type Row, type Scenario, type Target
@@ -204,5 +206,7 @@ export const SCENARIOS: Scenario[] = [
   // 12 and 13: ZLMediaKit (issue #12).
   ...ZLM_SCENARIOS,
   // 14: the restart gap (issue #11).
-  restartGap
+  restartGap,
+  // 15: forwarding to the platform's callback (issue #20).
+  forwarding
 ]
