@@ -35,3 +35,29 @@ export function appName (vhost: string, app: string): string {
 export function vhostOfUrl (url: string): string {
   return url.startsWith('/') ? DEFAULT_VHOST : url.slice(0, url.indexOf('/'))
 }
+
+/**
+ * A stream in a server's live view: what srs-hooks reads of SRS's streams (SrsStream), and
+ * what ZLMediaKit's media list is made into for the operator API (src/zlm/view.ts).
+ */
+export interface LiveStreamView {
+  /** The server's stream id ('' where it has none). */
+  id: string
+  name: string
+  app: string
+  vhost: string
+  /** The stream url (SRS >= 5.0.55; ZLMediaKit), `vhost/app/stream` or `/app/stream`. */
+  url?: string
+  /** Clients of the stream: the publisher and the players. */
+  clients?: number
+  recv_bytes?: number
+  publish: { active: boolean, cid?: string }
+}
+
+/** A client in a server's live view. */
+export interface LiveClientView {
+  id: string
+  ip?: string
+  /** Seconds since it connected. */
+  alive?: number
+}

@@ -1,13 +1,13 @@
 import t from 'tap'
 import { parsePolicyByApp, policyFor } from '../src/publishers/settings.js'
 import { pino } from 'pino'
-import { AuthService, checkAuthConfig, plainIp } from '../src/auth/service.js'
+import { AuthService, authConfigOf, plainIp } from '../src/auth/service.js'
 import { loadConfig } from '../src/config.js'
 import { Codes } from '../src/errors.js'
 import { KeyFile } from '../src/auth/keys.js'
 
 const service = (env: Record<string, string>) =>
-  new AuthService(checkAuthConfig(loadConfig(env)), { now: Date.now, log: pino({ level: 'silent' }) })
+  new AuthService(authConfigOf(loadConfig(env)), { now: Date.now, log: pino({ level: 'silent' }) })
 
 t.test('HOOK_ALLOW matches IPv4, IPv6 and IPv4-mapped IPv6 callers', async (t) => {
   const s = service({ HOOK_ALLOW: '10.0.0.0/8, fd00::/8, 192.168.1.7' })

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FailureCounts } from './limiter.js'
-import { AuthService, checkAuthConfig, type AuthSettingsInput } from './service.js'
+import { AuthService, authConfigOf, type AuthSettingsInput } from './service.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -20,7 +20,7 @@ export interface AuthPluginOptions {
  */
 export default fp<AuthPluginOptions>(async (app, { config, now, failures }) => {
   const log = app.log.child({ component: 'auth' })
-  const auth = new AuthService(checkAuthConfig(config), { now, log, failures })
+  const auth = new AuthService(authConfigOf(config), { now, log, failures })
   app.decorate('auth', auth)
   // Loaded before the first hook is answered; polled until the app closes.
   if (auth.keyFile !== undefined) {

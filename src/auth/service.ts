@@ -7,7 +7,7 @@ import { splitList } from '../settings.js'
 import { streamName } from '../streams.js'
 import { KeyFile, keyFor } from './keys.js'
 import { FailureLimiter, type FailureCounts } from './limiter.js'
-import { checkAuthSettings, parseCidr } from './settings.js'
+import { parseCidr } from './settings.js'
 import { paramsOf, refuse, secretsEqual, verifySignature, type Refusal } from './signature.js'
 
 /**
@@ -47,9 +47,8 @@ export interface AuthConfig {
 /** The settings authentication is built from. */
 export type AuthSettingsInput = Pick<Config, 'AUTH_FAIL_MAX' | 'AUTH_FAIL_WINDOW_MS' | 'HOOK_ALLOW' | 'HOOK_TOKEN' | 'PLAY_AUTH' | 'PLAY_SECRET' | 'PUBLISH_AUTH' | 'PUBLISH_SECRET' | 'SIGN_CLOCK_SKEW_S' | 'STREAM_KEYS_FILE' | 'STREAM_KEYS_POLL_MS' | 'TRUST_PROXY'>
 
-/** Reads and cross-checks the auth settings; throws ConfigError naming the variables. */
-export function checkAuthConfig (c: AuthSettingsInput): AuthConfig {
-  checkAuthSettings(c)
+/** The auth settings as the service uses them; loadConfig has checked how they combine (checkAuthSettings). */
+export function authConfigOf (c: AuthSettingsInput): AuthConfig {
   const allow = splitList(c.HOOK_ALLOW)
   return {
     hookToken: c.HOOK_TOKEN,

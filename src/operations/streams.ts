@@ -1,31 +1,5 @@
 import type { Publisher } from '../publishers/store.js'
-import { vhostOfUrl } from '../streams.js'
-
-/**
- * A stream in a server's live view: what the operator API reads of SRS's streams, and what
- * ZLMediaKit's media list is made into (src/zlm/view.ts).
- */
-export interface LiveStreamView {
-  /** The server's stream id ('' where it has none). */
-  id: string
-  name: string
-  app: string
-  vhost: string
-  /** The stream url (SRS >= 5.0.55; ZLMediaKit), `vhost/app/stream` or `/app/stream`. */
-  url?: string
-  /** Clients of the stream: the publisher and the players. */
-  clients?: number
-  recv_bytes?: number
-  publish: { active: boolean, cid?: string }
-}
-
-/** A client in a server's live view. */
-export interface LiveClientView {
-  id: string
-  ip?: string
-  /** Seconds since it connected. */
-  alive?: number
-}
+import { vhostOfUrl, type LiveClientView, type LiveStreamView } from '../streams.js'
 
 /** One server's live view: its streams and clients, or `ok: false` when its API failed. */
 export interface LiveView {

@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici'
 import { ApiDispatcher } from '../http/dispatcher.js'
 import { SrsApiError } from '../errors.js'
+import type { LiveClientView, LiveStreamView } from '../streams.js'
 
 /**
  * SRS's HTTP API (docs/srs-protocol.md section 5): the only code that talks to SRS.
@@ -10,29 +11,16 @@ import { SrsApiError } from '../errors.js'
  * (DELETE) is never retried. Every failure surfaces as an SrsApiError with a kind.
  */
 
-/** The parts of a stream object we read. `vhost` is a vhost id (`vid-…`), not its name. */
-export interface SrsStream {
-  id: string
-  name: string
-  app: string
-  vhost: string
-  /** stream_url, SRS >= 5.0.55. */
-  url?: string
-  clients?: number
-  recv_bytes?: number
-  publish: { active: boolean, cid?: string }
-}
+/** The parts of a stream object we read. `vhost` is a vhost id (`vid-…`), not its name; `url` is SRS >= 5.0.55's. */
+export type SrsStream = LiveStreamView
 
 /** The parts of a client object we read. `stream` is a stream id. */
-export interface SrsClient {
-  id: string
+export interface SrsClient extends LiveClientView {
   stream: string
   url?: string
   name?: string
-  ip?: string
   type: string
   publish: boolean
-  alive?: number
   recv_bytes?: number
 }
 

@@ -1,6 +1,6 @@
 import type { Log } from '../logger.js'
-import type { LiveClientView, LiveStreamView, LiveView } from '../operations/streams.js'
-import { streamUrl } from '../streams.js'
+import type { LiveView } from '../operations/streams.js'
+import { streamUrl, type LiveClientView, type LiveStreamView } from '../streams.js'
 import type { ZlmApiError } from './api.js'
 import type { ZlmNode } from './servers.js'
 
