@@ -10,6 +10,10 @@ import { json, StubServer } from './fixtures/stub-server.js'
 
 const entry = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
 
+// A dozen server and CLI processes, each compiled by the test runner's loader: 47 s and 54 s in
+// two full runs, and past the default 60 s in a third.
+t.setTimeout(180_000)
+
 interface Proc { child: ChildProcess, out: string[], err: string[], exited: Promise<number | null> }
 
 /** Runs the entry point as its own process, with the loaders tap runs this test with. */

@@ -171,7 +171,7 @@ export type HostCall =
 
 /**
  * The main thread's side: one worker thread per process hosts every SQLite database the process
- * opens (a production process opens one: the index, or the spool), each with its own group
+ * opens (the index or the spool, and the forwarding outbox when FORWARD_URL is set), each with its own group
  * commit. Starting a thread costs more than a hook (over a second under the tests' TypeScript
  * loader), so it is started once and kept. It holds the process open only while a call waits for
  * its answer: an open database that is idle does not, so a process that forgot one still ends.
