@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { extname, join } from 'node:path'
+import { dirname, extname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type Database from 'better-sqlite3'
@@ -176,6 +176,19 @@ export type HostCall =
  * loader), so it is started once and kept. It holds the process open only while a call waits for
  * its answer: an open database that is idle does not, so a process that forgot one still ends.
  */
+/**
+ * Starts sqlite-worker.cjs beside the build's bundle, or sqlite-worker.ts beside this file when the
+ * tests run the TypeScript sources through tsx. Node 20's worker threads do not inherit the module
+ * hooks that `--import=tsx` registers in the main thread (Node 22 and later do), so there the worker
+ * first registers tsx's CommonJS hook, then requires its entry.
+ */
+function startWorker (self: string): Worker {
+  const entry = join(dirname(self), `sqlite-worker${extname(self)}`)
+  /* c8 ignore next */ // the build's path: test/build.test.ts runs the bundle, outside coverage
+  if (extname(self) !== '.ts') return new Worker(entry)
+  return new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(entry)})`, { eval: true })
+}
+
 class SqliteHost {
   static #current: SqliteHost | null = null
   readonly #worker: Worker
@@ -184,9 +197,7 @@ class SqliteHost {
   #dead: Error | null = null
 
   private constructor () {
-    // sqlite-worker.cjs in the build, sqlite-worker.ts under the test runner's loader.
-    const entry = new URL(`./sqlite-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url)
-    this.#worker = new Worker(entry)
+    this.#worker = startWorker(fileURLToPath(import.meta.url))
     this.#worker.unref()
     this.#worker.on('message', (replies: Reply[]) => {
       for (const r of replies) {
