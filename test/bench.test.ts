@@ -34,7 +34,13 @@ const TINY = {
 /** The figures of the results table, in order, as the tiny parameters name them. */
 const FIGURES = [
   ...['on_play', 'on_connect', 'on_stop', 'on_close'].flatMap((a) => [
-    `${a} throughput`, `${a} p50 latency (max rate)`, `${a} p99 latency (max rate)`, `${a} server CPU per request`, `${a} requests failed (ref: completed)`,
+    ...['throughput', 'p50 latency, max rate', 'p99 latency, max rate'].map((f) => `${a} with HOOK_TOKEN and TRUST_PROXY: ${f} (ref: the floor checking the token)`),
+    `${a} with HOOK_TOKEN and TRUST_PROXY: throughput (ref: bare)`,
+    `${a} with HOOK_TOKEN and TRUST_PROXY: server CPU per request (ref: the floor's checking the token)`,
+    `${a} throughput of the floor checking the token (ref: the floor without)`,
+    `${a} with HOOK_TOKEN and TRUST_PROXY: requests failed, srs-hooks and the floor checking the token (ref: completed)`,
+    ...['throughput', 'p50 latency, max rate', 'p99 latency, max rate'].map((f) => `${a} without a token: ${f} (ref: the floor)`),
+    `${a} without a token: throughput (ref: bare)`, `${a} without a token: server CPU per request (ref: the floor's)`, `${a} without a token: requests failed (ref: completed)`,
     `${a} throughput of the floor: node:http with the body check, log line and metrics alone (ref: bare)`, `${a} floor's CPU per request (ref: bare's)`,
     `${a} floor's requests failed (ref: completed)`
   ]),
@@ -199,9 +205,13 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   const value = (figure: string): number => rows.find((r) => r.figure === figure)!.value
   const reference = (figure: string): number => Number(rows.find((r) => r.figure === figure)!.reference.split(' ')[0]!.replaceAll(',', ''))
   // What must hold whatever the machine's speed.
-  t.ok(value('on_play throughput') > 0)
-  t.ok(value('on_connect throughput') > 0)
-  t.equal(value('on_play requests failed (ref: completed)'), 0)
+  t.ok(value('on_play without a token: throughput (ref: the floor)') > 0)
+  t.ok(value('on_connect with HOOK_TOKEN and TRUST_PROXY: throughput (ref: the floor checking the token)') > 0)
+  t.equal(value('on_play without a token: requests failed (ref: completed)'), 0)
+  for (const a of ['on_play', 'on_close']) {
+    t.equal(value(`${a} with HOOK_TOKEN and TRUST_PROXY: requests failed, srs-hooks and the floor checking the token (ref: completed)`), 0,
+      'srs-hooks and the floor take the token in the query and the gateway\'s X-Forwarded-For')
+  }
   t.equal(value('on_play floor\'s requests failed (ref: completed)'), 0, 'the floor answers every hook: its body check passes them')
   t.equal(value('SRS API calls per on_publish'), 1, 'a publish without conflict costs one lookup')
   t.equal(value('on_publish requests failed (ref: completed)'), 0)
@@ -226,7 +236,7 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   t.equal(value('rtp-servers opens that failed (ref: opens)'), 0)
   t.equal(value('ZLMediaKit API calls per open, no conflict (ref: openRtpServer alone)'), 1, 'a free stream: one openRtpServer')
   t.equal(value('ZLMediaKit API calls per open, conflict (ref: close + open alone)'), 4, 'a conflict: -300, the map, the close, the open')
-  t.ok(value('on_close server CPU per request') > 0, 'the server\'s CPU time per request is measured')
+  t.ok(value('on_close without a token: server CPU per request (ref: the floor\'s)') > 0, 'the server\'s CPU time per request is measured')
   t.ok(value('restart gap: process start to first hook answered, median of 2 (ref: bare node:http started the same way)') > 0, 'the production bundle starts and answers')
   t.equal(value('notifications failed with and without forwarding (ref: completed)'), 0)
   t.equal(value('notifications failed during the drain (ref: completed)'), 0)
