@@ -275,7 +275,7 @@ export const MB = 1024 * 1024
 
 // ------------------------------------------------------------------------------ results
 
-export type Unit = 'req/s' | 'ms' | 'MB' | 'calls' | 'streams' | 'requests' | 'takeovers' | 'rows' | 'bursts' | 'cores' | 'µs' | 'restarts' | 'events' | 'events/s'
+export type Unit = 'req/s' | 'ms' | 'MB' | 'calls' | 'streams' | 'requests' | 'takeovers' | 'rows' | 'bursts' | 'cores' | 'µs' | 'restarts' | 'events' | 'events/s' | 'publishes'
 
 /** A target on a figure: its wording, and whether the value (with its reference) meets it. */
 export interface Check {

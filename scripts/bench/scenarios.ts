@@ -3,7 +3,8 @@
  * recordings.ts); SRS 7.0.62's takeover at on_connect (token.ts) and two replicas with Redis
  * (replicas.ts); ZLMediaKit's two (issue #12: zlm-scenarios.ts). Each builds what it needs with
  * the harness, measures side by side in the same run, and returns its rows of the results table.
- * Forwarding to the platform's callback (issue #20): forward.ts.
+ * Forwarding to the platform's callback (issue #20): forward.ts. The reconnect storm (issue #21):
+ * storm.ts.
  */
 import type { HookAction } from '../../src/srs/hooks.js'
 import { forwarding } from './forward.js'
@@ -11,11 +12,12 @@ import {
   checks, MB, pace, percentile, row, saturate, warmUp, withStage, withTarget,
   type HttpRequest, type LoadResult, type Row, type Scenario, type Target
 } from './harness.js'
-import { hookRequest, knownStreams, takeOverInTurn } from './hooks.js'
+import { hookRequest, knownStreams, SRS_RELEASE_MS, takeOverInTurn } from './hooks.js'
 import type { BenchOptions } from './options.js'
 import { dvrBurst, dvrOnBothStores, listingAtScale } from './recordings.js'
 import { replicasWithRedis } from './replicas.js'
 import { restartGap } from './restart.js'
+import { reconnectStorm } from './storm.js'
 import type { SimProcess } from './sim.js'
 import { connectTakeover } from './token.js'
 import { ZLM_SCENARIOS } from './zlm-scenarios.js'
@@ -193,15 +195,12 @@ const scale: Scenario = {
   })
 }
 
-/** SRS releases a kicked publisher within milliseconds when nothing (HLS, transcoding) holds it up. */
-const CONCURRENT_RELEASE_MS = 5
-
 /** 5. Many streams taken over at the same moment, against one takeover alone. */
 const concurrentTakeovers: Scenario = {
   title: 'concurrent takeovers',
   run: async ({ sim }, opts) => {
     const n = opts.concurrent
-    await sim.setReleaseDelay(CONCURRENT_RELEASE_MS)
+    await sim.setReleaseDelay(SRS_RELEASE_MS)
     await sim.seedLive(1, { prefix: 'solo-' })
     await sim.seedLive(n, { prefix: 'burst-' })
     const solo = await timed(async () => await sim.publish({ app: 'live', stream: 'solo-0' }))
@@ -256,5 +255,7 @@ export const SCENARIOS: Scenario[] = [
   // 14: the restart gap (issue #11).
   restartGap,
   // 15: forwarding to the platform's callback (issue #20).
-  forwarding
+  forwarding,
+  // 16: a reconnect storm onto streams held by stale publishers (issue #21).
+  reconnectStorm
 ]
