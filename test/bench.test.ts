@@ -27,6 +27,7 @@ const TINY = {
   BENCH_FORWARD_RATE: '50',
   BENCH_FORWARD_BACKLOG: '200',
   BENCH_FORWARD_DECISION_RATE: '20',
+  BENCH_STORM: '20',
   // Print the page queries' plans too (scripts/bench/recordings.ts), as BENCHMARKS.md quotes them.
   BENCH_EXPLAIN: '1'
 }
@@ -34,7 +35,13 @@ const TINY = {
 /** The figures of the results table, in order, as the tiny parameters name them. */
 const FIGURES = [
   ...['on_play', 'on_connect', 'on_stop', 'on_close'].flatMap((a) => [
-    `${a} throughput`, `${a} p50 latency (max rate)`, `${a} p99 latency (max rate)`, `${a} server CPU per request`, `${a} requests failed (ref: completed)`,
+    ...['throughput', 'p50 latency, max rate', 'p99 latency, max rate'].map((f) => `${a} with HOOK_TOKEN and TRUST_PROXY: ${f} (ref: the floor checking the token)`),
+    `${a} with HOOK_TOKEN and TRUST_PROXY: throughput (ref: bare)`,
+    `${a} with HOOK_TOKEN and TRUST_PROXY: server CPU per request (ref: the floor's checking the token)`,
+    `${a} throughput of the floor checking the token (ref: the floor without)`,
+    `${a} with HOOK_TOKEN and TRUST_PROXY: requests failed, srs-hooks and the floor checking the token (ref: completed)`,
+    ...['throughput', 'p50 latency, max rate', 'p99 latency, max rate'].map((f) => `${a} without a token: ${f} (ref: the floor)`),
+    `${a} without a token: throughput (ref: bare)`, `${a} without a token: server CPU per request (ref: the floor's)`, `${a} without a token: requests failed (ref: completed)`,
     `${a} throughput of the floor: node:http with the body check, log line and metrics alone (ref: bare)`, `${a} floor's CPU per request (ref: bare's)`,
     `${a} floor's requests failed (ref: completed)`
   ]),
@@ -89,6 +96,13 @@ const FIGURES = [
     `platform's own time answering ${a}, p50 (ref: its delay)`, `platform's own time answering ${a}, p99 (ref: its delay)`,
     `${a} p50 added by forwarding less the platform's own p50`, `${a} p99 added by forwarding less the platform's own p99`,
     `${a} asked of the platform (ref: answered with forwarding)`, `${a} failed with and without forwarding (ref: completed)`
+  ]),
+  ...['one replica', 'two replicas with Redis'].flatMap((w) => [
+    `reconnect storm, ${w}: 20 newcomers onto held streams within 1 s, all on air after (ref: 20 free publishes arriving alike)`,
+    `reconnect storm, ${w}: a newcomer's time from arrival to on air, p50 (ref: a free publish's)`,
+    `reconnect storm, ${w}: a newcomer's time from arrival to on air, p99 (ref: a free publish's)`,
+    `reconnect storm, ${w}: newcomers refused at their first attempt (ref: newcomers)`,
+    `reconnect storm, ${w}: free publishes refused (ref: publishes)`
   ])
 ]
 
@@ -120,8 +134,9 @@ t.test('bench options default to the issue\'s parameters and name a bad variable
     forwardRate: 1000,
     forwardBacklog: 100_000,
     forwardDecisionRate: 200,
+    storm: 1000,
     releaseDelaysMs: [5, 50, 500],
-    scenarios: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+    scenarios: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
     pin: true,
     profileDir: undefined
   })
@@ -180,12 +195,13 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString() })
   const code = await new Promise((resolve) => child.on('exit', resolve))
   t.equal(code, 0, err)
-  t.match(err, /\[9\/15\] bursts of on_dvr beside on_publish and on_unpublish/)
-  t.match(err, /\[11\/15\] two replicas sharing Redis/)
+  t.match(err, /\[9\/16\] bursts of on_dvr beside on_publish and on_unpublish/)
+  t.match(err, /\[11\/16\] two replicas sharing Redis/)
   t.match(err, /\[vhost=v2\.example&app=app7&stream=cam42\] SQLite: SEARCH recordings USING INDEX recordings_vhost_app_stream \(vhost=\? AND app=\? AND stream=\?\)/, 'the plans are printed')
-  t.match(err, /\[13\/15\] ZLMediaKit: rtp-servers open/)
-  t.match(err, /\[14\/15\] restart gap/)
-  t.match(err, /\[15\/15\] forwarding to the platform/)
+  t.match(err, /\[13\/16\] ZLMediaKit: rtp-servers open/)
+  t.match(err, /\[14\/16\] restart gap/)
+  t.match(err, /\[15\/16\] forwarding to the platform/)
+  t.match(err, /\[16\/16\] reconnect storm/)
   t.match(err, /^cores: /m, 'the core layout is said')
 
   const [layout, ...rows] = parseTable(out)
@@ -199,9 +215,13 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   const value = (figure: string): number => rows.find((r) => r.figure === figure)!.value
   const reference = (figure: string): number => Number(rows.find((r) => r.figure === figure)!.reference.split(' ')[0]!.replaceAll(',', ''))
   // What must hold whatever the machine's speed.
-  t.ok(value('on_play throughput') > 0)
-  t.ok(value('on_connect throughput') > 0)
-  t.equal(value('on_play requests failed (ref: completed)'), 0)
+  t.ok(value('on_play without a token: throughput (ref: the floor)') > 0)
+  t.ok(value('on_connect with HOOK_TOKEN and TRUST_PROXY: throughput (ref: the floor checking the token)') > 0)
+  t.equal(value('on_play without a token: requests failed (ref: completed)'), 0)
+  for (const a of ['on_play', 'on_close']) {
+    t.equal(value(`${a} with HOOK_TOKEN and TRUST_PROXY: requests failed, srs-hooks and the floor checking the token (ref: completed)`), 0,
+      'srs-hooks and the floor take the token in the query and the gateway\'s X-Forwarded-For')
+  }
   t.equal(value('on_play floor\'s requests failed (ref: completed)'), 0, 'the floor answers every hook: its body check passes them')
   t.equal(value('SRS API calls per on_publish'), 1, 'a publish without conflict costs one lookup')
   t.equal(value('on_publish requests failed (ref: completed)'), 0)
@@ -226,7 +246,7 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   t.equal(value('rtp-servers opens that failed (ref: opens)'), 0)
   t.equal(value('ZLMediaKit API calls per open, no conflict (ref: openRtpServer alone)'), 1, 'a free stream: one openRtpServer')
   t.equal(value('ZLMediaKit API calls per open, conflict (ref: close + open alone)'), 4, 'a conflict: -300, the map, the close, the open')
-  t.ok(value('on_close server CPU per request') > 0, 'the server\'s CPU time per request is measured')
+  t.ok(value('on_close without a token: server CPU per request (ref: the floor\'s)') > 0, 'the server\'s CPU time per request is measured')
   t.ok(value('restart gap: process start to first hook answered, median of 2 (ref: bare node:http started the same way)') > 0, 'the production bundle starts and answers')
   t.equal(value('notifications failed with and without forwarding (ref: completed)'), 0)
   t.equal(value('notifications failed during the drain (ref: completed)'), 0)
@@ -237,6 +257,11 @@ t.test('the bench runs every scenario once and prints every figure with a sane v
   t.ok(value('server CPU per notification with forwarding, its delivery included (ref: without)') > 0)
   t.ok(value('fsync on the outbox\'s disk alone, p50 (a durable write\'s floor)') > 0)
   t.ok(value('drain: the platform\'s answer to a delivery as srs-hooks saw it, mean (ref: the platform\'s own p50)') > 0)
+  for (const w of ['one replica', 'two replicas with Redis']) {
+    t.equal(value(`reconnect storm, ${w}: free publishes refused (ref: publishes)`), 0, `${w}: every free publish gets in`)
+    t.ok(value(`reconnect storm, ${w}: 20 newcomers onto held streams within 1 s, all on air after (ref: 20 free publishes arriving alike)`) > 0)
+  }
+  t.equal(value('reconnect storm, one replica: newcomers refused at their first attempt (ref: newcomers)'), 0, '20 takeovers in a second: none refused')
   for (const a of ['on_publish', 'on_play']) {
     t.equal(value(`${a} failed with and without forwarding (ref: completed)`), 0)
     const asked = `${a} asked of the platform (ref: answered with forwarding)`

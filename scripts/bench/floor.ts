@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { parse } from 'node:querystring'
 import { Counter, Histogram, Registry } from 'prom-client'
 import { Compile } from 'typebox/compile'
+import { secretsEqual } from '../../src/auth/signature.js'
 import { createLogger, unredacted } from '../../src/logger.js'
 import { HookBodies, redactQuery, streamKeyOf, type HookAction } from '../../src/srs/hooks.js'
 
@@ -12,8 +14,13 @@ import { HookBodies, redactQuery, streamKeyOf, type HookAction } from '../../src
  * and counts it in prom-client (the hooks counter and the latency histogram). No Fastify, no caller
  * check, no handler. What it reaches against bare node:http is the most a hooks server can reach
  * in this harness while keeping one line and the metrics per hook.
+ *
+ * With `hookToken` (HOOK_TOKEN in its environment) it first checks the URL's `?token=` as srs-hooks
+ * does, before reading the body: the query parsed, the value compared in constant time with
+ * secretsEqual. It reads no X-Forwarded-For: which caller a trusted proxy names matters to
+ * HOOK_ALLOW and to a refused hook's line, neither of which a hook needs.
  */
-export function floorHandler (): (req: IncomingMessage, res: ServerResponse) => void {
+export function floorHandler (hookToken?: string): (req: IncomingMessage, res: ServerResponse) => void {
   const checks = new Map(Object.entries(HookBodies).map(([action, schema]) => [action, Compile(schema)]))
   const lines = unredacted(createLogger('info'))
   const registers = [new Registry()]
@@ -22,7 +29,17 @@ export function floorHandler (): (req: IncomingMessage, res: ServerResponse) => 
   let requests = 0
   return (req, res) => {
     const started = performance.now()
-    const action = req.url!.slice(req.url!.lastIndexOf('/') + 1) as HookAction
+    const url = req.url!
+    const query = url.indexOf('?')
+    const path = query === -1 ? url : url.slice(0, query)
+    const action = path.slice(path.lastIndexOf('/') + 1) as HookAction
+    if (hookToken !== undefined) {
+      // Without a query, the whole URL parses to no token.
+      const token = parse(url.slice(query + 1)).token
+      // The bench sends the right token only: a wrong or missing one fails the run.
+      /* c8 ignore next */
+      if (typeof token !== 'string' || !secretsEqual(token, hookToken)) throw new Error(`${action}: wrong ?token=`)
+    }
     let text = ''
     req.setEncoding('utf8')
     req.on('data', (chunk: string) => { text += chunk })

@@ -149,8 +149,9 @@ export async function withStage<T> (run: (stage: Stage) => Promise<T>, opts: { e
   }
 }
 
-export async function withTarget<T> (kind: TargetKind, run: (target: Target) => Promise<T>): Promise<T> {
-  const target = await Target.start(kind)
+/** A server under test of `kind`, started with `env` added (the floor with HOOK_TOKEN checks ?token=), for the time of `run`. */
+export async function withTarget<T> (kind: TargetKind, run: (target: Target) => Promise<T>, env: Record<string, string> = {}): Promise<T> {
+  const target = await Target.start(kind, env)
   try {
     return await run(target)
   } finally {
@@ -160,7 +161,8 @@ export async function withTarget<T> (kind: TargetKind, run: (target: Target) => 
 
 // ------------------------------------------------------------------------------ load generator
 
-export interface HttpRequest { method: 'GET' | 'POST', path: string, body?: string }
+/** `headers` are sent besides content-type (X-Forwarded-For, as a gateway adds it). */
+export interface HttpRequest { method: 'GET' | 'POST', path: string, body?: string, headers?: Record<string, string> }
 
 export interface LoadOptions {
   url: string
@@ -191,7 +193,11 @@ const ALLOWED = /^\{"code":0[,}]/
  */
 export async function saturate (o: LoadOptions & { durationS: number }): Promise<LoadResult> {
   const deal = o.next ?? dealer(o.requests)
-  const requests = o.next === undefined && o.requests.length === 1 ? o.requests : [{ setupRequest: (req: autocannon.Request) => ({ ...req, ...deal() }) }]
+  const dealt = (req: autocannon.Request): autocannon.Request => {
+    const next = deal()
+    return { ...req, ...next, headers: { ...req.headers, ...next.headers } }
+  }
+  const requests = o.next === undefined && o.requests.length === 1 ? o.requests : [{ setupRequest: dealt }]
   const result = await autocannon({
     url: o.url,
     connections: o.connections,
@@ -243,7 +249,7 @@ export async function pace (o: LoadOptions & { durationS: number, rate: number }
 interface Sample { ms: number, ok: boolean }
 
 async function send (pool: Pool, req: HttpRequest, dueAt: number): Promise<Sample> {
-  const res = await pool.request({ ...req, headers: { 'content-type': 'application/json' } })
+  const res = await pool.request({ ...req, headers: { 'content-type': 'application/json', ...req.headers } })
   const text = await res.body.text()
   return { ms: performance.now() - dueAt, ok: res.statusCode === 200 && ALLOWED.test(text) }
 }
@@ -269,7 +275,7 @@ export const MB = 1024 * 1024
 
 // ------------------------------------------------------------------------------ results
 
-export type Unit = 'req/s' | 'ms' | 'MB' | 'calls' | 'streams' | 'requests' | 'takeovers' | 'rows' | 'bursts' | 'cores' | 'µs' | 'restarts' | 'events' | 'events/s'
+export type Unit = 'req/s' | 'ms' | 'MB' | 'calls' | 'streams' | 'requests' | 'takeovers' | 'rows' | 'bursts' | 'cores' | 'µs' | 'restarts' | 'events' | 'events/s' | 'publishes'
 
 /** A target on a figure: its wording, and whether the value (with its reference) meets it. */
 export interface Check {

@@ -6,6 +6,13 @@ import type { HookAction } from '../../src/srs/hooks.js'
 import { BENCH_SERVER_ID, type HttpRequest } from './harness.js'
 import type { SimProcess } from './sim.js'
 
+/**
+ * SRS 6's release delay: it releases a kicked publisher within milliseconds when nothing (HLS,
+ * transcoding) holds it up (docs/srs-protocol.md, section 10: `publish.active=false` about 5 ms
+ * after the DELETE).
+ */
+export const SRS_RELEASE_MS = 5
+
 /** A stream as SRS's API lists it. */
 export interface KnownStream { id: string, app: string, name: string }
 

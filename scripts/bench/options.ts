@@ -1,7 +1,7 @@
 import { resolve } from 'node:path'
 
 /**
- * The bench's parameters, from BENCH_* environment variables. The defaults are the issues' (#5, #8, #10, #20);
+ * The bench's parameters, from BENCH_* environment variables. The defaults are the issues' (#5, #8, #10, #20, #21);
  * the smoke test in test/bench.test.ts runs every scenario once with tiny ones.
  */
 export interface BenchOptions {
@@ -37,7 +37,9 @@ export interface BenchOptions {
   forwardBacklog: number
   /** Decision hooks (on_publish, on_play) per second with and without forwarding (scenario 15). */
   forwardDecisionRate: number
-  /** Which scenarios to run, by number (1 to 15). */
+  /** Newcomers of the reconnect storm, onto as many streams held by stale publishers, all arriving within one second (scenario 16, issue #21: 1,000). */
+  storm: number
+  /** Which scenarios to run, by number (1 to 16). */
   scenarios: number[]
   /** Pin the server under test to a CPU of its own (BENCH_PIN, default 1; 0: no pinning). */
   pin: boolean
@@ -66,11 +68,12 @@ const NUMBERS: Record<Exclude<keyof BenchOptions, Lists | Strings>, [name: strin
   restarts: ['BENCH_RESTARTS', 5],
   forwardRate: ['BENCH_FORWARD_RATE', 1000],
   forwardBacklog: ['BENCH_FORWARD_BACKLOG', 100_000],
-  forwardDecisionRate: ['BENCH_FORWARD_DECISION_RATE', 200]
+  forwardDecisionRate: ['BENCH_FORWARD_DECISION_RATE', 200],
+  storm: ['BENCH_STORM', 1000]
 }
 const LISTS: Record<Lists, [name: string, def: string]> = {
   releaseDelaysMs: ['BENCH_RELEASE_DELAYS_MS', '5,50,500'],
-  scenarios: ['BENCH_SCENARIOS', '1,2,3,4,5,6,7,8,9,10,11,12,13,14,15']
+  scenarios: ['BENCH_SCENARIOS', '1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16']
 }
 
 /** Reads the options; throws naming the variable when one is not a positive number (integer for counts). */

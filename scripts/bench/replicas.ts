@@ -14,10 +14,13 @@ import { hookRequest, knownStreams, takeOverInTurn } from './hooks.js'
 import { takeoversOf, type BenchOptions } from './options.js'
 import { SimProcess } from './sim.js'
 
-/** A simulator, `n` srs-hooks behind a gateway (on_publish to the last, every other hook to the first), and a Redis when n > 1. */
-interface Cluster { sim: SimProcess, replicas: Target[], gw: Gateway }
+/**
+ * A simulator, `n` srs-hooks behind a gateway (on_publish to the last, every other hook to the
+ * first, until `gw.route` says otherwise), and a Redis when n > 1.
+ */
+export interface Cluster { sim: SimProcess, replicas: Target[], gw: Gateway }
 
-async function withCluster<T> (redis: RedisServer | undefined, n: number, run: (c: Cluster) => Promise<T>): Promise<T> {
+export async function withCluster<T> (redis: RedisServer | undefined, n: number, run: (c: Cluster) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'srs-hooks-bench-'))
   const sim = await SimProcess.start({ serverId: BENCH_SERVER_ID })
   const shared: Record<string, string> = redis === undefined ? {} : { REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix() }

@@ -3,7 +3,8 @@
  * recordings.ts); SRS 7.0.62's takeover at on_connect (token.ts) and two replicas with Redis
  * (replicas.ts); ZLMediaKit's two (issue #12: zlm-scenarios.ts). Each builds what it needs with
  * the harness, measures side by side in the same run, and returns its rows of the results table.
- * Forwarding to the platform's callback (issue #20): forward.ts.
+ * Forwarding to the platform's callback (issue #20): forward.ts. The reconnect storm (issue #21):
+ * storm.ts.
  */
 import type { HookAction } from '../../src/srs/hooks.js'
 import { forwarding } from './forward.js'
@@ -11,11 +12,12 @@ import {
   checks, MB, pace, percentile, row, saturate, warmUp, withStage, withTarget,
   type HttpRequest, type LoadResult, type Row, type Scenario, type Target
 } from './harness.js'
-import { hookRequest, knownStreams, takeOverInTurn } from './hooks.js'
+import { hookRequest, knownStreams, SRS_RELEASE_MS, takeOverInTurn } from './hooks.js'
 import type { BenchOptions } from './options.js'
 import { dvrBurst, dvrOnBothStores, listingAtScale } from './recordings.js'
 import { replicasWithRedis } from './replicas.js'
 import { restartGap } from './restart.js'
+import { reconnectStorm } from './storm.js'
 import type { SimProcess } from './sim.js'
 import { connectTakeover } from './token.js'
 import { ZLM_SCENARIOS } from './zlm-scenarios.js'
@@ -33,33 +35,81 @@ async function maxRate (target: Target, requests: HttpRequest[], opts: BenchOpti
 /** The hooks SRS sends most, which never wait on SRS (issue #11, item 1). */
 const THROUGHPUT_HOOKS = ['on_play', 'on_connect', 'on_stop', 'on_close'] as const
 
+/** A HOOK_TOKEN as docs/security.md has it made (`openssl rand -hex 24`). */
+const HOOK_TOKEN = '5f2c8e0b71d94a36c2e58f1a09b7d34e6c81f25a90de3b47'
+
 /**
- * 1. Hooks at the maximum rate against a bare node:http server parsing the same body, each pair
- * one after the other. Besides requests per second, the server's own CPU time per request: what
- * it costs whatever the load generator manages to send.
+ * The recommended deployment's hook settings (issue #21; docs/security.md, docs/servers.md): every
+ * hook URL carries the token, the gateway in front is a trusted proxy, one info line per hook.
+ */
+const RECOMMENDED = { HOOK_TOKEN, TRUST_PROXY: 'loopback', LOG_LEVEL: 'info' }
+
+/** SRS's address, as the gateway (nginx, `$proxy_add_x_forwarded_for`) names it. */
+const SRS_ADDRESS = '192.0.2.1'
+
+/** A hook as it reaches srs-hooks through the 48080 gateway from an SRS configured with `?token=`. */
+function throughGateway (req: HttpRequest): HttpRequest {
+  return { ...req, path: `${req.path}?token=${HOOK_TOKEN}`, headers: { 'x-forwarded-for': SRS_ADDRESS } }
+}
+
+/** The five servers of scenario 1 side by side. */
+interface Sides { bare: Target, floor: Target, tokenFloor: Target, app: Target, tokenApp: Target }
+
+/** Bare, the floor with and without the token check, and srs-hooks in the recommended deployment beside `app`. */
+async function withSides<T> (app: Target, run: (sides: Sides) => Promise<T>): Promise<T> {
+  return await withTarget('bare', async (bare) => await withTarget('floor', async (floor) =>
+    await withTarget('floor', async (tokenFloor) =>
+      await withStage(async ({ app: tokenApp }) => await run({ bare, floor, tokenFloor, app, tokenApp }), { env: RECOMMENDED }),
+    { HOOK_TOKEN })))
+}
+
+/**
+ * 1. Hooks at the maximum rate, each measured five times one after the other: bare node:http
+ * parsing the same body (bare.ts), the floor (floor.ts: the body check, the log line and the
+ * metrics, on node:http), srs-hooks as the shared stage runs it (no token, no trusted proxy), the
+ * floor also checking `?token=` (floor.ts with HOOK_TOKEN), and srs-hooks in the recommended
+ * deployment (RECOMMENDED; each request with `?token=` and the gateway's X-Forwarded-For, so that
+ * the token check and proxy-addr's resolution of the caller run on every hook). The targets (issue
+ * #21): srs-hooks at 0.8 of the matching floor's rate or more, with p99 at most 1.5 times its p99,
+ * with and without the token; the ratio to bare beside. Each run lasts BENCH_DURATION_S after a
+ * warm-up. Besides requests per second, each server's own CPU time per request: what it costs
+ * whatever the load generator manages to send.
  */
 const hookThroughput: Scenario = {
-  title: 'hook throughput and latency (on_play, on_connect, on_stop, on_close) vs bare node:http',
-  run: async ({ app }, opts) => await withTarget('bare', async (bare) => await withTarget('floor', async (floor) => {
+  title: 'hook throughput and latency (on_play, on_connect, on_stop, on_close) vs the floor and bare node:http, with and without HOOK_TOKEN',
+  run: async ({ app }, opts) => await withSides(app, async (sides) => {
     const rows: Row[] = []
     for (const action of THROUGHPUT_HOOKS) {
       const requests = [hookRequest(action, PLAIN_STREAM, 'c0000001')]
-      const limit = await maxRate(bare, requests, opts)
-      const least = await maxRate(floor, requests, opts)
-      const ours = await maxRate(app, requests, opts)
+      const recommended = requests.map(throughGateway)
+      const limit = await maxRate(sides.bare, requests, opts)
+      const least = await maxRate(sides.floor, requests, opts)
+      const ours = await maxRate(sides.app, requests, opts)
+      const tokenLeast = await maxRate(sides.tokenFloor, recommended, opts)
+      const tokenOurs = await maxRate(sides.tokenApp, recommended, opts)
+      const withToken = `${action} with HOOK_TOKEN and TRUST_PROXY`
+      const withoutToken = `${action} without a token`
       rows.push(
-        row(`${action} throughput`, 'req/s', ours.rps, limit.rps, checks.ratioAtLeast(0.8)),
-        row(`${action} p50 latency (max rate)`, 'ms', ours.p50, limit.p50),
-        row(`${action} p99 latency (max rate)`, 'ms', ours.p99, limit.p99, checks.ratioAtMost(1.5)),
-        row(`${action} server CPU per request`, 'µs', ours.cpuUs, limit.cpuUs),
-        row(`${action} requests failed (ref: completed)`, 'requests', ours.failures + limit.failures, ours.completed + limit.completed, checks.atMost(0, 'requests')),
+        row(`${withToken}: throughput (ref: the floor checking the token)`, 'req/s', tokenOurs.rps, tokenLeast.rps, checks.ratioAtLeast(0.8)),
+        row(`${withToken}: p50 latency, max rate (ref: the floor checking the token)`, 'ms', tokenOurs.p50, tokenLeast.p50),
+        row(`${withToken}: p99 latency, max rate (ref: the floor checking the token)`, 'ms', tokenOurs.p99, tokenLeast.p99, checks.ratioAtMost(1.5)),
+        row(`${withToken}: throughput (ref: bare)`, 'req/s', tokenOurs.rps, limit.rps),
+        row(`${withToken}: server CPU per request (ref: the floor's checking the token)`, 'µs', tokenOurs.cpuUs, tokenLeast.cpuUs),
+        row(`${action} throughput of the floor checking the token (ref: the floor without)`, 'req/s', tokenLeast.rps, least.rps),
+        row(`${withToken}: requests failed, srs-hooks and the floor checking the token (ref: completed)`, 'requests', tokenOurs.failures + tokenLeast.failures, tokenOurs.completed + tokenLeast.completed, checks.atMost(0, 'requests')),
+        row(`${withoutToken}: throughput (ref: the floor)`, 'req/s', ours.rps, least.rps, checks.ratioAtLeast(0.8)),
+        row(`${withoutToken}: p50 latency, max rate (ref: the floor)`, 'ms', ours.p50, least.p50),
+        row(`${withoutToken}: p99 latency, max rate (ref: the floor)`, 'ms', ours.p99, least.p99, checks.ratioAtMost(1.5)),
+        row(`${withoutToken}: throughput (ref: bare)`, 'req/s', ours.rps, limit.rps),
+        row(`${withoutToken}: server CPU per request (ref: the floor's)`, 'µs', ours.cpuUs, least.cpuUs),
+        row(`${withoutToken}: requests failed (ref: completed)`, 'requests', ours.failures + limit.failures, ours.completed + limit.completed, checks.atMost(0, 'requests')),
         row(`${action} throughput of the floor: node:http with the body check, log line and metrics alone (ref: bare)`, 'req/s', least.rps, limit.rps),
         row(`${action} floor's CPU per request (ref: bare's)`, 'µs', least.cpuUs, limit.cpuUs),
         row(`${action} floor's requests failed (ref: completed)`, 'requests', least.failures, least.completed, checks.atMost(0, 'requests'))
       )
     }
     return rows
-  }))
+  })
 }
 
 /** 2. on_publish on a free stream at a fixed rate, against SRS's own API latency at the same rate. */
@@ -145,15 +195,12 @@ const scale: Scenario = {
   })
 }
 
-/** SRS releases a kicked publisher within milliseconds when nothing (HLS, transcoding) holds it up. */
-const CONCURRENT_RELEASE_MS = 5
-
 /** 5. Many streams taken over at the same moment, against one takeover alone. */
 const concurrentTakeovers: Scenario = {
   title: 'concurrent takeovers',
   run: async ({ sim }, opts) => {
     const n = opts.concurrent
-    await sim.setReleaseDelay(CONCURRENT_RELEASE_MS)
+    await sim.setReleaseDelay(SRS_RELEASE_MS)
     await sim.seedLive(1, { prefix: 'solo-' })
     await sim.seedLive(n, { prefix: 'burst-' })
     const solo = await timed(async () => await sim.publish({ app: 'live', stream: 'solo-0' }))
@@ -208,5 +255,7 @@ export const SCENARIOS: Scenario[] = [
   // 14: the restart gap (issue #11).
   restartGap,
   // 15: forwarding to the platform's callback (issue #20).
-  forwarding
+  forwarding,
+  // 16: a reconnect storm onto streams held by stale publishers (issue #21).
+  reconnectStorm
 ]

@@ -6,6 +6,13 @@ import type { PlayOptions, PublishOptions, PublishResult, SimOptions } from '../
 const STARTUP_TIMEOUT_MS = 60_000
 
 /**
+ * Publishers arriving spread over a time (SimProcess.publishSpread): from the first arrival, the
+ * ms until the last attempt ended (on air, or refused); each attempt's ms from its arrival to its
+ * end; the attempts refused, with their codes.
+ */
+export interface Spread { ms: number, attemptsMs: number[], refused: number, codes: number[] }
+
+/**
  * The SRS simulator running in its own process (sim-process.ts), driven over IPC: the methods the
  * bench uses, each a round trip. It inherits the bench's CPUs (the non-server ones when pinned).
  */
@@ -36,6 +43,12 @@ export class SimProcess {
 
   async publish (o: PublishOptions): Promise<PublishResult> { return await this.#call('publish', o) as PublishResult }
   async play (o: PlayOptions): Promise<PublishResult> { return await this.#call('play', o) as PublishResult }
+  /**
+   * Publishers of `${prefix}0` to `${prefix}${n - 1}` (app live) arriving one after another, evenly
+   * spaced over `overMs`, each trying once; paced inside the simulator's process, so that the
+   * arrivals and their ends are timed where SRS would see them.
+   */
+  async publishSpread (n: number, prefix: string, overMs: number): Promise<Spread> { return await this.#call('publishSpread', n, prefix, overMs) as Spread }
   async seedLive (n: number, o: { app?: string, prefix?: string, stalled?: boolean } = {}): Promise<void> { await this.#call('seedLive', n, o) }
   async setReleaseDelay (ms: number): Promise<void> { await this.#call('setReleaseDelay', ms) }
   async setHookBase (base: string): Promise<void> { await this.#call('setHookBase', base) }

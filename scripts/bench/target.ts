@@ -32,9 +32,9 @@ async function serveBare (): Promise<Served> {
   return await serveWith(bareHandler)
 }
 
-/** node:http doing a hook's required work and no more (floor.ts). */
-async function serveFloor (): Promise<Served> {
-  return await serveWith(floorHandler())
+/** node:http doing a hook's required work and no more (floor.ts); with HOOK_TOKEN, its check too. */
+async function serveFloor (env: NodeJS.ProcessEnv): Promise<Served> {
+  return await serveWith(floorHandler(env.HOOK_TOKEN))
 }
 
 async function serveWith (handler: http.RequestListener): Promise<Served> {
