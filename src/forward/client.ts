@@ -67,6 +67,7 @@ export class PlatformClient {
     const abort = new AbortController()
     let late = false
     const timer = setTimeout(() => { late = true; abort.abort() }, budgetMs)
+    let answer: PlatformAnswer
     try {
       const res = await this.#pool.request({
         origin: this.#origin,
@@ -77,14 +78,15 @@ export class PlatformClient {
         signal: abort.signal
       })
       const text = await readCapped(res.body, REPLY_LIMIT)
-      return { ok: true, status: res.statusCode, text, ms: ms() }
+      answer = { ok: true, status: res.statusCode, text, ms: ms() }
     } catch (err) {
-      if (late) return { ok: false, kind: 'timeout', message: `no answer within ${budgetMs} ms`, ms: ms() }
       const e = err as Error & { code?: string }
-      return { ok: false, kind: 'unreachable', message: e.code ?? e.message, ms: ms() }
-    } finally {
-      clearTimeout(timer)
+      answer = late
+        ? { ok: false, kind: 'timeout', message: `no answer within ${budgetMs} ms`, ms: ms() }
+        : { ok: false, kind: 'unreachable', message: e.code ?? e.message, ms: ms() }
     }
+    clearTimeout(timer)
+    return answer
   }
 
   async close (): Promise<void> {
