@@ -32,6 +32,8 @@ export interface ForwardPluginOptions {
 
 /** The outbox holding this share of FORWARD_OUTBOX_MAX makes /readyz fail: long before notifications are refused. */
 export const READY_SHARE = 0.5
+/** Connections to the platform beyond FORWARD_CONCURRENCY, for decision hooks. */
+const DECISION_CONNECTIONS = 64
 
 /**
  * Forwarding of hooks to the platform (FORWARD_URL, FORWARD_ZLM_URL): the service the callback
@@ -46,9 +48,19 @@ export default fp<ForwardPluginOptions>(async (app, { config, now }) => {
   }
   const log = app.log.child({ component: 'forward' })
   const headers = headersOf(config.FORWARD_HEADERS)!
+  // A connection for each delivery and DECISION_CONNECTIONS more: a decision hook never waits for a drain's deliveries.
+  const connections = config.FORWARD_CONCURRENCY + DECISION_CONNECTIONS
   const clients: Partial<Record<Target, PlatformClient>> = {}
-  if (config.FORWARD_URL !== undefined) clients.srs = new PlatformClient({ url: config.FORWARD_URL, headers })
-  if (config.FORWARD_ZLM_URL !== undefined) clients.zlm = new PlatformClient({ url: config.FORWARD_ZLM_URL, headers })
+  if (config.FORWARD_URL !== undefined) clients.srs = new PlatformClient({ url: config.FORWARD_URL, headers, connections })
+  if (config.FORWARD_ZLM_URL !== undefined) clients.zlm = new PlatformClient({ url: config.FORWARD_ZLM_URL, headers, connections })
+  // Requests being answered (hooks, mostly): while there are any, the delivery starts fewer deliveries a turn (delivery.ts).
+  let answering = 0
+  app.addHook('onRequest', (_req, reply, done) => {
+    answering++
+    // 'close' comes once per response, sent or cut off.
+    reply.raw.once('close', () => { answering-- })
+    done()
+  })
   const shared = config.DATABASE_URL === undefined ? undefined : await import('./pg-delivery.js')
 
   const registers = [app.metrics.registry]
@@ -86,6 +98,7 @@ export default fp<ForwardPluginOptions>(async (app, { config, now }) => {
     retryMaxMs: config.FORWARD_RETRY_MAX_MS,
     now,
     log,
+    hooksInFlight: () => answering,
     onResult: (target: Target, result: DeliveryResult, ms: number) => {
       deliveries.inc({ target, result })
       if (result !== 'dead') latency.observe({ target, kind: 'notification' }, ms / 1000)
