@@ -20,10 +20,12 @@ import { verdictOf } from './verdict.js'
  * 78 ms without a backlog, in the bench). So deliveries start only in turns of their own: a
  * setImmediate, which runs after the turn's I/O callbacks (the hook requests that arrived, the
  * SQLite worker's answers, replies being written), starts at most TURN_BUDGET of them, and the
- * next turn comes after the next round of I/O. While hook requests are being answered
- * (`hooksInFlight`), a turn starts HOOK_TURN_BUDGET only: the drain goes on, slower, and a hook
- * waits for one delivery's start at most, not for a turn of them. The bodies a turn needs are
- * read in one call to the outbox, and the delivered rows are removed in one call per turn.
+ * next turn comes after the next round of I/O. While hooks are being answered, or were a moment
+ * ago (`hooksBusy`), a turn starts HOOK_TURN_BUDGET only and no more than HOOK_CONCURRENCY are in
+ * flight: the drain goes on, slower (HOOK_CONCURRENCY over the platform's answer time, which grows
+ * as the CPU gets scarce), and a hook waits for a few deliveries at most, not for rounds of them.
+ * The bodies a turn needs are read in one call to the outbox, and the delivered rows are removed
+ * in one call per turn.
  */
 
 /** The first retry's delay; each further one doubles it, up to retryMaxMs. */
@@ -32,8 +34,10 @@ const FIRST_RETRY_MS = 250
 const PREFETCH = 16
 /** Deliveries started in one turn of the event loop when no hook waits. */
 export const TURN_BUDGET = 16
-/** Deliveries started in one turn while hook requests are being answered. */
+/** Deliveries started in one turn while hooks are being answered. */
 export const HOOK_TURN_BUDGET = 1
+/** Deliveries in flight at most while hooks are being answered (FORWARD_CONCURRENCY if lower). */
+export const HOOK_CONCURRENCY = 16
 
 /** One delivery's result, for the metrics and the status. */
 export type DeliveryResult = 'delivered' | 'failed' | 'refused' | 'dead'
@@ -83,8 +87,8 @@ export interface DeliveryOptions {
   onResult?: (target: Target, result: DeliveryResult, ms: number) => void
   /** Jitter's source; Math.random by default. */
   random?: () => number
-  /** Hook requests being answered now (none when omitted): deliveries then start one per turn. */
-  hooksInFlight?: () => number
+  /** Whether hooks are being answered, or were a moment ago (never when omitted): deliveries then give way. */
+  hooksBusy?: () => boolean
 }
 
 export class Delivery implements ForwardDelivery {
@@ -218,8 +222,10 @@ export class Delivery implements ForwardDelivery {
 
   /** One turn: starts up to its budget of deliveries, and schedules the next turn if more are ready. */
   #starts (): void {
-    let budget = (this.#o.hooksInFlight?.() ?? 0) > 0 ? HOOK_TURN_BUDGET : TURN_BUDGET
-    while (this.#running && this.#inflight < this.#o.concurrency && this.#ready.size > 0 && budget-- > 0) {
+    const busy = this.#o.hooksBusy?.() === true
+    const limit = busy ? Math.min(this.#o.concurrency, HOOK_CONCURRENCY) : this.#o.concurrency
+    let budget = busy ? HOOK_TURN_BUDGET : TURN_BUDGET
+    while (this.#running && this.#inflight < limit && this.#ready.size > 0 && budget-- > 0) {
       const name = this.#ready.values().next().value as string
       this.#ready.delete(name)
       // Only #schedule makes a lane ready, and only an idle lane with a head: only its own delivery empties it.
@@ -242,7 +248,8 @@ export class Delivery implements ForwardDelivery {
         }
       })
     }
-    if (this.#inflight < this.#o.concurrency) this.#pump()
+    // Otherwise the next answer schedules the next turn.
+    if (this.#inflight < limit) this.#pump()
   }
 
   /** Reads the bodies of `lane`'s first waiting notifications, in one call with those the same turn wants. */
