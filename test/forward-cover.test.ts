@@ -1,4 +1,7 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import t from 'tap'
+import { Pool, type Dispatcher } from 'undici'
 import { loadConfig } from '../src/config.js'
 import { ConfigError } from '../src/errors.js'
 import { Codes } from '../src/errors.js'
@@ -73,6 +76,37 @@ t.test('a reply body over REPLY_LIMIT is cut: a verdict past the cut is no verdi
   platform.mode = { kind: 'body', status: 200, body: '' }
   t.match(await client.post('on_publish', '{}', 5000), { ok: true, status: 200, text: '' }, 'an empty body')
   t.equal(platform.of('on_publish').length, 4)
+})
+
+t.test('a request\'s bound is one timer cleared with the answer: none is left to fire, and the bound covers a body that stalls', async (t) => {
+  const platform = await PlatformServer.start()
+  t.teardown(() => platform.close())
+  // The client's own pool, seen through a dispatcher that keeps each request's signal.
+  const pool = new Pool(`http://127.0.0.1:${platform.port}`)
+  t.teardown(() => pool.close())
+  const signals: AbortSignal[] = []
+  const seen = { request: async (o: Dispatcher.RequestOptions) => { signals.push(o.signal as AbortSignal); return await pool.request(o) } } as unknown as Dispatcher
+  const client = new PlatformClient({ url: platform.url, headers: {}, dispatcher: seen })
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+  const before = timers()
+  const budget = 100
+  for (let i = 0; i < 20; i++) t.match(await client.post('on_stop', '{}', budget), { ok: true, status: 200 })
+  t.equal(timers(), before, 'no timer left once the answers are read')
+  // Past the bound of every request: a timer left running (AbortSignal.timeout's) would have aborted its signal by now.
+  await new Promise((resolve) => setTimeout(resolve, 3 * budget))
+  t.equal(signals.length, 20)
+  t.equal(signals.filter((s) => s.aborted).length, 0, 'no request\'s bound fired after its answer')
+
+  // Headers at once, then a body that never ends: the bound still holds.
+  const stalls = createServer((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.write('{"code"') })
+  await new Promise<void>((resolve) => stalls.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { stalls.closeAllConnections(); stalls.close() })
+  const stalled = new PlatformClient({ url: `http://127.0.0.1:${(stalls.address() as AddressInfo).port}/cb/{action}`, headers: {} })
+  t.teardown(() => stalled.close())
+  const a = await stalled.post('on_play', '{}', 300)
+  t.match(a, { ok: false, kind: 'timeout', message: 'no answer within 300 ms' })
+  t.ok(a.ms >= 290 && a.ms < 300 + 2000, `answered at its bound (${Math.round(a.ms)} ms)`)
+  t.equal(timers(), before, 'and its timer is gone too')
 })
 
 t.test('a decision hook whose platform answers a huge body: no verdict, FORWARD_FAIL_MODE decides, in time', async (t) => {

@@ -15,7 +15,7 @@ t.test('defaults: nothing forwarded, 3 s, fail closed, 24 h, 500,000 rows, 60 s 
   t.equal(durationMs(c.FORWARD_MAX_AGE), 86_400_000)
   t.equal(c.FORWARD_OUTBOX_MAX, 500_000)
   t.equal(c.FORWARD_RETRY_MAX_MS, 60_000)
-  t.equal(c.FORWARD_CONCURRENCY, 32)
+  t.equal(c.FORWARD_CONCURRENCY, 128)
 })
 
 t.test('FORWARD_HEADERS: Name: value lines or a JSON object of strings, names lower-cased', async (t) => {

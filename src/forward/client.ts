@@ -53,11 +53,21 @@ export class PlatformClient {
     this.#pool = opts.dispatcher ?? new Pool(this.#origin, { connections: opts.connections ?? 64, keepAliveTimeout: 4000, connectTimeout: 2000 })
   }
 
-  /** POSTs `body` (a hook's JSON, unchanged) for `action`, within `budgetMs`; never throws. */
+  /**
+   * POSTs `body` (a hook's JSON, unchanged) for `action`, within `budgetMs`; never throws. The
+   * bound covers the whole exchange, the reply's body included (undici's headersTimeout and
+   * bodyTimeout would each bound one phase, or one wait between chunks): one timer, cleared once
+   * the answer is read. (AbortSignal.timeout would leave a timer per request running for
+   * `budgetMs`, to fire answered or not, and build an exception each time.)
+   */
   async post (action: string, body: string, budgetMs: number, extra: Record<string, string> = {}): Promise<PlatformAnswer> {
     const started = performance.now()
     const ms = (): number => performance.now() - started
     if (budgetMs <= 0) return { ok: false, kind: 'timeout', message: 'no time left to ask the platform', ms: 0 }
+    const abort = new AbortController()
+    let late = false
+    const timer = setTimeout(() => { late = true; abort.abort() }, budgetMs)
+    let answer: PlatformAnswer
     try {
       const res = await this.#pool.request({
         origin: this.#origin,
@@ -65,17 +75,18 @@ export class PlatformClient {
         method: 'POST',
         headers: { ...this.#headers, ...extra, 'content-type': 'application/json' },
         body,
-        headersTimeout: budgetMs,
-        bodyTimeout: budgetMs,
-        signal: AbortSignal.timeout(budgetMs)
+        signal: abort.signal
       })
       const text = await readCapped(res.body, REPLY_LIMIT)
-      return { ok: true, status: res.statusCode, text, ms: ms() }
+      answer = { ok: true, status: res.statusCode, text, ms: ms() }
     } catch (err) {
-      const e = err as Error & { code?: string, name: string }
-      const timeout = e.name === 'TimeoutError' || e.name === 'AbortError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT'
-      return { ok: false, kind: timeout ? 'timeout' : 'unreachable', message: timeout ? `no answer within ${budgetMs} ms` : (e.code ?? e.message), ms: ms() }
+      const e = err as Error & { code?: string }
+      answer = late
+        ? { ok: false, kind: 'timeout', message: `no answer within ${budgetMs} ms`, ms: ms() }
+        : { ok: false, kind: 'unreachable', message: e.code ?? e.message, ms: ms() }
     }
+    clearTimeout(timer)
+    return answer
   }
 
   async close (): Promise<void> {

@@ -12,12 +12,32 @@ import { verdictOf } from './verdict.js'
  *
  * What waits is kept in memory as sequence numbers per lane (the bodies stay on disk and are read
  * a few at a time), so a backlog of millions costs tens of MB, not its bodies.
+ *
+ * Hooks come first. The delivery runs on the event loop that answers hooks: were each answer from
+ * the platform to start the next delivery at once, a drain (a backlog, the platform answering in
+ * 1 ms) would keep FORWARD_CONCURRENCY deliveries going out as fast as answers come back, spend
+ * the process's CPU on them, and hooks arriving meanwhile would queue behind (p99 788 ms against
+ * 78 ms without a backlog, in the bench). So deliveries start only in turns of their own: a
+ * setImmediate, which runs after the turn's I/O callbacks (the hook requests that arrived, the
+ * SQLite worker's answers, replies being written), starts at most TURN_BUDGET of them, and the
+ * next turn comes after the next round of I/O. While hooks are being answered, or were a moment
+ * ago (`hooksBusy`), a turn starts HOOK_TURN_BUDGET only and no more than HOOK_CONCURRENCY are in
+ * flight: the drain goes on, slower (HOOK_CONCURRENCY over the platform's answer time, which grows
+ * as the CPU gets scarce), and a hook waits for a few deliveries at most, not for rounds of them.
+ * The bodies a turn needs are read in one call to the outbox, and the delivered rows are removed
+ * in one call per turn.
  */
 
 /** The first retry's delay; each further one doubles it, up to retryMaxMs. */
 const FIRST_RETRY_MS = 250
 /** Notifications of a lane read from the file at once. */
 const PREFETCH = 16
+/** Deliveries started in one turn of the event loop when no hook waits. */
+export const TURN_BUDGET = 16
+/** Deliveries started in one turn while hooks are being answered. */
+export const HOOK_TURN_BUDGET = 1
+/** Deliveries in flight at most while hooks are being answered (FORWARD_CONCURRENCY if lower). */
+export const HOOK_CONCURRENCY = 16
 
 /** One delivery's result, for the metrics and the status. */
 export type DeliveryResult = 'delivered' | 'failed' | 'refused' | 'dead'
@@ -67,6 +87,8 @@ export interface DeliveryOptions {
   onResult?: (target: Target, result: DeliveryResult, ms: number) => void
   /** Jitter's source; Math.random by default. */
   random?: () => number
+  /** Whether hooks are being answered, or were a moment ago (never when omitted): deliveries then give way. */
+  hooksBusy?: () => boolean
 }
 
 export class Delivery implements ForwardDelivery {
@@ -77,6 +99,14 @@ export class Delivery implements ForwardDelivery {
   #inflight = 0
   #waiting = 0
   #running = false
+  /** A turn of deliveries is scheduled. */
+  #turn: NodeJS.Immediate | undefined
+  /** Bodies wanted by this turn's deliveries (by seq, their lanes), read in one call; and its result. */
+  #wanted = new Map<number, Lane>()
+  #reading: Promise<void> | undefined
+  /** Rows delivered since the last removal, removed in one call; and that call, scheduled. */
+  #delivered: number[] = []
+  #removal: NodeJS.Immediate | undefined
   readonly #idle = new Set<() => void>()
   /** The last failure per target, for the operator. */
   readonly lastError: Partial<Record<Target, { at: number, error: string, action: string }>> = {}
@@ -144,9 +174,13 @@ export class Delivery implements ForwardDelivery {
   /** Stops starting deliveries and waits for those under way (each is bounded by timeoutMs). */
   async stop (): Promise<void> {
     this.#running = false
+    clearImmediate(this.#turn)
+    this.#turn = undefined
     for (const lane of this.#lanes.values()) clearTimeout(lane.timer)
-    if (this.#inflight === 0) return
-    await new Promise<void>((resolve) => this.#idle.add(resolve))
+    if (this.#inflight > 0) await new Promise<void>((resolve) => this.#idle.add(resolve))
+    // What was delivered leaves the outbox before it closes.
+    clearImmediate(this.#removal)
+    await this.#removeDelivered()
   }
 
   #push (w: Waiting): void {
@@ -177,8 +211,21 @@ export class Delivery implements ForwardDelivery {
     }, wait)
   }
 
+  /** Schedules a turn of deliveries (one at a time), after the I/O callbacks already due. */
   #pump (): void {
-    while (this.#running && this.#inflight < this.#o.concurrency && this.#ready.size > 0) {
+    if (this.#turn !== undefined || !this.#running || this.#ready.size === 0) return
+    this.#turn = setImmediate(() => {
+      this.#turn = undefined
+      this.#starts()
+    })
+  }
+
+  /** One turn: starts up to its budget of deliveries, and schedules the next turn if more are ready. */
+  #starts (): void {
+    const busy = this.#o.hooksBusy?.() === true
+    const limit = busy ? Math.min(this.#o.concurrency, HOOK_CONCURRENCY) : this.#o.concurrency
+    let budget = busy ? HOOK_TURN_BUDGET : TURN_BUDGET
+    while (this.#running && this.#inflight < limit && this.#ready.size > 0 && budget-- > 0) {
       const name = this.#ready.values().next().value as string
       this.#ready.delete(name)
       // Only #schedule makes a lane ready, and only an idle lane with a head: only its own delivery empties it.
@@ -201,14 +248,44 @@ export class Delivery implements ForwardDelivery {
         }
       })
     }
+    // Otherwise the next answer schedules the next turn.
+    if (this.#inflight < limit) this.#pump()
+  }
+
+  /** Reads the bodies of `lane`'s first waiting notifications, in one call with those the same turn wants. */
+  async #read (lane: Lane): Promise<void> {
+    for (const w of lane.waiting.slice(0, PREFETCH)) this.#wanted.set(w.seq, lane)
+    this.#reading ??= Promise.resolve().then(async () => {
+      const wanted = this.#wanted
+      this.#wanted = new Map()
+      this.#reading = undefined
+      for (const r of await this.#o.outbox.get([...wanted.keys()])) wanted.get(r.seq)!.loaded.set(r.seq, r)
+    })
+    await this.#reading
+  }
+
+  /** Removes a delivered row from the outbox, in one call with the others delivered in the same turn. */
+  #remove (seq: number): void {
+    this.#delivered.push(seq)
+    this.#removal ??= setImmediate(() => { void this.#removeDelivered() })
+  }
+
+  async #removeDelivered (): Promise<void> {
+    this.#removal = undefined
+    const seqs = this.#delivered
+    if (seqs.length === 0) return
+    this.#delivered = []
+    // Not awaited by the deliveries: the next of a lane may go at once. Lost by a crash, they are delivered again, with their keys.
+    await this.#o.outbox.done(seqs).catch((err: unknown) => {
+      this.#o.log.warn({ err: (err as Error).message, seqs: seqs.length }, 'forwarding: delivered notifications could not be removed from the outbox; they will be delivered again')
+    })
   }
 
   async #deliver (name: string, lane: Lane): Promise<void> {
     const head = lane.waiting[0]!
     let n = lane.loaded.get(head.seq)
     if (n === undefined) {
-      const rows = await this.#o.outbox.get(lane.waiting.slice(0, PREFETCH).map((w) => w.seq))
-      for (const r of rows) lane.loaded.set(r.seq, r)
+      await this.#read(lane)
       n = lane.loaded.get(head.seq)
       // Gone from the file (delivered by a process that shared it, or deleted): skipped.
       if (n === undefined) return this.#next(name, lane)
@@ -230,10 +307,7 @@ export class Delivery implements ForwardDelivery {
     const verdict = verdictOf(n.target, answer)
     if (verdict.kind === 'allow') {
       this.#o.onResult?.(n.target, 'delivered', answer.ms)
-      // Not awaited: the next of the lane may go at once. Lost by a crash, it is delivered again, with its key.
-      void this.#o.outbox.done([head.seq]).catch((err: unknown) => {
-        this.#o.log.warn({ err: (err as Error).message, seq: head.seq }, 'forwarding: a delivered notification could not be removed from the outbox; it will be delivered again')
-      })
+      this.#remove(head.seq)
       return this.#next(name, lane)
     }
     const error = verdict.kind === 'refuse' ? `refused: ${verdict.msg}` : verdict.msg

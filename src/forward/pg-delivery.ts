@@ -4,7 +4,7 @@ import type { Config } from '../config.js'
 import type { Log } from '../logger.js'
 import { bounded, checkDatabaseUrl } from '../recordings/database.js'
 import type { PlatformClient, Target } from './client.js'
-import { backoffMs, type DeliveryResult, type ForwardDelivery } from './delivery.js'
+import { backoffMs, HOOK_CONCURRENCY, type DeliveryResult, type ForwardDelivery } from './delivery.js'
 import type { Notice } from './outbox.js'
 import { PgOutbox } from './pg-outbox.js'
 import { verdictOf } from './verdict.js'
@@ -19,7 +19,8 @@ import { verdictOf } from './verdict.js'
  * it twice, with the same Idempotency-Key.
  *
  * Wake-ups: a poll every `pollMs` (other replicas' rows, retries that fall due), and at once after
- * this replica's own additions and deliveries.
+ * this replica's own additions and deliveries. While hooks are being answered (`hooksBusy`), this
+ * replica claims no more than HOOK_CONCURRENCY rows in flight, as Delivery does (delivery.ts).
  */
 
 /** How often each replica looks for rows to claim. */
@@ -83,6 +84,8 @@ export interface PgDeliveryOptions {
   startBoundMs: number
   now: () => number
   log: Log
+  /** Whether hooks are being answered, or were a moment ago: fewer deliveries are in flight then. */
+  hooksBusy: () => boolean
   onResult?: (target: Target, result: DeliveryResult, ms: number) => void
   random?: () => number
 }
@@ -185,7 +188,7 @@ export class PgDelivery implements ForwardDelivery {
         this.#statsAt = now
         await o.outbox.refresh()
       }
-      const room = o.concurrency - this.#inflight
+      const room = (o.hooksBusy() ? Math.min(o.concurrency, HOOK_CONCURRENCY) : o.concurrency) - this.#inflight
       if (room <= 0) return
       const rows = await o.outbox.claim(this.replica, now, o.leaseMs, room)
       if (this.#failure !== null) o.log.info({ database: o.outbox.where }, 'forwarding: the shared queue answers again')

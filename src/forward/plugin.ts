@@ -32,6 +32,10 @@ export interface ForwardPluginOptions {
 
 /** The outbox holding this share of FORWARD_OUTBOX_MAX makes /readyz fail: long before notifications are refused. */
 export const READY_SHARE = 0.5
+/** How long after the last hook was answered deliveries still give way to hooks (the next is likely near). */
+const HOOKS_QUIET_MS = 100
+/** Connections to the platform beyond FORWARD_CONCURRENCY, for decision hooks. */
+const DECISION_CONNECTIONS = 64
 
 /**
  * Forwarding of hooks to the platform (FORWARD_URL, FORWARD_ZLM_URL): the service the callback
@@ -46,9 +50,24 @@ export default fp<ForwardPluginOptions>(async (app, { config, now }) => {
   }
   const log = app.log.child({ component: 'forward' })
   const headers = headersOf(config.FORWARD_HEADERS)!
+  // A connection for each delivery and DECISION_CONNECTIONS more: a decision hook never waits for a drain's deliveries.
+  const connections = config.FORWARD_CONCURRENCY + DECISION_CONNECTIONS
   const clients: Partial<Record<Target, PlatformClient>> = {}
-  if (config.FORWARD_URL !== undefined) clients.srs = new PlatformClient({ url: config.FORWARD_URL, headers })
-  if (config.FORWARD_ZLM_URL !== undefined) clients.zlm = new PlatformClient({ url: config.FORWARD_ZLM_URL, headers })
+  if (config.FORWARD_URL !== undefined) clients.srs = new PlatformClient({ url: config.FORWARD_URL, headers, connections })
+  if (config.FORWARD_ZLM_URL !== undefined) clients.zlm = new PlatformClient({ url: config.FORWARD_ZLM_URL, headers, connections })
+  // Requests being answered (hooks, mostly), and when the last one was: while there are any, and
+  // for HOOKS_QUIET_MS after, deliveries give way to them (delivery.ts).
+  let answering = 0
+  let answeredAt = -Infinity
+  app.addHook('onRequest', (_req, reply, done) => {
+    answering++
+    // 'close' comes once per response, sent or cut off.
+    reply.raw.once('close', () => {
+      answering--
+      answeredAt = performance.now()
+    })
+    done()
+  })
   const shared = config.DATABASE_URL === undefined ? undefined : await import('./pg-delivery.js')
 
   const registers = [app.metrics.registry]
@@ -86,6 +105,7 @@ export default fp<ForwardPluginOptions>(async (app, { config, now }) => {
     retryMaxMs: config.FORWARD_RETRY_MAX_MS,
     now,
     log,
+    hooksBusy: () => answering > 0 || performance.now() - answeredAt < HOOKS_QUIET_MS,
     onResult: (target: Target, result: DeliveryResult, ms: number) => {
       deliveries.inc({ target, result })
       if (result !== 'dead') latency.observe({ target, kind: 'notification' }, ms / 1000)

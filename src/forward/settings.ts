@@ -42,8 +42,8 @@ export const ForwardSettings = {
   FORWARD_OUTBOX_MAX: Type.Integer({ default: 500_000, minimum: 10, maximum: 100_000_000 }),
   /** The longest wait between two attempts of one notification. */
   FORWARD_RETRY_MAX_MS: Millis(60_000, 10),
-  /** Streams whose notifications are delivered at once (each stream's in order). */
-  FORWARD_CONCURRENCY: Type.Integer({ default: 32, minimum: 1, maximum: 1024 })
+  /** Streams whose notifications are delivered at once (each stream's in order): a drain's rate is about this over the platform's answer time. */
+  FORWARD_CONCURRENCY: Type.Integer({ default: 128, minimum: 1, maximum: 1024 })
 }
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
